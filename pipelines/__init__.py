@@ -1,0 +1,1 @@
+"""Prefect flows for orderguard: thin wiring over plain functions in orderguard."""

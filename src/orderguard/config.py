@@ -1,0 +1,44 @@
+"""Paths and defaults in one place (cookiecutter-data-science style)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_root() -> Path:
+    """The orderguard checkout: $ORDERGUARD_ROOT, else the nearest parent of the working
+    directory holding this project's pyproject.toml, else the working directory."""
+    env = os.environ.get("ORDERGUARD_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and 'name = "orderguard"' in pyproject.read_text(errors="ignore"):
+            return folder
+    return here
+
+
+def data_dir() -> Path:
+    return project_root() / "data"
+
+
+def models_dir() -> Path:
+    return project_root() / "models"
+
+
+def default_db_path() -> Path:
+    return data_dir() / "warehouse.duckdb"
+
+
+def prefect_home() -> Path:
+    return data_dir() / "prefect"
+
+
+# DuckDB resources are set explicitly so a nightly scan never fights the machine.
+DUCKDB_MEMORY_LIMIT = os.environ.get("ORDERGUARD_DUCKDB_MEMORY", "8GB")
+DUCKDB_THREADS = int(os.environ.get("ORDERGUARD_DUCKDB_THREADS", str(os.cpu_count() or 2)))
+
+# All timestamps are stored as naive Asia/Shanghai wall-clock time.
+TIMEZONE = "Asia/Shanghai"

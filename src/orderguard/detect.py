@@ -1,0 +1,239 @@
+"""intermediate -> rings and scores: the graph stage and the scoring stage.
+
+Both read the intermediate tables and write small result tables back:
+intermediate.rings / ring_members / ring_orders, intermediate.account_scores,
+intermediate.order_scores.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from orderguard import graphs, scoring, warehouse
+from orderguard.rules import RuleSet, rule_hits
+
+log = logging.getLogger(__name__)
+
+RING_FLAGS = {kind: f"ring_{kind}" for kind in graphs.RING_KINDS}
+
+
+def _ring_orders(con: duckdb.DuckDBPyConnection, rings: list[graphs.Ring]) -> pl.DataFrame:
+    """grain: one row per (ring_id, order_id): the orders each ring is responsible for."""
+    members = ring_member_frame(rings)
+    orders = warehouse.query(
+        con, "select order_id, buyer_id, shop_id from intermediate.order_keys"
+    )
+    parts = []
+    by_kind = members.join(
+        pl.DataFrame(
+            {
+                "ring_id": [r.ring_id for r in rings],
+                "ring_shops": [list(r.shops) for r in rings],
+                "owner": [r.meta.get("owner") for r in rings],
+            },
+            schema={"ring_id": pl.String, "ring_shops": pl.List(pl.String), "owner": pl.String},
+        ),
+        on="ring_id",
+        how="left",
+    )
+    person_rings = by_kind.filter(pl.col("kind") != "fake_shipping")
+    joined = orders.join(person_rings, left_on="buyer_id", right_on="account_id")
+    joined = joined.filter(
+        # an owner's own shopping is not the ring's doing; a flood only counts at its shop
+        (pl.col("owner").is_null() | (pl.col("buyer_id") != pl.col("owner")))
+        & ((pl.col("kind") != "malicious") | pl.col("ring_shops").list.contains(pl.col("shop_id")))
+    )
+    parts.append(joined.select("ring_id", "kind", "order_id"))
+    shipping = [
+        (r.ring_id, r.kind, o) for r in rings if r.kind == "fake_shipping" for o in r.meta["orders"]
+    ]
+    if shipping:
+        parts.append(pl.DataFrame(shipping, schema=["ring_id", "kind", "order_id"], orient="row"))
+    return pl.concat(parts).unique(maintain_order=True).sort(["ring_id", "order_id"])
+
+
+def ring_member_frame(rings: list[graphs.Ring]) -> pl.DataFrame:
+    """grain: one row per (ring_id, account_id)."""
+    rows = [
+        (r.ring_id, r.kind, m, "owner" if r.meta.get("owner") == m else "member")
+        for r in rings
+        if r.kind != "fake_shipping"
+        for m in r.members
+    ]
+    return pl.DataFrame(rows, schema=["ring_id", "kind", "account_id", "role"], orient="row")
+
+
+def ring_frame(rings: list[graphs.Ring]) -> pl.DataFrame:
+    """grain: one row per ring_id."""
+    return pl.DataFrame(
+        {
+            "ring_id": [r.ring_id for r in rings],
+            "kind": [r.kind for r in rings],
+            "size": [len(r.members) for r in rings],
+            "members": [";".join(r.members) for r in rings],
+            "strength": [round(r.strength, 6) for r in rings],
+            "evidence": [r.evidence for r in rings],
+            "shops": [";".join(r.shops) for r in rings],
+            "products": [";".join(r.products) for r in rings],
+        },
+        schema={
+            "ring_id": pl.String, "kind": pl.String, "size": pl.Int64, "members": pl.String,
+            "strength": pl.Float64, "evidence": pl.String, "shops": pl.String, "products": pl.String,
+        },
+    )
+
+
+def run_graph_stage(con: duckdb.DuckDBPyConnection, settings: graphs.GraphSettings) -> dict:
+    rings = graphs.detect_rings(con, settings)
+    warehouse.write_frame(con, "intermediate", "rings", ring_frame(rings))
+    warehouse.write_frame(con, "intermediate", "ring_members", ring_member_frame(rings))
+    warehouse.write_frame(con, "intermediate", "ring_orders", _ring_orders(con, rings))
+    by_kind: dict[str, int] = {}
+    for r in rings:
+        by_kind[r.kind] = by_kind.get(r.kind, 0) + 1
+    return {"rings": len(rings), "by_kind": by_kind}
+
+
+@dataclass
+class ScoreResult:
+    model_path: str
+    model_action: str
+    flag_threshold: float
+    high_threshold: float
+    threshold_source: str
+    review_budget: int | None
+    scored: int
+    flagged: int
+
+
+def _account_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """grain: one row per account_id, with graph context for the forest."""
+    return warehouse.query(
+        con,
+        """
+        select a.*, coalesce(t.referral_depth, 0) as referral_depth,
+               coalesce(t.downline_size, 0) as downline_size,
+               coalesce(r.ring_size, 0) as ring_size, coalesce(r.ring_strength, 0) as ring_strength
+        from intermediate.account_features a
+        left join intermediate.referral_tree t using (account_id)
+        left join (
+            select m.account_id, max(g.size) as ring_size, max(g.strength) as ring_strength
+            from intermediate.ring_members m join intermediate.rings g using (ring_id)
+            group by 1
+        ) r using (account_id)
+        order by a.account_id
+        """,
+    )
+
+
+def run_scoring_stage(
+    con: duckdb.DuckDBPyConnection,
+    ruleset: RuleSet,
+    models_dir: Path,
+    seed: int,
+    review_budget: int | None = None,
+    supervised: pl.DataFrame | None = None,
+) -> ScoreResult:
+    cfg = ruleset.scoring
+    accounts = _account_frame(con)
+    window = warehouse.query(
+        con, "select min(created_at) as start, max(created_at) as end from staging.orders"
+    ).row(0, named=True)
+    model = scoring.load_or_train_forest(
+        accounts, models_dir, seed, {"training_window": window, "trained_on_accounts": accounts.height}
+    )
+    anomaly = model.forest.score_samples(accounts)
+    account_scores = accounts.select("account_id").with_columns(
+        pl.Series("forest_anomaly", anomaly),
+        pl.Series(
+            "forest_points",
+            scoring.forest_points(anomaly, cfg.get("forest_max_points", 1.0), cfg.get("forest_top_share", 0.02)),
+        ),
+    )
+    features = warehouse.query(con, "select * from intermediate.order_features order by order_id")
+    ring_orders = warehouse.query(con, "select * from intermediate.ring_orders")
+    ring_flags = (
+        ring_orders.with_columns(pl.lit(True).alias("hit"))
+        .pivot(on="kind", index="order_id", values="hit", aggregate_function="first")
+        if ring_orders.height
+        else pl.DataFrame(schema={"order_id": pl.String})
+    )
+    for kind, flag in RING_FLAGS.items():
+        if kind in ring_flags.columns:
+            ring_flags = ring_flags.rename({kind: flag})
+        else:
+            ring_flags = ring_flags.with_columns(pl.lit(None, pl.Boolean).alias(flag))
+    primary_ring = (
+        ring_orders.join(warehouse.query(con, "select ring_id, strength from intermediate.rings"), on="ring_id")
+        .sort(["order_id", "strength", "ring_id"], descending=[False, True, False])
+        .group_by("order_id", maintain_order=True)
+        .first()
+        .select("order_id", "ring_id", pl.col("kind").alias("ring_kind"))
+    )
+    features = (
+        features.join(ring_flags, on="order_id", how="left")
+        .with_columns([pl.col(f).fill_null(False) for f in RING_FLAGS.values()])
+        .join(account_scores, left_on="buyer_id", right_on="account_id", how="left")
+        .with_columns(pl.col("forest_points").fill_null(0.0))
+    )
+    if supervised is not None:
+        features = features.join(supervised, on="order_id", how="left")
+    if "supervised_points" not in features.columns:
+        features = features.with_columns(pl.lit(0.0).alias("supervised_points"))
+    features = features.with_columns(pl.col("supervised_points").fill_null(0.0))
+    hits = rule_hits(features, ruleset)
+    points = hits["rule_points"] + features["forest_points"] + features["supervised_points"]
+    scored = features.select("order_id", "shop_id", "buyer_id", "created_at", "amount").with_columns(
+        pl.Series("rule_points", hits["rule_points"]),
+        features["forest_points"],
+        features["supervised_points"],
+        pl.Series("points", points),
+        pl.Series("reason_codes", hits["reason_codes"]),
+    )
+    scored = scored.with_columns(scoring.combine(pl.col("points"), cfg.get("scale", 2.5)).round(6).alias("score"))
+    flag, high = float(cfg.get("flag_threshold", 0.6)), float(cfg.get("high_threshold", 0.8))
+    source = "rules.toml thresholds"
+    if review_budget:
+        # support reviews `review_budget` orders a day: flag the top K of each day at most
+        rank = pl.col("score").rank("ordinal", descending=True).over(pl.col("created_at").dt.date())
+        scored = scored.with_columns((rank <= review_budget).alias("in_budget"))
+        source = f"review budget of {review_budget} orders per day with rules.toml thresholds"
+    else:
+        scored = scored.with_columns(pl.lit(True).alias("in_budget"))
+    scored = scored.with_columns(
+        pl.when(pl.col("in_budget")).then(scoring.risk_level(pl.col("score"), flag, high))
+        .otherwise(pl.when(pl.col("score") >= flag).then(pl.lit("low")).otherwise(pl.lit("low")))
+        .alias("risk_level")
+    )
+    # every flagged order names at least one reason: the forest's, when no rule fired
+    scored = scored.with_columns(
+        pl.when((pl.col("reason_codes").list.len() == 0) & (pl.col("forest_points") > 0))
+        .then(pl.lit(["FOREST_ANOMALY"]))
+        .otherwise(pl.col("reason_codes"))
+        .alias("reason_codes")
+    )
+    scored = scored.join(primary_ring, on="order_id", how="left").sort("order_id")
+    warehouse.write_frame(con, "intermediate", "order_scores", scored.drop("in_budget"))
+    warehouse.write_frame(con, "intermediate", "account_scores", account_scores)
+    flagged = int(scored.filter(pl.col("risk_level") != "low").height)
+    log.info("scored %d orders, %d flagged (%s)", scored.height, flagged, model.action)
+    return ScoreResult(
+        model_path=str(model.path),
+        model_action=model.action,
+        flag_threshold=flag,
+        high_threshold=high,
+        threshold_source=source,
+        review_budget=review_budget,
+        scored=scored.height,
+        flagged=flagged,
+    )
+
+
+def anomaly_summary(values: np.ndarray) -> dict:
+    return {q: float(np.quantile(values, q)) for q in (0.5, 0.9, 0.99)} if len(values) else {}

@@ -1,0 +1,190 @@
+"""Detection quality against labels: what a risk lead asks before trusting the scores.
+
+Reads a scan's published files and a labels folder (from `orderguard generate`, or any
+folder with the same label files) and measures: average precision and ROC-AUC over all
+orders, precision/recall at a review budget K, recall per fraud kind, account precision and
+recall, ring recall and purity, honest crowds flagged, commission flagged before it settles,
+and ablations (rules without graph, + graph, + forest, + supervised).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from orderguard.rules import load_rules
+from orderguard.scoring import combine
+
+ABLATIONS = ("rules_only", "rules_graph", "rules_graph_forest", "full")
+
+
+def _safe(metric, y, s) -> float | None:
+    y = np.asarray(y)
+    if y.min() == y.max():
+        return None
+    return round(float(metric(y, s)), 4)
+
+
+def ranking_metrics(y: np.ndarray, score: np.ndarray, k: int) -> dict:
+    order = np.lexsort((np.arange(len(score)), -score))
+    top = y[order[:k]]
+    positives = int(y.sum())
+    return {
+        "average_precision": _safe(average_precision_score, y, score),
+        "roc_auc": _safe(roc_auc_score, y, score),
+        "k": k,
+        "precision_at_k": round(float(top.mean()), 4) if k else None,
+        "recall_at_k": round(float(top.sum() / positives), 4) if positives else None,
+    }
+
+
+def ablation_scores(scores: pl.DataFrame, rules_path: str | None = None) -> dict[str, np.ndarray]:
+    """Recompute each order's score from its parts: ring (graph) rules, other rules, forest,
+    supervised model."""
+    ruleset = load_rules(rules_path)
+    scale = ruleset.scoring.get("scale", 2.5)
+    graph_codes = {c for c, r in ruleset.rules.items() if r.family == "ring"}
+    points = {c: r.points for c, r in ruleset.rules.items()}
+    parts = scores.select(
+        pl.col("reason_codes").list.eval(
+            pl.when(pl.element().is_in(list(graph_codes))).then(0.0)
+            .otherwise(pl.element().replace_strict(points, default=0.0))
+        ).list.sum().alias("plain"),
+        pl.col("reason_codes").list.eval(
+            pl.when(pl.element().is_in(list(graph_codes)))
+            .then(pl.element().replace_strict(points, default=0.0)).otherwise(0.0)
+        ).list.sum().alias("graph"),
+        pl.col("forest_points").fill_null(0.0),
+        pl.col("supervised_points").fill_null(0.0),
+    )
+    plain, graph = parts["plain"], parts["graph"]
+    forest, sup = parts["forest_points"], parts["supervised_points"]
+    totals = {
+        "rules_only": plain,
+        "rules_graph": plain + graph,
+        "rules_graph_forest": plain + graph + forest,
+        "full": plain + graph + forest + sup,
+    }
+    return {
+        name: pl.select(combine(pl.lit(series), scale)).to_series().to_numpy()
+        for name, series in totals.items()
+    }
+
+
+def ring_quality(reported: pl.DataFrame, true_rings: pl.DataFrame, fraud_ids: set[str]) -> dict:
+    """A true ring is found when >= half its members sit in one reported ring; purity is the
+    share of a reported ring's members that are fraudulent."""
+    rep_sets = [set(m.split(";")) for m in reported["members"].to_list()] if reported.height else []
+    found, found_honest_looking, n_honest_looking = 0, 0, 0
+    per_kind: dict[str, list[int]] = {}
+    for row in true_rings.iter_rows(named=True):
+        members = set(str(row["members"]).split(";"))
+        hit = any(len(members & r) >= 0.5 * len(members) for r in rep_sets)
+        found += hit
+        per_kind.setdefault(row["kind"], [0, 0])
+        per_kind[row["kind"]][0] += hit
+        per_kind[row["kind"]][1] += 1
+        if int(row.get("looks_honest") or 0):
+            n_honest_looking += 1
+            found_honest_looking += hit
+    purities = [len(r & fraud_ids) / len(r) for r in rep_sets if r]
+    return {
+        "true_rings": true_rings.height,
+        "ring_recall": round(found / true_rings.height, 4) if true_rings.height else None,
+        "ring_recall_looks_honest": (
+            round(found_honest_looking / n_honest_looking, 4) if n_honest_looking else None
+        ),
+        "ring_recall_by_kind": {k: round(v[0] / v[1], 4) for k, v in sorted(per_kind.items())},
+        "reported_rings": len(rep_sets),
+        "mean_ring_purity": round(float(np.mean(purities)), 4) if purities else None,
+    }
+
+
+def evaluate_outputs(scan_out: Path, labels_dir: Path, budget: int | None = None) -> dict:
+    scores = pl.read_parquet(scan_out / "order_scores.parquet")
+    run = json.loads((scan_out / "run.json").read_text("utf-8"))
+    order_labels = pl.read_csv(labels_dir / "orders.csv", infer_schema=False).with_columns(
+        pl.col("is_fraud").cast(pl.Int8)
+    )
+    account_labels = pl.read_csv(labels_dir / "accounts.csv", infer_schema=False).with_columns(
+        pl.col("is_fraud").cast(pl.Int8)
+    )
+    ring_labels = pl.read_csv(labels_dir / "rings.csv", infer_schema=False)
+    joined = scores.join(order_labels, on="order_id", how="inner").sort("order_id")
+    y = joined["is_fraud"].to_numpy()
+    k = budget or int(y.sum())
+    flagged = joined["risk_level"] != "low"
+    result: dict = {"orders": joined.height, "fake_orders": int(y.sum())}
+    result["order"] = ranking_metrics(y, joined["score"].to_numpy(), k)
+    tp = int((flagged & (joined["is_fraud"] == 1)).sum())
+    result["order"]["flagged"] = int(flagged.sum())
+    result["order"]["flagged_precision"] = round(tp / max(int(flagged.sum()), 1), 4)
+    result["order"]["flagged_recall"] = round(tp / max(int(y.sum()), 1), 4)
+    honest = joined.filter(pl.col("is_fraud") == 0)
+    result["order"]["honest_flagged_per_10k"] = round(
+        10_000 * int((honest["risk_level"] != "low").sum()) / max(honest.height, 1), 2
+    )
+    result["recall_by_kind"] = {
+        kind: round(float((g["risk_level"] != "low").mean()), 4)
+        for (kind,), g in joined.filter(pl.col("is_fraud") == 1).group_by(["kind"], maintain_order=True)
+    }
+    result["recall_by_kind"] = dict(sorted(result["recall_by_kind"].items()))
+
+    # accounts: flagged_accounts.csv against account labels
+    flagged_accounts = pl.read_csv(scan_out / "flagged_accounts.csv", infer_schema=False)
+    flagged_ids = set(flagged_accounts["account_id"].to_list())
+    fraud_ids = set(account_labels.filter(pl.col("is_fraud") == 1)["account_id"].to_list())
+    person_fraud = fraud_ids  # fake-shipping buyers are honest; their shop is not an account
+    hits = len(flagged_ids & person_fraud)
+    result["account"] = {
+        "flagged": len(flagged_ids),
+        "precision": round(hits / max(len(flagged_ids), 1), 4),
+        "recall": round(hits / max(len(person_fraud), 1), 4),
+    }
+    crowds = account_labels.filter(pl.col("is_fraud") == 0)
+    ring_members = set()
+    rings = pl.read_csv(scan_out / "rings.csv", infer_schema=False)
+    for m in rings["members"].to_list():
+        ring_members.update(m.split(";"))
+    result["honest_crowds"] = {
+        crowd: {
+            "accounts": g.height,
+            "flagged_share": round(sum(a in flagged_ids for a in g["account_id"]) / g.height, 5),
+            "in_ring_share": round(sum(a in ring_members for a in g["account_id"]) / g.height, 5),
+        }
+        for (crowd,), g in crowds.group_by(["crowd"], maintain_order=True)
+        if crowd
+    }
+    result["honest_crowds"] = dict(sorted(result["honest_crowds"].items()))
+    shops = set(ring_labels.filter(pl.col("kind") == "fake_shipping")["members"].to_list())
+    result["rings"] = ring_quality(rings, ring_labels, fraud_ids | shops)
+    result["commission"] = commission_flagged_before_settling(joined, Path(run["input_dir"]))
+    result["ablations"] = {
+        name: ranking_metrics(y, s, k) for name, s in ablation_scores(joined).items()
+    }
+    return result
+
+
+def commission_flagged_before_settling(joined: pl.DataFrame, input_dir: Path) -> dict | None:
+    """Of the commission on self-referral orders that had not settled at scan time, the share
+    whose order was flagged (so support can freeze it before it is paid)."""
+    files = list(input_dir.glob("commissions.*"))
+    if not files:
+        return None
+    path = files[0]
+    commissions = (
+        pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema=False)
+    ).with_columns(pl.col("amount").cast(pl.Float64, strict=False))
+    selfref = joined.filter(pl.col("kind") == "self_referral").select("order_id", "risk_level")
+    pending = commissions.filter(pl.col("status") == "pending").join(selfref, on="order_id")
+    total = float(pending["amount"].sum() or 0)
+    caught = float(pending.filter(pl.col("risk_level") != "low")["amount"].sum() or 0)
+    return {
+        "self_referral_pending_commission": round(total, 2),
+        "flagged_before_settling": round(caught, 2),
+        "share": round(caught / total, 4) if total else None,
+    }

@@ -1,0 +1,357 @@
+"""Who is behind the accounts: identity groups, activity scans and rings with evidence.
+
+Heavy joins and counting happen in DuckDB (sql/intermediate); this module turns their
+small outputs into ring candidates. Global connected components use scipy (fast at
+millions of edges); NetworkX is only used on the linked candidates (ring analysis and
+drawings), never on every order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+
+import duckdb
+import networkx as nx
+import numpy as np
+import polars as pl
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+from scipy.stats import binom
+
+from orderguard import warehouse
+
+log = logging.getLogger(__name__)
+
+RING_KINDS = ("brushing", "self_referral", "malicious", "fake_shipping", "deep_chain")
+
+
+@dataclass
+class GraphSettings:
+    hub_accounts: int = 200  # identifiers shared by more accounts link nothing
+    max_link_group: int = 60  # identifiers shared by more accounts produce no account pairs
+    strong_link_min: float = 0.35  # rarity weight of one device/payer/phone link that groups alone
+    min_co_buyers: int = 5  # households are 2-4 accounts; co-buying needs more
+    max_scan_group: int = 400
+    min_surprise: float = 8.0  # -log10 binomial tail of co-buying given product popularity
+    self_referral_min_weight: float = 0.3
+    malicious_min_orders: int = 8
+    malicious_min_cancel_share: float = 0.7
+    fake_shipping_min_orders: int = 3
+    deep_chain_depth: int = 3  # the programme allows this many levels
+
+
+@dataclass
+class Ring:
+    kind: str
+    members: tuple[str, ...]
+    strength: float
+    evidence: str
+    shops: tuple[str, ...] = ()
+    products: tuple[str, ...] = ()
+    ring_id: str = ""
+    meta: dict = field(default_factory=dict)
+
+
+def ring_id_for(kind: str, members: tuple[str, ...]) -> str:
+    digest = hashlib.sha1(("|".join(sorted(members))).encode()).hexdigest()[:8]
+    return f"{kind[:2].upper()}-{digest}"
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def identity_components(pairs: pl.DataFrame, settings: GraphSettings) -> pl.DataFrame:
+    """grain: one row per account in a component of >= 2 accounts.
+
+    A link counts when one strong identifier (device, payer, phone) is rare enough to mean
+    one person, or when two or more independent identifier families agree."""
+    linked = pairs.filter(
+        (pl.col("strong_weight") >= settings.strong_link_min) | (pl.col("n_families") >= 2)
+    )
+    if linked.is_empty():
+        return pl.DataFrame(schema={"account_id": pl.String, "component": pl.Int64})
+    ids = pl.concat([linked["account_a"], linked["account_b"]]).unique().sort()
+    index = {a: i for i, a in enumerate(ids.to_list())}
+    rows = np.fromiter((index[a] for a in linked["account_a"]), dtype=np.int64)
+    cols = np.fromiter((index[b] for b in linked["account_b"]), dtype=np.int64)
+    graph = sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(ids), len(ids)))
+    _, labels = connected_components(graph, directed=False)
+    return pl.DataFrame({"account_id": ids, "component": labels.astype(np.int64)})
+
+
+def ring_graph(members: list[str], identifiers: pl.DataFrame) -> nx.Graph:
+    """Bipartite graph of ring accounts and the identifiers they share (for drawings)."""
+    graph = nx.Graph()
+    rows = identifiers.filter(pl.col("account_id").is_in(members))
+    shared = rows.group_by(["id_type", "id_value"]).agg(pl.col("account_id").n_unique().alias("n"))
+    shared = shared.filter(pl.col("n") >= 2)
+    keep = rows.join(shared.select("id_type", "id_value"), on=["id_type", "id_value"])
+    for account in members:
+        graph.add_node(account, kind="account")
+    for row in keep.iter_rows(named=True):
+        node = f"{row['id_type']}:{row['id_value']}"
+        graph.add_node(node, kind=row["id_type"])
+        graph.add_edge(row["account_id"], node)
+    return graph
+
+
+# --------------------------------------------------------------------------- detectors
+
+
+def co_buying_rings(scan: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
+    """Many accounts behind one identifier buying one product far beyond its popularity."""
+    if scan.is_empty():
+        return []
+    k = scan["co_buyers"].to_numpy()
+    n = scan["n_accounts"].to_numpy()
+    q = np.clip(scan["product_buyer_rate"].to_numpy(), 1e-4, 1.0)
+    surprise = -binom.logsf(k - 1, n, q) / np.log(10)
+    scan = scan.with_columns(pl.Series("surprise", surprise)).filter(
+        pl.col("surprise") >= settings.min_surprise
+    )
+    rings = []
+    for row in scan.sort(["surprise", "id_type", "id_value"], descending=[True, False, False]).iter_rows(named=True):
+        members = tuple(sorted(row["buyer_ids"]))
+        what = _ID_WORDS.get(row["id_type"], row["id_type"])
+        rings.append(
+            Ring(
+                kind="brushing",
+                members=members,
+                strength=float(row["surprise"]),
+                evidence=(
+                    f"{len(members)} of {row['n_accounts']} accounts sharing one {what} bought "
+                    f"product {row['product_id']} of shop {row['shop_id']} (bought by "
+                    f"{row['product_buyers']} accounts overall; chance 1e-{row['surprise']:.0f})"
+                ),
+                shops=(row["shop_id"],),
+                products=(row["product_id"],),
+            )
+        )
+    return rings
+
+
+_ID_WORDS = {
+    "addr_strict": "address (to the room)",
+    "addr_building": "building",
+    "device": "device",
+    "payer": "payment account",
+    "ip": "IP",
+    "phone": "phone",
+    "receiver": "receiver name and phone",
+}
+
+
+def identity_rings(
+    components: pl.DataFrame, accounts: pl.DataFrame, identifiers: pl.DataFrame
+) -> list[Ring]:
+    """Identity groups too large to be a household that also buy in lockstep."""
+    if components.is_empty():
+        return []
+    joined = components.join(accounts, on="account_id", how="left")
+    rings = []
+    for (comp,), group in joined.group_by(["component"], maintain_order=True):
+        size = group.height
+        if size < 5:
+            continue
+        devices = group["device_accounts"].max()
+        payers = group["payer_accounts"].max()
+        top_share = group["top_product_share"].fill_null(0).mean()
+        fast = group["fast_pay_share"].fill_null(0).mean()
+        # a big identity group alone can be an office; it needs behaviour in common too
+        if not ((devices or 0) >= 5 or (payers or 0) >= 4) or (top_share < 0.5 and fast < 0.5):
+            continue
+        members = tuple(sorted(group["account_id"].to_list()))
+        shared = (
+            identifiers.filter(pl.col("account_id").is_in(members))
+            .group_by("id_type")
+            .agg(pl.col("id_value").n_unique().alias("n"))
+            .sort("id_type")
+        )
+        parts = ", ".join(f"{r['n']} {r['id_type']}" for r in shared.iter_rows(named=True))
+        rings.append(
+            Ring(
+                kind="brushing",
+                members=members,
+                strength=float(size),
+                evidence=f"{size} accounts on {parts}; {top_share:.0%} of their orders on one product",
+            )
+        )
+    return rings
+
+
+def self_referral_rings(checks: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
+    """Distributors whose referred buyers share their identifiers (alt accounts)."""
+    linked = checks.filter(pl.col("referrer_link_weight") >= settings.self_referral_min_weight)
+    rings = []
+    for (referrer,), group in linked.group_by(["referrer_id"], maintain_order=True):
+        alts = sorted(set(group["buyer_id"].to_list()) - {referrer})
+        if not alts:
+            continue
+        types = sorted({t for s in group["referrer_shared_types"].drop_nulls() for t in s.split(",")})
+        commission = float(group["commission_total"].fill_null(0).sum())
+        rings.append(
+            Ring(
+                kind="self_referral",
+                members=tuple([referrer, *alts]),
+                strength=float(group["referrer_link_weight"].max()) * len(alts),
+                evidence=(
+                    f"distributor {referrer} earns commission on {group.height} orders of "
+                    f"{len(alts)} accounts sharing their {', '.join(types)}; "
+                    f"commission CNY {commission:.2f}"
+                ),
+                meta={"owner": referrer},
+            )
+        )
+    return rings
+
+
+def malicious_rings(buyer_shop: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
+    """A shop flooded by a few accounts whose orders are almost all cancelled or refunded."""
+    heavy = buyer_shop.filter(
+        (pl.col("orders_at_shop") >= 3)
+        & (pl.col("cancel_share_at_shop") >= settings.malicious_min_cancel_share)
+    )
+    rings = []
+    for (shop,), group in heavy.group_by(["shop_id"], maintain_order=True):
+        orders = int(group["orders_at_shop"].sum())
+        if orders < settings.malicious_min_orders or group.height < 2:
+            continue
+        members = tuple(sorted(group["account_id"].to_list()))
+        hours = float(group["span_hours"].max())
+        rings.append(
+            Ring(
+                kind="malicious",
+                members=members,
+                strength=float(orders),
+                evidence=(
+                    f"{len(members)} accounts placed {orders} orders on shop {shop} within "
+                    f"{hours:.0f} h and cancelled or refunded "
+                    f"{group['cancel_share_at_shop'].mean():.0%} of them"
+                ),
+                shops=(shop,),
+            )
+        )
+    return rings
+
+
+def fake_shipping_rings(waybills: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
+    """Shops whose waybills are reused, malformed or never delivered."""
+    bad = waybills.filter(pl.col("waybill_suspect"))
+    rings = []
+    for (shop,), group in bad.group_by(["shop_id"], maintain_order=True):
+        if group.height < settings.fake_shipping_min_orders:
+            continue
+        reused = int(group["waybill_reused"].sum())
+        malformed = int(group["waybill_malformed"].sum())
+        undelivered = int(group["long_undelivered"].sum())
+        rings.append(
+            Ring(
+                kind="fake_shipping",
+                members=(shop,),
+                strength=float(group.height),
+                evidence=(
+                    f"shop {shop}: {reused} orders share a waybill with another buyer, "
+                    f"{malformed} waybills have a shape its carrier never uses, "
+                    f"{undelivered} shipped orders never delivered"
+                ),
+                shops=(shop,),
+                meta={"orders": group["order_id"].to_list()},
+            )
+        )
+    return rings
+
+
+def deep_chain_rings(tree: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
+    """Referral trees grown past the levels the programme allows."""
+    deep = tree.filter(pl.col("referral_depth") > settings.deep_chain_depth)
+    rings = []
+    for (root,), group in deep.group_by(["root_id"], maintain_order=True):
+        members = tuple(sorted(group["account_id"].to_list()))
+        depth = int(group["referral_depth"].max())
+        rings.append(
+            Ring(
+                kind="deep_chain",
+                members=members,
+                strength=float(depth),
+                evidence=(
+                    f"referral tree of {root} reaches level {depth}; {len(members)} accounts "
+                    f"sit below level {settings.deep_chain_depth}"
+                ),
+                meta={"owner": root},
+            )
+        )
+    return rings
+
+
+def merge_rings(candidates: list[Ring]) -> list[Ring]:
+    """Union candidates of one kind that share at least half of the smaller one's members."""
+    merged: list[Ring] = []
+    for kind in RING_KINDS:
+        pool = sorted(
+            (r for r in candidates if r.kind == kind), key=lambda r: (-r.strength, r.members)
+        )
+        groups: list[Ring] = []
+        for ring in pool:
+            target = None
+            for g in groups:
+                overlap = len(set(g.members) & set(ring.members))
+                if overlap and overlap >= 0.5 * min(len(g.members), len(ring.members)):
+                    target = g
+                    break
+            if target is None:
+                groups.append(Ring(**{**ring.__dict__, "meta": dict(ring.meta)}))
+            else:
+                target.members = tuple(sorted(set(target.members) | set(ring.members)))
+                target.shops = tuple(sorted(set(target.shops) | set(ring.shops)))
+                target.products = tuple(sorted(set(target.products) | set(ring.products)))
+                target.strength = max(target.strength, ring.strength)
+                if ring.evidence not in target.evidence and target.evidence.count(";") < 3:
+                    target.evidence += "; " + ring.evidence
+        merged.extend(groups)
+    for ring in merged:
+        ring.ring_id = ring_id_for(ring.kind, ring.members)
+    return sorted(merged, key=lambda r: (RING_KINDS.index(r.kind), -r.strength, r.ring_id))
+
+
+# --------------------------------------------------------------------------- stage
+
+
+def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings) -> list[Ring]:
+    """Run every detector over the intermediate tables and merge their candidates."""
+    q = lambda sql: warehouse.query(con, sql)  # noqa: E731
+    pairs = q("select * from intermediate.account_pairs")
+    components = identity_components(pairs, settings)
+    accounts = q("select * from intermediate.account_features")
+    identifiers = q(
+        "select account_id, id_type, id_value from intermediate.account_identifiers "
+        "where id_type in ('device','payer','phone','ip','addr_strict')"
+    )
+    scan = q("select * from intermediate.group_product_scan")
+    referral = q(
+        "select r.order_id, o.buyer_id, r.*, from intermediate.referral_checks r "
+        "join intermediate.order_keys o using (order_id) where o.referrer_id is not null"
+    ).rename({"referrer_id": "referrer_id"})
+    buyer_shop = q(
+        "select o.buyer_id as account_id, o.shop_id, count(*) as orders_at_shop, "
+        "avg(t.is_cancel_or_refund::int) as cancel_share_at_shop, "
+        "date_diff('minute', min(o.created_at), max(o.created_at)) / 60.0 as span_hours "
+        "from intermediate.order_keys o join intermediate.order_timing t using (order_id) "
+        "group by 1, 2"
+    )
+    waybills = q(
+        "select * from intermediate.waybill_flags where waybill_suspect"
+    )
+    tree = q("select * from intermediate.referral_tree")
+    candidates = (
+        co_buying_rings(scan, settings)
+        + identity_rings(components, accounts, identifiers)
+        + self_referral_rings(referral, settings)
+        + malicious_rings(buyer_shop, settings)
+        + fake_shipping_rings(waybills, settings)
+        + deep_chain_rings(tree, settings)
+    )
+    rings = merge_rings(candidates)
+    log.info("rings: %d candidates merged into %d", len(candidates), len(rings))
+    return rings

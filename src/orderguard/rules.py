@@ -1,0 +1,142 @@
+"""Reason-coded rules from a TOML file, applied to whole columns with Polars."""
+
+from __future__ import annotations
+
+import operator
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+_OPS = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+}
+
+
+class RuleConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Condition:
+    feature: str
+    op: str
+    threshold: Any
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    zh: str
+    en: str
+    family: str
+    condition: Condition
+    points: float
+    also: tuple[Condition, ...] = ()
+
+
+@dataclass
+class RuleSet:
+    rules: dict[str, Rule]
+    scoring: dict[str, float]
+    shop_overrides: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    source: str = "package default"
+
+    def text(self, code: str, lang: str = "zh") -> str:
+        rule = self.rules.get(code)
+        return code if rule is None else getattr(rule, lang)
+
+
+def _condition(code: str, spec: dict) -> Condition:
+    try:
+        op = spec["op"]
+        if op not in _OPS:
+            raise RuleConfigError(f"rule {code}: unknown op {op!r}")
+        return Condition(spec["feature"], op, spec["threshold"])
+    except KeyError as exc:
+        raise RuleConfigError(f"rule {code}: missing {exc.args[0]!r}") from exc
+
+
+def load_rules(path: str | Path | None = None) -> RuleSet:
+    if path is None:
+        text = resources.files("orderguard").joinpath("rules.toml").read_text("utf-8")
+        source = "package default"
+    else:
+        text = Path(path).read_text("utf-8")
+        source = str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RuleConfigError(f"{source}: {exc}") from exc
+    rules = {}
+    for code, spec in data.get("rules", {}).items():
+        rules[code] = Rule(
+            code=code,
+            zh=spec.get("zh", code),
+            en=spec.get("en", code),
+            family=spec.get("family", "other"),
+            condition=_condition(code, spec),
+            points=float(spec.get("points", 1.0)),
+            also=tuple(_condition(code, c) for c in spec.get("also", [])),
+        )
+    overrides = {
+        shop: body.get("rules", {}) for shop, body in data.get("shops", {}).items()
+    }
+    for shop, body in overrides.items():
+        unknown = set(body) - set(rules)
+        if unknown:
+            raise RuleConfigError(f"{source}: shop {shop} overrides unknown rules {sorted(unknown)}")
+    return RuleSet(rules, dict(data.get("scoring", {})), overrides, source)
+
+
+def _compare(cond: Condition, threshold: pl.Expr) -> pl.Expr:
+    return _OPS[cond.op](pl.col(cond.feature), threshold).fill_null(False)
+
+
+def rule_hits(features: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
+    """grain: one row per input row. One boolean column per rule code plus `rule_points`
+    and `reason_codes` (codes that fired, strongest first)."""
+    exprs = []
+    for code, rule in ruleset.rules.items():
+        missing = [c.feature for c in (rule.condition, *rule.also) if c.feature not in features.columns]
+        if missing:
+            exprs.append(pl.lit(False).alias(code))
+            continue
+        threshold: pl.Expr = pl.lit(rule.condition.threshold)
+        points_for_shop = {}
+        for shop, body in ruleset.shop_overrides.items():
+            if code in body and "threshold" in body[code]:
+                threshold = (
+                    pl.when(pl.col("shop_id") == shop)
+                    .then(pl.lit(body[code]["threshold"]))
+                    .otherwise(threshold)
+                )
+            if code in body and "points" in body[code]:
+                points_for_shop[shop] = float(body[code]["points"])
+        hit = _compare(rule.condition, threshold)
+        for extra in rule.also:
+            hit = hit & _compare(extra, pl.lit(extra.threshold))
+        exprs.append(hit.alias(code))
+    hits = features.select(["shop_id", *exprs]) if "shop_id" in features.columns else features.select(exprs)
+    point_terms = []
+    for code, rule in ruleset.rules.items():
+        points: pl.Expr = pl.lit(rule.points)
+        for shop, body in ruleset.shop_overrides.items():
+            if code in body and "points" in body[code]:
+                points = pl.when(pl.col("shop_id") == shop).then(pl.lit(float(body[code]["points"]))).otherwise(points)
+        point_terms.append(pl.when(pl.col(code)).then(points).otherwise(0.0))
+    ordered = sorted(ruleset.rules.values(), key=lambda r: (-r.points, r.code))
+    reasons = pl.concat_list(
+        [pl.when(pl.col(r.code)).then(pl.lit(r.code)).otherwise(pl.lit(None, pl.String)) for r in ordered]
+    ).list.drop_nulls()
+    return hits.with_columns(
+        pl.sum_horizontal(point_terms).alias("rule_points"), reasons.alias("reason_codes")
+    ).drop("shop_id", strict=False)

@@ -1,0 +1,309 @@
+"""The nightly scan as plain functions, one per stage. pipelines/nightly_scan.py wires them
+into a Prefect flow; tests and notebooks call them directly.
+
+raw -> staging -> intermediate -> (rings, scores) -> marts -> published files
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from orderguard import config, detect, features, graphs, ingest, publish, report, scoring, validate, warehouse
+from orderguard.rules import RuleSet, load_rules
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScanOptions:
+    input_dir: Path
+    out_dir: Path
+    db_path: Path = field(default_factory=config.default_db_path)
+    rules_path: Path | None = None
+    models_dir: Path = field(default_factory=config.models_dir)
+    encoding: str | None = None
+    review_budget: int | None = None
+    seed: int = 7
+    run_date: str | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    flow_run_id: str | None = None  # set when run by the Prefect flow
+
+
+class ScanBusyError(RuntimeError):
+    pass
+
+
+@contextmanager
+def scan_lock(db_path: Path):
+    """One scan per warehouse file: a second one is refused, never interleaved."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = db_path.with_name(db_path.name + ".lock")
+    handle = open(lock_path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        handle.close()
+        raise ScanBusyError(
+            f"another orderguard scan is using {db_path} (lock {lock_path}); "
+            "wait for it to finish or use another --db"
+        ) from exc
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def input_fingerprint(input_dir: Path) -> str:
+    """sha256 over the names and bytes of the input files, in name order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(input_dir).iterdir() if p.is_file()):
+        digest.update(path.name.lower().encode())
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def stage_ingest(opts: ScanOptions) -> dict:
+    with warehouse.connect(opts.db_path) as con:
+        tables = ingest.load_raw(con, Path(opts.input_dir), opts.encoding)
+    return {name: asdict(t) for name, t in tables.items()}
+
+
+def stage_validate(opts: ScanOptions) -> dict[str, dict[str, int]]:
+    with warehouse.connect(opts.db_path) as con:
+        result = validate.stage(con, opts.run_id, known_accounts_table="ops.known_accounts")
+        con.execute(
+            "create table if not exists ops.known_accounts (account_id varchar primary key)"
+        )
+        con.execute(
+            "insert into ops.known_accounts select distinct account_id from staging.accounts "
+            "on conflict do nothing"
+        )
+    return result.counts
+
+
+def stage_features(opts: ScanOptions, settings: graphs.GraphSettings) -> dict[str, int]:
+    with warehouse.connect(opts.db_path) as con:
+        return features.build_intermediate(con, settings)
+
+
+def stage_graphs(opts: ScanOptions, settings: graphs.GraphSettings) -> dict:
+    with warehouse.connect(opts.db_path) as con:
+        return detect.run_graph_stage(con, settings)
+
+
+def stage_score(opts: ScanOptions, ruleset: RuleSet) -> dict:
+    with warehouse.connect(opts.db_path) as con:
+        result = detect.run_scoring_stage(
+            con, ruleset, Path(opts.models_dir), opts.seed, opts.review_budget
+        )
+    return asdict(result)
+
+
+def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
+    """Build the marts, write every output into a temp folder, then swap it in."""
+    run_date = opts.run_date or run["run_date"]
+    params = {
+        "run_id": opts.run_id,
+        "flag_threshold": run["scoring"]["flag_threshold"],
+        "ring_member_score": float(
+            1 - pow(2.718281828459045, -3.5 / ruleset.scoring.get("scale", 2.5))
+        ),
+    }
+    with warehouse.connect(opts.db_path) as con:
+        for name in ("order_scores", "rings", "flagged_accounts"):
+            warehouse.build_model(con, "marts", name, params)
+        staged = publish.staging_folder(Path(opts.out_dir), opts.run_id)
+        summary = write_outputs(con, staged, ruleset, opts)
+        run["summary"] = summary
+        run["finished_at"] = datetime.now().isoformat(timespec="seconds")
+        record_run(con, run)
+        report.write_report(con, staged / "report.html", run, ruleset)
+        publish.write_json(staged / "run.json", run)
+    final = publish.swap_in(Path(opts.out_dir), staged, run_date)
+    return {"published": str(final), **summary}
+
+
+def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions) -> dict:
+    scores = warehouse.query(
+        con,
+        "select order_id, score, risk_level, reason_codes, ring_id, ring_kind, rule_points, "
+        "forest_points, supervised_points from marts.order_scores order by order_id",
+    )
+    scores.write_parquet(staged / "order_scores.parquet", statistics=False)
+    flagged = support_orders(con, ruleset)
+    publish.write_csv(flagged, staged / "flagged_orders.csv")
+    accounts = warehouse.query(
+        con,
+        "select account_id, score, ring_id, ring_kind, ring_role, flagged_orders, reasons "
+        "from marts.flagged_accounts order by score desc, account_id",
+    )
+    accounts = accounts.with_columns(
+        pl.when(pl.col("reasons").list.len() == 0)
+        .then(pl.concat_list(pl.lit("RING_") + pl.col("ring_kind").str.to_uppercase()))
+        .otherwise(pl.col("reasons"))
+        .alias("reason_codes")
+    ).with_columns(
+        publish.reasons_text(pl.col("reason_codes"), ruleset, "zh").alias("reasons"),
+        pl.col("reason_codes").list.join(";"),
+        pl.col("score").round(4),
+    )
+    publish.write_csv(accounts, staged / "flagged_accounts.csv")
+    rings = warehouse.query(
+        con,
+        "select ring_id, kind, size, members, order_count, gmv, commission_at_stake, "
+        "commission_pending, evidence from marts.rings order by kind, ring_id",
+    )
+    publish.write_csv(rings, staged / "rings.csv")
+    quarantine = warehouse.query(
+        con,
+        "select table_name, file, row_number, column_name, value, reason from ops.quarantine "
+        "where run_id = $run_id order by table_name, row_number",
+        {"run_id": opts.run_id},
+    )
+    publish.write_csv(quarantine, staged / "quarantine.csv")
+    top_reasons = (
+        flagged.select(pl.col("reason_codes").str.split(";")).explode("reason_codes")
+        .group_by("reason_codes").len().sort(["len", "reason_codes"], descending=[True, False]).head(5)
+    )
+    return {
+        "orders_scored": scores.height,
+        "orders_flagged": flagged.height,
+        "accounts_flagged": accounts.height,
+        "rings": rings.height,
+        "rings_by_kind": dict(rings.group_by("kind").len().sort("kind").iter_rows()),
+        "quarantined_rows": quarantine.height,
+        "top_reasons": {r: n for r, n in top_reasons.iter_rows()},
+    }
+
+
+def support_orders(con, ruleset: RuleSet) -> pl.DataFrame:
+    """grain: one row per flagged order, highest score first, for support staff."""
+    frame = warehouse.query(
+        con,
+        """
+        select s.order_id, s.shop_id, s.buyer_id, s.amount, s.created_at, s.risk_level, s.score,
+               s.reason_codes, s.ring_id, s.ring_kind, r.evidence,
+               o.receiver_phone, a.district, a.address_compound_key
+        from marts.order_scores s
+        join staging.orders o using (order_id)
+        left join intermediate.norm_address a on a.address = o.address
+        left join marts.rings r using (ring_id)
+        where s.risk_level <> 'low'
+        order by s.score desc, s.order_id
+        """,
+    )
+    action = (
+        pl.when(pl.col("ring_kind").is_not_null())
+        .then(pl.col("ring_kind").replace_strict(publish.ACTIONS, default="人工核实"))
+        .when(pl.col("risk_level") == "high").then(pl.lit("取消订单"))
+        .otherwise(pl.lit("人工核实"))
+    )
+    return frame.select(
+        "order_id", "shop_id", "buyer_id", "amount",
+        pl.col("created_at").dt.strftime("%Y-%m-%d %H:%M:%S"),
+        "risk_level", pl.col("score").round(4),
+        publish.reasons_text(pl.col("reason_codes"), ruleset, "zh").alias("reasons"),
+        pl.col("reason_codes").list.join(";"),
+        "ring_id", "ring_kind",
+        action.alias("recommended_action"),
+        pl.coalesce(pl.col("evidence"), publish.reasons_text(pl.col("reason_codes"), ruleset, "en")).alias("evidence"),
+        publish.mask_phone(pl.col("receiver_phone")).alias("receiver_phone"),
+        pl.concat_str([pl.col("district"), pl.col("address_compound_key")], separator=" ", ignore_nulls=True).alias("address_area"),
+    )
+
+
+def record_run(con, run: dict) -> None:
+    """ops.runs keeps one row per night; a rerun of a night replaces its row."""
+    con.execute(
+        """create table if not exists ops.runs (
+            run_date varchar, run_id varchar, input_fingerprint varchar, started_at varchar,
+            finished_at varchar, orders_scored bigint, orders_flagged bigint,
+            accounts_flagged bigint, rings bigint, quarantined_rows bigint, run_json varchar)"""
+    )
+    s = run["summary"]
+    con.execute("delete from ops.runs where run_date = $d", {"d": run["run_date"]})
+    con.execute(
+        "insert into ops.runs values ($d, $id, $fp, $st, $fi, $os, $of, $af, $r, $q, $j)",
+        {
+            "d": run["run_date"], "id": run["run_id"], "fp": run["input_fingerprint"],
+            "st": run["started_at"], "fi": run["finished_at"], "os": s["orders_scored"],
+            "of": s["orders_flagged"], "af": s["accounts_flagged"], "r": s["rings"],
+            "q": s["quarantined_rows"], "j": publish.json.dumps(run, default=str),
+        },
+    )
+
+
+def new_run(opts: ScanOptions) -> dict:
+    return {
+        "run_id": opts.run_id,
+        "flow_run_id": opts.flow_run_id,
+        "input_dir": str(opts.input_dir),
+        "input_fingerprint": input_fingerprint(Path(opts.input_dir)),
+        "started_at": datetime.now().isoformat(timespec="seconds"),
+        "stage_seconds": {},
+        "versions": scoring.versions(),
+    }
+
+
+def call_directly(name: str, fn, *args):
+    return fn(*args)
+
+
+def run_scan(opts: ScanOptions, call_stage=call_directly) -> dict:
+    """The whole scan. `call_stage(name, fn, *args)` runs one stage: directly by default,
+    as a Prefect task when the nightly flow passes its own (pipelines/nightly_scan.py)."""
+    ruleset = load_rules(opts.rules_path)
+    settings = graphs.GraphSettings()
+    run = new_run(opts)
+    with scan_lock(Path(opts.db_path)):
+        timer = StageTimer(run)
+        with timer("ingest"):
+            run["raw"] = call_stage("ingest", stage_ingest, opts)
+        with timer("stage"):
+            run["counts"] = call_stage("stage", stage_validate, opts)
+        run["run_date"] = opts.run_date or resolve_run_date(opts)
+        with timer("features"):
+            run["intermediate_rows"] = call_stage("features", stage_features, opts, settings)
+        with timer("graphs"):
+            run["graphs"] = call_stage("graphs", stage_graphs, opts, settings)
+        with timer("score"):
+            run["scoring"] = call_stage("score", stage_score, opts, ruleset)
+        run["rules"] = ruleset.source
+        with timer("publish"):
+            run["publish"] = call_stage("publish", stage_publish, opts, ruleset, run)
+    return run
+
+
+def resolve_run_date(opts: ScanOptions) -> str:
+    with warehouse.connect(opts.db_path) as con:
+        last = warehouse.scalar(con, "select max(created_at)::date from staging.orders")
+    return str(last) if last else datetime.now().date().isoformat()
+
+
+class StageTimer:
+    def __init__(self, run: dict):
+        self.run = run
+
+    @contextmanager
+    def __call__(self, name: str):
+        started = time.perf_counter()
+        log.info("stage %s ...", name)
+        yield
+        self.run["stage_seconds"][name] = round(time.perf_counter() - started, 3)
+        log.info("stage %s done in %.1f s", name, self.run["stage_seconds"][name])

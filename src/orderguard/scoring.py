@@ -1,0 +1,164 @@
+"""Scores: a graph-aware isolation forest per account, combined with rule points.
+
+One direction everywhere: higher = more suspicious.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import numpy as np
+import polars as pl
+import sklearn
+from sklearn.ensemble import IsolationForest
+
+from orderguard import __version__
+
+log = logging.getLogger(__name__)
+
+# Per-account features that already carry graph context (rings, identifier rarity).
+ACCOUNT_FEATURES = (
+    "n_orders", "n_shops", "n_products", "cancel_refund_share", "avg_quantity",
+    "fast_pay_share", "fast_delivery_share", "instant_5star_share", "exact_price_share",
+    "age_at_first_order_days", "top_product_share", "device_accounts", "payer_accounts",
+    "phone_accounts", "ip_accounts", "address_accounts", "shared_rarity_sum",
+    "siblings_within_10min", "referral_depth", "downline_size", "ring_size", "ring_strength",
+)  # fmt: skip
+
+MODEL_NAME = "isolation_forest"
+
+
+class AccountForest:
+    """IsolationForest over account features; `score_samples` is higher = more anomalous.
+
+    Fitted on at most `max_fit_rows` accounts (a sample) and applied in batches, so the
+    cost stays flat as the platform grows."""
+
+    def __init__(self, n_estimators: int = 200, max_fit_rows: int = 200_000,
+                 random_state: int = 7, batch_rows: int = 500_000):
+        self.n_estimators = n_estimators
+        self.max_fit_rows = max_fit_rows
+        self.random_state = random_state
+        self.batch_rows = batch_rows
+
+    @staticmethod
+    def matrix(frame: pl.DataFrame) -> np.ndarray:
+        cols = []
+        for name in ACCOUNT_FEATURES:
+            col = frame[name].cast(pl.Float64).fill_null(0.0) if name in frame.columns else pl.Series([0.0] * frame.height)
+            values = col.to_numpy()
+            # counts are heavy tailed: compare them on a log scale
+            cols.append(np.log1p(np.clip(values, 0, None)))
+        return np.column_stack(cols) if cols else np.zeros((frame.height, 0))
+
+    def fit(self, frame: pl.DataFrame) -> AccountForest:
+        x = self.matrix(frame)
+        rng = np.random.default_rng(self.random_state)
+        if len(x) > self.max_fit_rows:
+            x = x[np.sort(rng.choice(len(x), self.max_fit_rows, replace=False))]
+        self.model_ = IsolationForest(
+            n_estimators=self.n_estimators, random_state=self.random_state, n_jobs=1
+        ).fit(x)
+        self.n_fit_rows_ = len(x)
+        self.features_ = list(ACCOUNT_FEATURES)
+        return self
+
+    def score_samples(self, frame: pl.DataFrame) -> np.ndarray:
+        x = self.matrix(frame)
+        out = np.empty(len(x))
+        for start in range(0, len(x), self.batch_rows):
+            out[start : start + self.batch_rows] = -self.model_.score_samples(x[start : start + self.batch_rows])
+        return out
+
+
+def versions() -> dict[str, str]:
+    return {
+        "orderguard": __version__,
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _compatible(saved: dict[str, str]) -> bool:
+    """A pickle is only trusted by the same scikit-learn minor version and the same features."""
+    ours = sklearn.__version__.split(".")[:2]
+    theirs = str(saved.get("scikit-learn", "")).split(".")[:2]
+    return ours == theirs
+
+
+@dataclass
+class LoadedModel:
+    forest: AccountForest
+    path: Path
+    meta: dict
+    action: str  # "loaded", "trained (no model yet)", "retrained (...)"
+
+
+def save_forest(forest: AccountForest, models_dir: Path, meta_extra: dict) -> Path:
+    models_dir.mkdir(parents=True, exist_ok=True)
+    path = models_dir / f"{MODEL_NAME}.joblib"
+    tmp = path.with_suffix(".joblib.tmp")
+    joblib.dump(forest, tmp)
+    tmp.replace(path)
+    meta = {
+        "model": MODEL_NAME,
+        "versions": versions(),
+        "features": list(ACCOUNT_FEATURES),
+        "seed": forest.random_state,
+        "n_estimators": forest.n_estimators,
+        "n_fit_rows": forest.n_fit_rows_,
+        **meta_extra,
+    }
+    meta_path = models_dir / f"{MODEL_NAME}.meta.json"
+    meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str), "utf-8")
+    return path
+
+
+def load_or_train_forest(accounts: pl.DataFrame, models_dir: Path, seed: int,
+                         meta_extra: dict) -> LoadedModel:
+    path = models_dir / f"{MODEL_NAME}.joblib"
+    meta_path = models_dir / f"{MODEL_NAME}.meta.json"
+    reason = "no model yet"
+    if path.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text("utf-8"))
+        if not _compatible(meta.get("versions", {})):
+            reason = (f"saved by scikit-learn {meta.get('versions', {}).get('scikit-learn')}, "
+                      f"running {sklearn.__version__}")
+        elif meta.get("features") != list(ACCOUNT_FEATURES):
+            reason = "feature list changed"
+        else:
+            forest = joblib.load(path)
+            return LoadedModel(forest, path, meta, "loaded")
+    log.warning("isolation forest: %s; training a new one", reason)
+    forest = AccountForest(random_state=seed).fit(accounts)
+    saved = save_forest(forest, models_dir, meta_extra)
+    meta = json.loads(meta_path.read_text("utf-8"))
+    action = "trained (no model yet)" if reason == "no model yet" else f"retrained ({reason})"
+    return LoadedModel(forest, saved, meta, action)
+
+
+def forest_points(anomaly: np.ndarray, max_points: float, top_share: float) -> np.ndarray:
+    """Points only for the most anomalous accounts, by rank (robust to score scale)."""
+    if len(anomaly) == 0:
+        return anomaly
+    ranks = anomaly.argsort(kind="stable").argsort(kind="stable") / max(len(anomaly) - 1, 1)
+    return max_points * np.clip((ranks - (1 - top_share)) / top_share, 0.0, 1.0)
+
+
+def combine(points: pl.Expr, scale: float) -> pl.Expr:
+    """Points -> score in 0..1; monotone, so rankings follow the evidence."""
+    return (1.0 - (-points / scale).exp()).clip(0.0, 1.0)
+
+
+def risk_level(score: pl.Expr, flag: float, high: float) -> pl.Expr:
+    return (
+        pl.when(score >= high).then(pl.lit("high"))
+        .when(score >= flag).then(pl.lit("medium"))
+        .otherwise(pl.lit("low"))
+    )

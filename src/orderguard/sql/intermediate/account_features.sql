@@ -1,0 +1,75 @@
+-- grain: one row per account_id (every staged account and every buyer)
+-- Behaviour and resource-sharing aggregates per account, for rules and the forest.
+with accounts as (
+    select account_id, registered_at, inviter_id, coalesce(is_distributor, false) as is_distributor
+    from staging.accounts
+),
+order_keys as (
+    select * from intermediate.order_keys
+),
+timing as (
+    select * from intermediate.order_timing
+),
+identifiers as (
+    select ai.account_id, ai.id_type, s.n_accounts, s.rarity_weight
+    from intermediate.account_identifiers ai
+    join intermediate.identifier_stats s using (id_type, id_value)
+),
+orders_per_account as (
+    select o.buyer_id as account_id,
+        count(*) as n_orders, count(distinct o.shop_id) as n_shops,
+        count(distinct o.product_id) as n_products, sum(o.amount) as gmv,
+        avg(t.is_cancel_or_refund::int) as cancel_refund_share,
+        avg(o.quantity) as avg_quantity,
+        avg((t.pay_delay_s <= 10)::int) as fast_pay_share,
+        avg((t.ship_to_deliver_h < 12)::int) as fast_delivery_share,
+        avg((t.review_delay_min <= 30 and t.review_rating = 5)::int) as instant_5star_share,
+        avg(t.at_exact_list_price::int) as exact_price_share,
+        min(t.account_age_days) as age_at_first_order_days
+    from order_keys o join timing t using (order_id)
+    group by 1
+),
+top_product as (
+    select account_id, max(share) as top_product_share from (
+        select buyer_id as account_id, product_id,
+               count(*) / sum(count(*)) over (partition by buyer_id) as share
+        from order_keys group by 1, 2)
+    group by 1
+),
+sharing as (
+    select account_id,
+        max(case when id_type = 'device' then n_accounts end) as device_accounts,
+        max(case when id_type = 'payer' then n_accounts end) as payer_accounts,
+        max(case when id_type = 'phone' then n_accounts end) as phone_accounts,
+        max(case when id_type = 'ip' then n_accounts end) as ip_accounts,
+        max(case when id_type = 'addr_strict' then n_accounts end) as address_accounts,
+        sum(case when n_accounts > 1 then rarity_weight else 0 end) as shared_rarity_sum
+    from identifiers group by 1
+),
+invite_bursts as (
+    select account_id, count(*) over (
+        partition by inviter_id order by registered_at
+        range between interval 10 minutes preceding and interval 10 minutes following
+    ) - 1 as siblings_within_10min
+    from accounts where inviter_id is not null
+),
+assemble as (
+    select a.account_id, a.registered_at, a.inviter_id, a.is_distributor,
+        coalesce(o.n_orders, 0) as n_orders, o.n_shops, o.n_products, o.gmv,
+        o.cancel_refund_share, o.avg_quantity, o.fast_pay_share, o.fast_delivery_share,
+        o.instant_5star_share, o.exact_price_share, o.age_at_first_order_days,
+        tp.top_product_share,
+        coalesce(s.device_accounts, 1) as device_accounts,
+        coalesce(s.payer_accounts, 1) as payer_accounts,
+        coalesce(s.phone_accounts, 1) as phone_accounts,
+        coalesce(s.ip_accounts, 1) as ip_accounts,
+        coalesce(s.address_accounts, 1) as address_accounts,
+        coalesce(s.shared_rarity_sum, 0) as shared_rarity_sum,
+        coalesce(ib.siblings_within_10min, 0) as siblings_within_10min
+    from accounts a
+    left join orders_per_account o using (account_id)
+    left join top_product tp using (account_id)
+    left join sharing s using (account_id)
+    left join invite_bursts ib using (account_id)
+)
+select * from assemble

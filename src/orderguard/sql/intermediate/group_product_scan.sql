@@ -1,0 +1,40 @@
+-- grain: one row per (id_type, id_value, product_id) with at least $min_co_buyers buyers
+-- Activity aggregation inside resource aggregation: how many of the accounts behind one
+-- identifier (a room, a device, a payer...) bought the same product. The scorer compares
+-- that count with the product's popularity (binomial surprise), so popular products and
+-- big honest crowds do not stand out, while a farm at one address buying one item does.
+with account_identifiers as (
+    select account_id, id_type, id_value from intermediate.account_identifiers
+    where id_type in ('addr_strict', 'addr_building', 'device', 'payer', 'ip', 'phone', 'receiver')
+),
+groups as (
+    select id_type, id_value, n_accounts from intermediate.identifier_stats
+    where n_accounts between $min_co_buyers and $max_scan_group and not is_named_hub
+),
+members as (
+    select ai.account_id, ai.id_type, ai.id_value, g.n_accounts
+    from account_identifiers ai join groups g using (id_type, id_value)
+),
+bought as (
+    select distinct buyer_id as account_id, product_id, shop_id from intermediate.order_keys
+),
+product_popularity as (
+    select product_id, count(distinct buyer_id) as product_buyers from intermediate.order_keys
+    group by 1
+),
+all_buyers as (
+    select count(distinct buyer_id) as n from intermediate.order_keys
+),
+co_buy as (
+    select m.id_type, m.id_value, m.n_accounts, b.product_id, any_value(b.shop_id) as shop_id,
+           count(distinct m.account_id) as co_buyers,
+           list(distinct m.account_id order by m.account_id) as buyer_ids
+    from members m join bought b using (account_id)
+    group by m.id_type, m.id_value, m.n_accounts, b.product_id
+    having count(distinct m.account_id) >= $min_co_buyers
+),
+add_popularity as (
+    select c.*, p.product_buyers, p.product_buyers::double / a.n as product_buyer_rate
+    from co_buy c join product_popularity p using (product_id) cross join all_buyers a
+)
+select * from add_popularity

@@ -1,0 +1,30 @@
+-- grain: one row per (id_type, id_value)
+-- How common each identifier is. Rarity, not a hard-coded list, decides how much a shared
+-- identifier links: a CGNAT IP or a campus parcel station is shared by hundreds.
+with account_identifiers as (
+    select * from intermediate.account_identifiers
+),
+hub_addresses as (
+    select distinct address_strict_key as id_value, 'addr_strict' as id_type
+    from intermediate.order_keys where address_is_hub and address_strict_key is not null
+    union
+    select distinct address_building_key, 'addr_building'
+    from intermediate.order_keys where address_is_hub and address_building_key is not null
+),
+count_accounts as (
+    select id_type, any_value(id_family) as id_family, id_value,
+           count(distinct account_id) as n_accounts, sum(uses) as n_uses
+    from account_identifiers
+    group by id_type, id_value
+),
+weigh as (
+    select
+        c.*,
+        (h.id_value is not null) as is_named_hub,
+        -- 1 for an identifier of two accounts, falling towards 0 as it gets common
+        case when h.id_value is not null or c.n_accounts > $hub_accounts then 0.0
+             else 1.0 / log2(c.n_accounts) end as rarity_weight
+    from count_accounts c
+    left join hub_addresses h on h.id_type = c.id_type and h.id_value = c.id_value
+)
+select * from weigh

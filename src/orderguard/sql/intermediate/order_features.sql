@@ -1,0 +1,45 @@
+-- grain: one row per order_id
+-- The scorer's input: every per-order fact and the buyer's account and graph context.
+with order_keys as (select * from intermediate.order_keys),
+timing as (select * from intermediate.order_timing),
+waybills as (select * from intermediate.waybill_flags),
+bursts as (select order_id, window_orders, burst_ratio from intermediate.product_bursts),
+referral as (select * exclude (buyer_id, referrer_id) from intermediate.referral_checks),
+accounts as (select * from intermediate.account_features),
+tree as (select account_id, referral_depth, downline_size from intermediate.referral_tree),
+buyer_shop as (
+    select o.buyer_id, o.shop_id, count(*) as orders_at_shop,
+           avg(t.is_cancel_or_refund::int) as cancel_share_at_shop
+    from order_keys o join timing t using (order_id) group by 1, 2
+),
+assemble as (
+    select
+        o.order_id, o.shop_id, o.buyer_id, o.product_id, o.referrer_id, o.created_at,
+        o.amount, o.quantity, o.status, o.address_is_hub, o.is_virtual_phone,
+        t.* exclude (order_id),
+        coalesce(w.waybill_reused, false) as waybill_reused,
+        coalesce(w.waybill_malformed, false) as waybill_malformed,
+        coalesce(w.long_undelivered, false) as long_undelivered,
+        coalesce(w.waybill_sequential, false) as waybill_sequential,
+        b.window_orders, b.burst_ratio,
+        r.* exclude (order_id),
+        a.n_orders as buyer_orders, a.n_shops as buyer_shops, a.n_products as buyer_products,
+        a.cancel_refund_share as buyer_cancel_share, a.top_product_share as buyer_top_product_share,
+        a.fast_pay_share as buyer_fast_pay_share, a.fast_delivery_share as buyer_fast_delivery_share,
+        a.instant_5star_share as buyer_instant_5star_share,
+        a.exact_price_share as buyer_exact_price_share,
+        a.device_accounts, a.payer_accounts, a.phone_accounts, a.ip_accounts, a.address_accounts,
+        a.shared_rarity_sum, a.siblings_within_10min,
+        coalesce(tr.referral_depth, 0) as buyer_referral_depth,
+        coalesce(tr.downline_size, 0) as buyer_downline_size,
+        bs.orders_at_shop, bs.cancel_share_at_shop
+    from order_keys o
+    join timing t using (order_id)
+    left join waybills w using (order_id)
+    left join bursts b using (order_id)
+    left join referral r using (order_id)
+    left join accounts a on a.account_id = o.buyer_id
+    left join tree tr on tr.account_id = o.buyer_id
+    left join buyer_shop bs on bs.buyer_id = o.buyer_id and bs.shop_id = o.shop_id
+)
+select * from assemble

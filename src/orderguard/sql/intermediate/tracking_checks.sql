@@ -1,0 +1,44 @@
+-- grain: one row per order_id (orders with a tracking number)
+-- Fake-shipping signals: one waybill on several orders, a waybill whose shape is rare for
+-- its carrier (learned from the data, not a fixed regex list), and consecutive waybills
+-- handed to different buyers of one shop.
+with order_keys as (
+    select order_id, shop_id, buyer_id, carrier, upper(trim(tracking_no)) as tracking_no
+    from intermediate.order_keys
+    where tracking_no is not null and trim(tracking_no) <> ''
+),
+shape as (
+    select *,
+        regexp_replace(regexp_replace(tracking_no, '[0-9]', '9', 'g'), '[A-Z]', 'A', 'g')
+            as waybill_shape,
+        try_cast(regexp_extract(tracking_no, '([0-9]{6,})$', 1) as hugeint) as waybill_number,
+        regexp_replace(tracking_no, '[0-9]{6,}$', '') as waybill_prefix
+    from order_keys
+),
+count_reuse as (
+    select *,
+        count(*) over (partition by tracking_no) as waybill_orders,
+        count(distinct buyer_id) over (partition by tracking_no) as waybill_buyers,
+        count(*) over (partition by coalesce(carrier, ''), waybill_shape) as shape_count,
+        count(*) over (partition by coalesce(carrier, '')) as carrier_count
+    from shape
+),
+neighbours as (
+    select *,
+        lag(waybill_number) over w as prev_number,
+        lag(buyer_id) over w as prev_buyer,
+        lead(waybill_number) over w as next_number,
+        lead(buyer_id) over w as next_buyer
+    from count_reuse
+    window w as (partition by shop_id, coalesce(carrier, ''), waybill_prefix order by waybill_number, order_id)
+),
+judge as (
+    select order_id, tracking_no, waybill_orders, waybill_buyers,
+        shape_count::double / carrier_count as waybill_shape_share,
+        carrier_count,
+        (   (prev_number is not null and waybill_number - prev_number between 1 and 3 and prev_buyer <> buyer_id)
+         or (next_number is not null and next_number - waybill_number between 1 and 3 and next_buyer <> buyer_id)
+        ) as waybill_sequential
+    from neighbours
+)
+select * from judge

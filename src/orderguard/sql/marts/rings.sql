@@ -1,0 +1,34 @@
+-- grain: one row per ring_id
+-- Each detected ring with the orders, money and commission it puts at stake.
+with rings as (
+    select * from intermediate.rings
+),
+ring_orders as (
+    select * from intermediate.ring_orders
+),
+orders as (
+    select order_id, amount from staging.orders
+),
+commissions as (
+    select order_id, sum(amount) as commission,
+           sum(case when status = 'pending' then amount else 0 end) as commission_pending
+    from staging.commissions group by 1
+),
+money as (
+    select ro.ring_id, count(*) as order_count, coalesce(sum(o.amount), 0) as gmv,
+           coalesce(sum(c.commission), 0) as commission_at_stake,
+           coalesce(sum(c.commission_pending), 0) as commission_pending
+    from ring_orders ro
+    join orders o using (order_id)
+    left join commissions c using (order_id)
+    group by 1
+),
+assemble as (
+    select r.ring_id, r.kind, r.size, r.members,
+        coalesce(m.order_count, 0) as order_count, coalesce(m.gmv, 0) as gmv,
+        coalesce(m.commission_at_stake, 0) as commission_at_stake,
+        coalesce(m.commission_pending, 0) as commission_pending,
+        r.evidence, r.strength, r.shops, r.products, $run_id as run_id
+    from rings r left join money m using (ring_id)
+)
+select * from assemble

@@ -1,0 +1,112 @@
+"""DuckDB warehouse: connections, layered SQL models, typed queries.
+
+Layers are DuckDB schemas with the same names as the SQL folders:
+raw -> staging -> intermediate -> marts, plus ops (run history, quarantine, verdicts).
+SQL values always travel as parameters; identifiers only come from this package's constants.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from orderguard import config
+
+log = logging.getLogger(__name__)
+
+LAYERS = ("raw", "staging", "intermediate", "marts", "ops")
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class WarehouseBusyError(RuntimeError):
+    """Another process holds the DuckDB file (a scan is already running)."""
+
+
+def connect(db_path: str | Path | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    path = Path(db_path) if db_path else config.default_db_path()
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise WarehouseBusyError(
+                f"the warehouse {path} is in use by another process (is a scan running?): {exc}"
+            ) from exc
+        raise
+    con.execute(f"set memory_limit = '{config.DUCKDB_MEMORY_LIMIT}'")
+    con.execute(f"set threads = {int(config.DUCKDB_THREADS)}")
+    if not read_only:
+        for layer in LAYERS:
+            con.execute(f"create schema if not exists {layer}")
+    # empty strings and placeholder values are not identifiers
+    con.execute(
+        "create or replace temp macro og_token(x) as case when lower(trim(x)) in "
+        "('', 'null', 'none', 'unknown', 'nan', '0', '-', '000000', 'n/a') then null "
+        "else lower(trim(x)) end"
+    )
+    return con
+
+
+def sql_text(layer: str, name: str) -> str:
+    return resources.files("orderguard").joinpath("sql", layer, f"{name}.sql").read_text("utf-8")
+
+
+def bind(sql: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    """Only the parameters the statement names (DuckDB rejects unused ones)."""
+    wanted = set(_PARAM.findall(sql))
+    params = params or {}
+    missing = wanted - params.keys()
+    if missing:
+        raise KeyError(f"SQL parameters not supplied: {sorted(missing)}")
+    return {k: params[k] for k in wanted}
+
+
+def _ident(name: str) -> str:
+    if not _IDENT.match(name):
+        raise ValueError(f"not a safe identifier: {name!r}")
+    return name
+
+
+def build_model(
+    con: duckdb.DuckDBPyConnection, layer: str, name: str, params: dict[str, Any] | None = None
+) -> int:
+    """Materialise sql/<layer>/<name>.sql as table <layer>.<name>; returns its row count."""
+    select = sql_text(layer, name)
+    table = f"{_ident(layer)}.{_ident(name)}"
+    con.execute(f"create or replace table {table} as\n{select}", bind(select, params))
+    return int(con.execute(f"select count(*) from {table}").fetchall()[0][0])
+
+
+def query(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+    return con.sql(sql, params=bind(sql, params) or None).pl()
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> Any:
+    rows = con.execute(sql, bind(sql, params)).fetchall()
+    return rows[0][0] if rows else None
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, layer: str, name: str) -> bool:
+    return bool(
+        scalar(
+            con,
+            "select count(*) from information_schema.tables "
+            "where table_schema = $layer and table_name = $name",
+            {"layer": layer, "name": name},
+        )
+    )
+
+
+def write_frame(con: duckdb.DuckDBPyConnection, layer: str, name: str, frame: pl.DataFrame) -> None:
+    """Replace <layer>.<name> with a Polars frame (Arrow hand-off, no Python rows)."""
+    table = f"{_ident(layer)}.{_ident(name)}"
+    arrow = frame.to_arrow()  # noqa: F841  (referenced by name in the SQL below)
+    con.execute(f"create or replace table {table} as select * from arrow")

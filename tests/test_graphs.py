@@ -1,0 +1,58 @@
+import polars as pl
+
+from orderguard import graphs
+
+
+def scan_row(n, k, rate, id_value="room-1", product="P1"):
+    return {
+        "id_type": "addr_strict", "id_value": id_value, "n_accounts": n, "product_id": product,
+        "shop_id": "S1", "co_buyers": k, "buyer_ids": [f"U{i}" for i in range(k)],
+        "product_buyers": int(rate * 10000), "product_buyer_rate": rate,
+    }
+
+
+def test_co_buying_far_beyond_popularity_is_a_ring_but_a_popular_product_is_not():
+    settings = graphs.GraphSettings()
+    scan = pl.DataFrame([
+        scan_row(12, 12, 0.002, "farm-room"),          # 12 accounts at one room, one niche item
+        scan_row(40, 6, 0.05, "office", "P2"),          # an office buying a popular item
+        scan_row(300, 25, 0.05, "campus", "P3"),         # a campus: expected 15
+    ])
+    rings = graphs.co_buying_rings(scan, settings)
+    assert [len(r.members) for r in rings] == [12]
+    assert "12 of 12 accounts" in rings[0].evidence
+
+
+def test_identity_components_need_a_strong_link_or_two_families():
+    pairs = pl.DataFrame({
+        "account_a": ["A", "B", "X"], "account_b": ["B", "C", "Y"],
+        "link_weight": [1.0, 0.4, 0.2], "n_families": [1, 2, 1],
+        "shared_types": ["device", "ip,addr_strict", "ip"], "strong_weight": [1.0, 0.0, 0.0],
+    })
+    comps = graphs.identity_components(pairs, graphs.GraphSettings())
+    groups = comps.group_by("component").agg(pl.col("account_id").sort()).get_column("account_id")
+    assert sorted(g.to_list() for g in groups) == [["A", "B", "C"]]
+
+
+def test_overlapping_candidates_of_one_kind_merge_and_ids_are_stable():
+    a = graphs.Ring("brushing", ("U1", "U2", "U3", "U4"), 20, "room")
+    b = graphs.Ring("brushing", ("U3", "U4", "U5"), 12, "device")
+    c = graphs.Ring("self_referral", ("U1", "U9"), 2, "alt")
+    merged = graphs.merge_rings([a, b, c])
+    assert [(r.kind, r.members) for r in merged] == [
+        ("brushing", ("U1", "U2", "U3", "U4", "U5")),
+        ("self_referral", ("U1", "U9")),
+    ]
+    again = graphs.merge_rings([b, a, c])
+    assert [r.ring_id for r in merged] == [r.ring_id for r in again]
+
+
+def test_deep_chain_ring_holds_accounts_below_the_allowed_levels():
+    tree = pl.DataFrame({
+        "account_id": ["R", "L1", "L2", "L3", "L4", "L5"],
+        "root_id": ["R"] * 6,
+        "referral_depth": [0, 1, 2, 3, 4, 5],
+    })
+    rings = graphs.deep_chain_rings(tree, graphs.GraphSettings())
+    assert len(rings) == 1 and rings[0].members == ("L4", "L5")
+    assert "level 5" in rings[0].evidence

@@ -1,0 +1,62 @@
+import polars as pl
+import pytest
+
+from orderguard.rules import RuleConfigError, load_rules, rule_hits
+
+
+def test_every_rule_has_chinese_and_english_text():
+    ruleset = load_rules()
+    for code, rule in ruleset.rules.items():
+        assert rule.zh and rule.zh != code, code
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in rule.zh), code
+        assert rule.en and rule.en != code, code
+
+
+def test_one_weak_signal_alone_stays_below_the_flag_threshold():
+    ruleset = load_rules()
+    import math
+
+    scale = ruleset.scoring["scale"]
+    flag = ruleset.scoring["flag_threshold"]
+    for rule in ruleset.rules.values():
+        if rule.family in ("ring", "logistics") or rule.points == 0:
+            continue
+        assert 1 - math.exp(-rule.points / scale) < flag, rule.code
+
+
+def test_rules_fire_with_their_conditions_and_name_reasons_strongest_first():
+    features = pl.DataFrame(
+        {
+            "shop_id": ["S1", "S1", "S2"],
+            "device_accounts": [6, 2, 9],
+            "pay_delay_s": [1, 100, None],
+            "ship_to_deliver_h": [1.0, 1.0, 30.0],
+            "is_virtual": [False, True, False],
+        }
+    )
+    hits = rule_hits(features, load_rules())
+    assert hits["SHARED_DEVICE"].to_list() == [True, False, True]
+    assert hits["FAST_DELIVERY"].to_list() == [True, False, False]  # virtual goods exempt
+    assert hits["reason_codes"][0].to_list() == ["SHARED_DEVICE", "FAST_DELIVERY", "FAST_PAY"]
+    assert hits["rule_points"][1] == 0
+
+
+def test_shop_override_changes_the_threshold_for_that_shop_only(tmp_path):
+    base = (load_rules().source, None)
+    assert base
+    from importlib import resources
+
+    text = resources.files("orderguard").joinpath("rules.toml").read_text("utf-8")
+    text += "\n[shops.S2.rules.SHARED_DEVICE]\nthreshold = 20\n"
+    path = tmp_path / "rules.toml"
+    path.write_text(text, "utf-8")
+    features = pl.DataFrame({"shop_id": ["S1", "S2"], "device_accounts": [9, 9]})
+    hits = rule_hits(features, load_rules(path))
+    assert hits["SHARED_DEVICE"].to_list() == [True, False]
+
+
+def test_a_broken_rules_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text('[rules.X]\nfeature = "a"\nop = "~"\nthreshold = 1\n', "utf-8")
+    with pytest.raises(RuleConfigError, match="unknown op"):
+        load_rules(path)
