@@ -105,6 +105,42 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from orderguard import feedback, warehouse
+
+    with warehouse.connect(Path(args.db) if args.db else None) as con:
+        try:
+            result = feedback.load_verdicts(con, Path(args.verdicts))
+        except feedback.VerdictError as exc:
+            print(f"orderguard: {exc}", file=sys.stderr)
+            return 2
+        precision = feedback.rule_precision(con) if warehouse.table_exists(con, "marts", "order_scores") else None
+    print(f"stored {result['stored']} verdicts, rejected {result['rejected']}")
+    for line in result["problems"]:
+        print("  " + line)
+    if precision is not None and precision.height:
+        print("per-rule precision among orders with verdicts:")
+        print(precision)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from orderguard import detect, scoring, warehouse
+
+    with warehouse.connect(Path(args.db) if args.db else None, read_only=True) as con:
+        accounts = detect._account_frame(con)
+        window = warehouse.query(
+            con, "select min(created_at) as start, max(created_at) as end from staging.orders"
+        ).row(0, named=True)
+    forest = scoring.AccountForest(random_state=args.seed).fit(accounts)
+    models = Path(args.models) if args.models else config.models_dir()
+    path = scoring.save_forest(
+        forest, models, {"training_window": window, "trained_on_accounts": accounts.height}
+    )
+    print(f"trained the isolation forest on {accounts.height:,} accounts -> {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orderguard",
@@ -154,6 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--k", type=int, help="review budget K (default: number of true fake orders)")
     e.add_argument("--out", help="folder for evaluation.json")
     e.set_defaults(func=cmd_evaluate)
+
+    f = sub.add_parser("feedback", help="store support's verdicts and show per-rule precision",
+                       description="Read a verdict file (order_id or account_id, verdict = "
+                       "confirmed | false_positive, note) into ops.verdicts. Once enough verdicts "
+                       "with both outcomes exist, the next scan trains a supervised model on them.")
+    f.add_argument("--verdicts", required=True, help="CSV filled in by support")
+    f.add_argument("--db", help="DuckDB warehouse file")
+    f.set_defaults(func=cmd_feedback)
+
+    t = sub.add_parser("train", help="refit the isolation forest on the warehouse's accounts",
+                       description="Fit the graph-aware isolation forest on the accounts of the last "
+                       "scan in the warehouse and save it under models/ with a .meta.json.")
+    t.add_argument("--db", help="DuckDB warehouse file")
+    t.add_argument("--models", help="model folder (default models/)")
+    t.add_argument("--seed", type=int, default=7)
+    t.set_defaults(func=cmd_train)
     return parser
 
 

@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from orderguard import graphs, scoring, warehouse
+from orderguard import feedback, graphs, scoring, warehouse
 from orderguard.rules import RuleSet, rule_hits
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ class ScoreResult:
     review_budget: int | None
     scored: int
     flagged: int
+    supervised: str = ""
 
 
 def _account_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -138,7 +139,6 @@ def run_scoring_stage(
     models_dir: Path,
     seed: int,
     review_budget: int | None = None,
-    supervised: pl.DataFrame | None = None,
 ) -> ScoreResult:
     cfg = ruleset.scoring
     accounts = _account_frame(con)
@@ -182,9 +182,16 @@ def run_scoring_stage(
         .join(account_scores, left_on="buyer_id", right_on="account_id", how="left")
         .with_columns(pl.col("forest_points").fill_null(0.0))
     )
-    if supervised is not None:
-        features = features.join(supervised, on="order_id", how="left")
-    if "supervised_points" not in features.columns:
+    model_sup, sup = feedback.train_supervised(
+        features, feedback.labelled_orders(con), models_dir,
+        int(cfg.get("min_verdicts", 200)), seed,
+    )
+    if model_sup is not None:
+        points_sup = feedback.supervised_points(
+            features, model_sup, sup.meta["features"], cfg.get("supervised_max_points", 3.0)
+        )
+        features = features.join(points_sup, on="order_id", how="left")
+    else:
         features = features.with_columns(pl.lit(0.0).alias("supervised_points"))
     features = features.with_columns(pl.col("supervised_points").fill_null(0.0))
     hits = rule_hits(features, ruleset)
@@ -194,9 +201,17 @@ def run_scoring_stage(
         features["forest_points"],
         features["supervised_points"],
         pl.Series("points", points),
+        pl.Series(
+            "buyer_points",
+            hits["buyer_rule_points"] + features["forest_points"] + features["supervised_points"],
+        ),
         pl.Series("reason_codes", hits["reason_codes"]),
     )
-    scored = scored.with_columns(scoring.combine(pl.col("points"), cfg.get("scale", 2.5)).round(6).alias("score"))
+    scale = cfg.get("scale", 2.5)
+    scored = scored.with_columns(
+        scoring.combine(pl.col("points"), scale).round(6).alias("score"),
+        scoring.combine(pl.col("buyer_points"), scale).round(6).alias("buyer_score"),
+    )
     flag, high = float(cfg.get("flag_threshold", 0.6)), float(cfg.get("high_threshold", 0.8))
     source = "rules.toml thresholds"
     if review_budget:
@@ -232,6 +247,7 @@ def run_scoring_stage(
         review_budget=review_budget,
         scored=scored.height,
         flagged=flagged,
+        supervised=sup.reason,
     )
 
 

@@ -35,7 +35,9 @@ class GraphSettings:
     min_co_buyers: int = 5  # households are 2-4 accounts; co-buying needs more
     max_scan_group: int = 400
     min_surprise: float = 8.0  # -log10 binomial tail of co-buying given product popularity
-    self_referral_min_weight: float = 0.3
+    min_co_buyer_share: float = 0.4  # a farm's accounts nearly all buy the target; a crowd's do not
+    min_lift: float = 5.0  # co-buying share against the product's share of all buyers
+    self_referral_min_weight: float = 0.5  # an office's shared address and IP stay below
     malicious_min_orders: int = 8
     malicious_min_cancel_share: float = 0.7
     fake_shipping_min_orders: int = 3
@@ -108,8 +110,13 @@ def co_buying_rings(scan: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
     n = scan["n_accounts"].to_numpy()
     q = np.clip(scan["product_buyer_rate"].to_numpy(), 1e-4, 1.0)
     surprise = -binom.logsf(k - 1, n, q) / np.log(10)
-    scan = scan.with_columns(pl.Series("surprise", surprise)).filter(
-        pl.col("surprise") >= settings.min_surprise
+    share = k / n
+    scan = scan.with_columns(
+        pl.Series("surprise", surprise), pl.Series("share", share), pl.Series("lift", share / q)
+    ).filter(
+        (pl.col("surprise") >= settings.min_surprise)
+        & (pl.col("share") >= settings.min_co_buyer_share)
+        & (pl.col("lift") >= settings.min_lift)
     )
     rings = []
     for row in scan.sort(["surprise", "id_type", "id_value"], descending=[True, False, False]).iter_rows(named=True):
@@ -181,27 +188,68 @@ def identity_rings(
     return rings
 
 
-def self_referral_rings(checks: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
-    """Distributors whose referred buyers share their identifiers (alt accounts)."""
-    linked = checks.filter(pl.col("referrer_link_weight") >= settings.self_referral_min_weight)
+def self_referral_rings(
+    relations: pl.DataFrame, links: pl.DataFrame, alt_facts: pl.DataFrame, settings: GraphSettings
+) -> list[Ring]:
+    """Distributors who invite or earn on their own alt accounts.
+
+    relations: (distributor_id, account_id) from invites and referred orders.
+    links: identity links (account_a < account_b, link_weight, strong_weight, shared_types).
+    alt_facts: per account registered_at, arbitrage_orders (refunds soon after settlement),
+        commission_total earned up the chain from its referred orders.
+    An alt is an invitee/buyer linked to the distributor, or to another of its invitees.
+    A ring needs that identity evidence plus one more independent family: a strong shared
+    identifier (device/payer/phone), registrations minutes apart, commission arbitrage, or
+    many alts. A household member buying through a relative's link has only the first."""
+    if relations.is_empty() or links.is_empty():
+        return []
+    link_keys = links.select("account_a", "account_b", "link_weight", "strong_weight", "shared_types")
+    facts = alt_facts.select("account_id", "registered_at", "arbitrage_orders", "commission_total")
     rings = []
-    for (referrer,), group in linked.group_by(["referrer_id"], maintain_order=True):
-        alts = sorted(set(group["buyer_id"].to_list()) - {referrer})
+    for (owner,), group in relations.group_by(["distributor_id"], maintain_order=True):
+        invitees = sorted(set(group["account_id"].to_list()) - {owner})
+        if not invitees:
+            continue
+        people = [owner, *invitees]
+        inner = link_keys.filter(
+            pl.col("account_a").is_in(people) & pl.col("account_b").is_in(people)
+            & (pl.col("link_weight") >= settings.self_referral_min_weight)
+        )
+        if inner.is_empty():
+            continue
+        alts = sorted((set(inner["account_a"]) | set(inner["account_b"])) - {owner})
         if not alts:
             continue
-        types = sorted({t for s in group["referrer_shared_types"].drop_nulls() for t in s.split(",")})
-        commission = float(group["commission_total"].fill_null(0).sum())
+        alt_facts_g = facts.filter(pl.col("account_id").is_in(alts)).sort("registered_at")
+        families = ["identity"]
+        if float(inner["strong_weight"].max() or 0) >= settings.strong_link_min:
+            families.append("strong identifier")
+        times = alt_facts_g["registered_at"].drop_nulls().sort().to_list()
+        burst = any(
+            (times[i + 2] - times[i]).total_seconds() <= 30 * 60 for i in range(len(times) - 2)
+        )
+        if burst:
+            families.append("registered minutes apart")
+        arbitrage = int(alt_facts_g["arbitrage_orders"].fill_null(0).sum())
+        if arbitrage:
+            families.append("refunds after commission settled")
+        if len(alts) >= 4:
+            families.append(f"{len(alts)} alt accounts")
+        if len(families) < 2:
+            continue
+        types = sorted({t for s in inner["shared_types"].drop_nulls() for t in s.split(",")})
+        commission = float(alt_facts_g["commission_total"].fill_null(0).sum())
         rings.append(
             Ring(
                 kind="self_referral",
-                members=tuple([referrer, *alts]),
-                strength=float(group["referrer_link_weight"].max()) * len(alts),
+                members=tuple([owner, *alts]),
+                strength=float(len(families) * len(alts)),
                 evidence=(
-                    f"distributor {referrer} earns commission on {group.height} orders of "
-                    f"{len(alts)} accounts sharing their {', '.join(types)}; "
-                    f"commission CNY {commission:.2f}"
+                    f"distributor {owner} invited or earns on {len(alts)} accounts sharing "
+                    f"{', '.join(types)} with them or each other; "
+                    f"{'; '.join(families[1:])}; commission on their orders CNY {commission:.2f}"
                 ),
-                meta={"owner": referrer},
+                meta={"owner": owner},
             )
         )
     return rings
@@ -329,10 +377,23 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings) -> lis
         "where id_type in ('device','payer','phone','ip','addr_strict')"
     )
     scan = q("select * from intermediate.group_product_scan")
-    referral = q(
-        "select r.order_id, o.buyer_id, r.*, from intermediate.referral_checks r "
-        "join intermediate.order_keys o using (order_id) where o.referrer_id is not null"
-    ).rename({"referrer_id": "referrer_id"})
+    relations = q(
+        "select distinct distributor_id, account_id from ("
+        " select referrer_id as distributor_id, buyer_id as account_id from intermediate.order_keys"
+        " where referrer_id is not null union all"
+        " select inviter_id, account_id from staging.accounts where inviter_id is not null)"
+        " where distributor_id <> account_id order by 1, 2"
+    )
+    links = pairs.filter(
+        (pl.col("strong_weight") >= settings.strong_link_min) | (pl.col("n_families") >= 2)
+    )
+    alt_facts = q(
+        "select a.account_id, a.registered_at, "
+        " count(*) filter (where r.refund_after_settle_h between 0 and 72) as arbitrage_orders,"
+        " sum(r.commission_total) as commission_total "
+        "from staging.accounts a left join intermediate.referral_checks r on r.buyer_id = a.account_id "
+        "group by all"
+    )
     buyer_shop = q(
         "select o.buyer_id as account_id, o.shop_id, count(*) as orders_at_shop, "
         "avg(t.is_cancel_or_refund::int) as cancel_share_at_shop, "
@@ -347,7 +408,7 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings) -> lis
     candidates = (
         co_buying_rings(scan, settings)
         + identity_rings(components, accounts, identifiers)
-        + self_referral_rings(referral, settings)
+        + self_referral_rings(relations, links, alt_facts, settings)
         + malicious_rings(buyer_shop, settings)
         + fake_shipping_rings(waybills, settings)
         + deep_chain_rings(tree, settings)

@@ -41,6 +41,7 @@ class Rule:
     condition: Condition
     points: float
     also: tuple[Condition, ...] = ()
+    target: str = "buyer"  # "shop": evidence against the shop/programme, not the buyer
 
 
 @dataclass
@@ -86,6 +87,7 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
             condition=_condition(code, spec),
             points=float(spec.get("points", 1.0)),
             also=tuple(_condition(code, c) for c in spec.get("also", [])),
+            target=spec.get("target", "buyer"),
         )
     overrides = {
         shop: body.get("rules", {}) for shop, body in data.get("shops", {}).items()
@@ -102,8 +104,9 @@ def _compare(cond: Condition, threshold: pl.Expr) -> pl.Expr:
 
 
 def rule_hits(features: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
-    """grain: one row per input row. One boolean column per rule code plus `rule_points`
-    and `reason_codes` (codes that fired, strongest first)."""
+    """grain: one row per input row. One boolean column per rule code plus `rule_points`,
+    `buyer_rule_points` (only evidence against the buyer) and `reason_codes` (codes that
+    fired, strongest first)."""
     exprs = []
     for code, rule in ruleset.rules.items():
         missing = [c.feature for c in (rule.condition, *rule.also) if c.feature not in features.columns]
@@ -126,17 +129,22 @@ def rule_hits(features: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
             hit = hit & _compare(extra, pl.lit(extra.threshold))
         exprs.append(hit.alias(code))
     hits = features.select(["shop_id", *exprs]) if "shop_id" in features.columns else features.select(exprs)
-    point_terms = []
+    point_terms, buyer_terms = [], []
     for code, rule in ruleset.rules.items():
         points: pl.Expr = pl.lit(rule.points)
         for shop, body in ruleset.shop_overrides.items():
             if code in body and "points" in body[code]:
                 points = pl.when(pl.col("shop_id") == shop).then(pl.lit(float(body[code]["points"]))).otherwise(points)
-        point_terms.append(pl.when(pl.col(code)).then(points).otherwise(0.0))
+        term = pl.when(pl.col(code)).then(points).otherwise(0.0)
+        point_terms.append(term)
+        if rule.target != "shop":
+            buyer_terms.append(term)
     ordered = sorted(ruleset.rules.values(), key=lambda r: (-r.points, r.code))
     reasons = pl.concat_list(
         [pl.when(pl.col(r.code)).then(pl.lit(r.code)).otherwise(pl.lit(None, pl.String)) for r in ordered]
     ).list.drop_nulls()
     return hits.with_columns(
-        pl.sum_horizontal(point_terms).alias("rule_points"), reasons.alias("reason_codes")
+        pl.sum_horizontal(point_terms).alias("rule_points"),
+        pl.sum_horizontal(buyer_terms).alias("buyer_rule_points"),
+        reasons.alias("reason_codes"),
     ).drop("shop_id", strict=False)

@@ -3,7 +3,8 @@
 -- its carrier (learned from the data, not a fixed regex list), and consecutive waybills
 -- handed to different buyers of one shop.
 with order_keys as (
-    select order_id, shop_id, buyer_id, carrier, upper(trim(tracking_no)) as tracking_no
+    select order_id, shop_id, buyer_id, carrier, upper(trim(tracking_no)) as tracking_no,
+           coalesce(address_strict_key, order_id) as ship_to
     from intermediate.order_keys
     where tracking_no is not null and trim(tracking_no) <> ''
 ),
@@ -19,6 +20,8 @@ count_reuse as (
     select *,
         count(*) over (partition by tracking_no) as waybill_orders,
         count(distinct buyer_id) over (partition by tracking_no) as waybill_buyers,
+        -- one parcel to one address for several orders is a merged shipment, not reuse
+        count(distinct ship_to) over (partition by tracking_no) as waybill_destinations,
         count(*) over (partition by coalesce(carrier, ''), waybill_shape) as shape_count,
         count(*) over (partition by coalesce(carrier, '')) as carrier_count
     from shape
@@ -33,7 +36,7 @@ neighbours as (
     window w as (partition by shop_id, coalesce(carrier, ''), waybill_prefix order by waybill_number, order_id)
 ),
 judge as (
-    select order_id, tracking_no, waybill_orders, waybill_buyers,
+    select order_id, tracking_no, waybill_orders, waybill_buyers, waybill_destinations,
         shape_count::double / carrier_count as waybill_shape_share,
         carrier_count,
         (   (prev_number is not null and waybill_number - prev_number between 1 and 3 and prev_buyer <> buyer_id)

@@ -12,7 +12,7 @@ order_keys as (
 judge as (
     select k.order_id, k.shop_id, k.buyer_id, t.tracking_no, t.waybill_orders, t.waybill_buyers,
         t.waybill_shape_share, t.waybill_sequential,
-        t.waybill_buyers >= 2 as waybill_reused,
+        (t.waybill_buyers >= 2 and t.waybill_destinations >= 2) as waybill_reused,
         (t.waybill_shape_share < $rare_shape_share and t.carrier_count >= $min_carrier_orders)
             as waybill_malformed,
         coalesce(tm.shipped_not_delivered and tm.days_since_shipped > $undelivered_days, false)

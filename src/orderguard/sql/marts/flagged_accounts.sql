@@ -10,7 +10,9 @@ members as (
     from intermediate.ring_members m join intermediate.rings r using (ring_id)
 ),
 by_orders as (
-    select buyer_id as account_id, max(score) as max_order_score,
+    -- only evidence against the buyer counts: an honest customer of a fake-shipping shop
+    -- is not a suspect account
+    select buyer_id as account_id, max(buyer_score) as max_order_score,
            count(*) filter (where risk_level <> 'low') as flagged_orders,
            list_sort(list_distinct(flatten(list(reason_codes)
                filter (where risk_level <> 'low')))) as reasons

@@ -1,0 +1,59 @@
+"""End to end: what a user checks after a nightly scan."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from orderguard.publish import CONTRACT_FILES
+
+
+def test_every_contract_file_is_published_complete(scanned_world):
+    out = scanned_world["out"]
+    for name in CONTRACT_FILES:
+        assert (out / name).exists(), name
+        assert (out / "latest" / name).exists(), name
+    assert not list(out.glob(".tmp-*")), "no staging folder is left behind"
+
+
+def test_every_valid_order_is_scored_exactly_once_and_counts_reconcile(scanned_world):
+    out = scanned_world["out"]
+    run = json.loads((out / "run.json").read_text("utf-8"))
+    scores = pl.read_parquet(out / "order_scores.parquet")
+    assert scores["order_id"].n_unique() == scores.height
+    assert scores["score"].is_between(0, 1).all()
+    for table, c in run["counts"].items():
+        assert c["read"] == c["accepted"] + c["quarantined"], table
+    assert run["counts"]["orders"]["accepted"] == scores.height
+    source_rows = pl.read_csv(scanned_world["input"] / "orders.csv", infer_schema=False).height
+    assert run["counts"]["orders"]["read"] == source_rows
+
+
+def test_flagged_orders_are_highest_score_first_with_chinese_reasons(scanned_world):
+    flagged = pl.read_csv(scanned_world["out"] / "flagged_orders.csv", infer_schema=False)
+    assert flagged.height > 0
+    scores = flagged["score"].cast(pl.Float64).to_list()
+    assert scores == sorted(scores, reverse=True)
+    assert flagged["reasons"].str.contains(r"[\u4e00-\u9fff]").all()
+    assert set(flagged["recommended_action"]) <= {"冻结佣金", "取消订单", "人工核实", "观察"}
+
+
+def test_injected_rings_show_up_among_the_flagged_results(scanned_world):
+    labels = pl.read_csv(scanned_world["labels"] / "rings.csv", infer_schema=False)
+    rings = pl.read_csv(scanned_world["out"] / "rings.csv", infer_schema=False)
+    reported = [set(m.split(";")) for m in rings["members"]]
+    found = 0
+    for row in labels.iter_rows(named=True):
+        members = set(row["members"].split(";"))
+        found += any(len(members & r) >= 0.5 * len(members) for r in reported)
+    assert found / labels.height >= 0.7, f"found {found} of {labels.height} injected rings"
+    assert set(rings["kind"]) >= {"brushing", "self_referral"}
+
+
+def test_the_run_record_says_which_model_scored_and_how_thresholds_were_set(scanned_world):
+    run = json.loads((scanned_world["out"] / "run.json").read_text("utf-8"))
+    assert run["scoring"]["model_action"].startswith("trained")
+    assert (scanned_world["models"] / "isolation_forest.meta.json").exists()
+    assert "threshold" in run["scoring"]["threshold_source"]
+    assert set(run["stage_seconds"]) >= {"ingest", "stage", "features", "graphs", "score"}
