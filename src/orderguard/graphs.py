@@ -37,7 +37,7 @@ class GraphSettings:
     min_surprise: float = 8.0  # -log10 binomial tail of co-buying given product popularity
     min_co_buyer_share: float = 0.4  # a farm's accounts nearly all buy the target; a crowd's do not
     min_lift: float = 5.0  # co-buying share against the product's share of all buyers
-    self_referral_min_weight: float = 0.5  # an office's shared address and IP stay below
+    self_referral_min_weight: float = 0.3
     malicious_min_orders: int = 8
     malicious_min_cancel_share: float = 0.7
     fake_shipping_min_orders: int = 3
@@ -198,12 +198,14 @@ def self_referral_rings(
     alt_facts: per account registered_at, arbitrage_orders (refunds soon after settlement),
         commission_total earned up the chain from its referred orders.
     An alt is an invitee/buyer linked to the distributor, or to another of its invitees.
-    A ring needs that identity evidence plus one more independent family: a strong shared
-    identifier (device/payer/phone), registrations minutes apart, commission arbitrage, or
-    many alts. A household member buying through a relative's link has only the first."""
+    A link needs one identifier rare enough to point at a person or a household (an office
+    floor's address and IP are shared too widely). A ring needs that identity evidence plus
+    one more independent family: registrations minutes apart, commission arbitrage, or alts
+    making up most of the distributor's circle. A household member buying through a
+    relative's link, even on one device or payer, has only the first."""
     if relations.is_empty() or links.is_empty():
         return []
-    link_keys = links.select("account_a", "account_b", "link_weight", "strong_weight", "shared_types")
+    link_keys = links.select("account_a", "account_b", "shared_types")
     facts = alt_facts.select("account_id", "registered_at", "arbitrage_orders", "commission_total")
     rings = []
     for (owner,), group in relations.group_by(["distributor_id"], maintain_order=True):
@@ -213,7 +215,6 @@ def self_referral_rings(
         people = [owner, *invitees]
         inner = link_keys.filter(
             pl.col("account_a").is_in(people) & pl.col("account_b").is_in(people)
-            & (pl.col("link_weight") >= settings.self_referral_min_weight)
         )
         if inner.is_empty():
             continue
@@ -222,8 +223,6 @@ def self_referral_rings(
             continue
         alt_facts_g = facts.filter(pl.col("account_id").is_in(alts)).sort("registered_at")
         families = ["identity"]
-        if float(inner["strong_weight"].max() or 0) >= settings.strong_link_min:
-            families.append("strong identifier")
         times = alt_facts_g["registered_at"].drop_nulls().sort().to_list()
         burst = any(
             (times[i + 2] - times[i]).total_seconds() <= 30 * 60 for i in range(len(times) - 2)
@@ -233,8 +232,8 @@ def self_referral_rings(
         arbitrage = int(alt_facts_g["arbitrage_orders"].fill_null(0).sum())
         if arbitrage:
             families.append("refunds after commission settled")
-        if len(alts) >= 4:
-            families.append(f"{len(alts)} alt accounts")
+        if len(alts) >= 4 and len(alts) >= 0.5 * len(invitees):
+            families.append(f"{len(alts)} of {len(invitees)} invitees/buyers are linked")
         if len(families) < 2:
             continue
         types = sorted({t for s in inner["shared_types"].drop_nulls() for t in s.split(",")})
@@ -384,9 +383,7 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings) -> lis
         " select inviter_id, account_id from staging.accounts where inviter_id is not null)"
         " where distributor_id <> account_id order by 1, 2"
     )
-    links = pairs.filter(
-        (pl.col("strong_weight") >= settings.strong_link_min) | (pl.col("n_families") >= 2)
-    )
+    links = pairs.filter(pl.col("max_weight") >= settings.self_referral_min_weight)
     alt_facts = q(
         "select a.account_id, a.registered_at, "
         " count(*) filter (where r.refund_after_settle_h between 0 and 72) as arbitrage_orders,"

@@ -19,6 +19,7 @@ unpivot_orders as (
     union all select buyer_id, 'ip', ip_key from order_keys
     union all select buyer_id, 'ip_net', ip_net_key from order_keys
     union all select buyer_id, 'phone', phone_key from order_keys
+    union all select buyer_id, 'phone_range', phone_prefix7 from order_keys
     union all select buyer_id, 'receiver', receiver_key from order_keys
     union all select buyer_id, 'addr_strict', address_strict_key from order_keys
     union all select buyer_id, 'addr_building', address_building_key from order_keys
@@ -31,6 +32,9 @@ unpivot_registrations as (
     select a.account_id, 'ip_net', i.ip_network from accounts a left join ips i on i.ip_raw = a.ip
     union all
     select a.account_id, 'phone', p.phone_norm from accounts a left join phones p on p.phone_raw = a.phone
+    union all
+    select a.account_id, 'phone_range', p.phone_prefix7
+    from accounts a left join phones p on p.phone_raw = a.phone
 ),
 combine as (
     select account_id, id_type, id_value, count(*) as uses
@@ -43,7 +47,7 @@ add_family as (
         *,
         case id_type
             when 'ip' then 'network' when 'ip_net' then 'network'
-            when 'phone' then 'phone' when 'receiver' then 'phone'
+            when 'phone' then 'phone' when 'receiver' then 'phone' when 'phone_range' then 'phone'
             when 'addr_strict' then 'address' when 'addr_building' then 'address'
             else id_type
         end as id_family

@@ -30,10 +30,12 @@ per_family as (
 summarise as (
     select account_a, account_b,
            sum(weight) as link_weight,
+           max(weight) as max_weight,
            count(*) as n_families,
            string_agg(id_types, ',' order by id_types) as shared_types,
-           max(case when id_family in ('device', 'payer', 'phone') then weight else 0 end)
-               as strong_weight
+           -- one rare device, payer or phone number can mean one person; a phone range cannot
+           max(case when id_family in ('device', 'payer') or id_types like '%phone%'
+                    and id_types <> 'phone_range' then weight else 0 end) as strong_weight
     from per_family
     group by all
 )
