@@ -54,7 +54,8 @@ def print_summary(run: dict) -> None:
     s = run["publish"]
     print(f"\norderguard scan of {run['input_dir']} (night {run['run_date']}, run {run['run_id']})")
     for table, c in run["counts"].items():
-        print(f"  {table:<12} read {c['read']:>9,}  accepted {c['accepted']:>9,}  quarantined {c['quarantined']:>6,}")
+        print(f"  {table:<12} read {c['read']:>9,}  accepted {c['accepted']:>9,}  "
+              f"quarantined {c['quarantined']:>6,}")
     print(f"  orders scored {s['orders_scored']:,}, flagged {s['orders_flagged']:,}; "
           f"accounts flagged {s['accounts_flagged']:,}; rings {s['rings']:,} {s['rings_by_kind']}")
     print(f"  model: {run['scoring']['model_action']} ({run['scoring']['model_path']})")
@@ -114,7 +115,8 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         except feedback.VerdictError as exc:
             print(f"orderguard: {exc}", file=sys.stderr)
             return 2
-        precision = feedback.rule_precision(con) if warehouse.table_exists(con, "marts", "order_scores") else None
+        scored = warehouse.table_exists(con, "marts", "order_scores")
+        precision = feedback.rule_precision(con) if scored else None
     print(f"stored {result['stored']} verdicts, rejected {result['rejected']}")
     for line in result["problems"]:
         print("  " + line)
@@ -138,6 +140,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         forest, models, {"training_window": window, "trained_on_accounts": accounts.height}
     )
     print(f"trained the isolation forest on {accounts.height:,} accounts -> {path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    prefect_environment()
+    if not os.environ.get("PREFECT_API_URL"):
+        print("orderguard: serving a schedule needs a Prefect server; start one with "
+              "`prefect server start --host 127.0.0.1` and set "
+              "PREFECT_API_URL=http://127.0.0.1:4200/api", file=sys.stderr)
+        return 2
+    from pipelines.deployments import serve_nightly
+    from pipelines.nightly_scan import ScanParameters
+
+    opts = scan_options(args)
+    params = ScanParameters(
+        input_dir=args.input, out_dir=str(opts.out_dir), db_path=str(opts.db_path),
+        rules_path=str(opts.rules_path) if opts.rules_path else None,
+        models_dir=str(opts.models_dir), encoding=opts.encoding,
+        review_budget=opts.review_budget, seed=opts.seed, run_date=None,
+    )
+    serve_nightly(params, cron=args.cron, timezone=args.timezone, name=args.name)
     return 0
 
 
@@ -206,6 +229,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--models", help="model folder (default models/)")
     t.add_argument("--seed", type=int, default=7)
     t.set_defaults(func=cmd_train)
+
+    v = sub.add_parser("serve", help="serve the nightly scan on a cron schedule (Prefect)",
+                       description="Register the nightly-scan deployment with the Prefect server in "
+                       "PREFECT_API_URL and run its scheduled runs until stopped. --input may hold "
+                       "{date}, filled with the night being scanned (yesterday, Asia/Shanghai).")
+    v.add_argument("--input", required=True, help="export folder, e.g. exports/{date}")
+    v.add_argument("--out", required=True, help="output folder")
+    v.add_argument("--db", help="DuckDB warehouse file")
+    v.add_argument("--rules", help="rules TOML")
+    v.add_argument("--models", help="model folder")
+    v.add_argument("--encoding")
+    v.add_argument("--review-budget", type=int)
+    v.add_argument("--seed", type=int, default=7)
+    v.add_argument("--run-date", help=argparse.SUPPRESS)
+    v.add_argument("--cron", default="0 2 * * *", help="cron schedule (default 02:00)")
+    v.add_argument("--timezone", default="Asia/Shanghai")
+    v.add_argument("--name", default="nightly", help="deployment name")
+    v.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -12,9 +12,10 @@ import logging
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -261,6 +262,16 @@ def new_run(opts: ScanOptions) -> dict:
     }
 
 
+def resolve_nightly_input(opts: ScanOptions) -> ScanOptions:
+    """An input like exports/{date} is filled with the night being scanned: --run-date, or
+    yesterday in Asia/Shanghai for a scheduled run."""
+    text = str(opts.input_dir)
+    if "{date}" not in text:
+        return opts
+    night = opts.run_date or (datetime.now(ZoneInfo(config.TIMEZONE)).date() - timedelta(days=1)).isoformat()
+    return replace(opts, input_dir=Path(text.replace("{date}", night)), run_date=night)
+
+
 def call_directly(name: str, fn, *args):
     return fn(*args)
 
@@ -268,6 +279,9 @@ def call_directly(name: str, fn, *args):
 def run_scan(opts: ScanOptions, call_stage=call_directly) -> dict:
     """The whole scan. `call_stage(name, fn, *args)` runs one stage: directly by default,
     as a Prefect task when the nightly flow passes its own (pipelines/nightly_scan.py)."""
+    opts = resolve_nightly_input(opts)
+    if not Path(opts.input_dir).is_dir():
+        raise ingest.InputError(f"the export folder {opts.input_dir} does not exist")
     ruleset = load_rules(opts.rules_path)
     settings = graphs.GraphSettings()
     run = new_run(opts)
