@@ -1,0 +1,255 @@
+"""Synthetic distribution-shop world with labelled fraud rings and honest look-alike crowds.
+
+    world = generate_world(GeneratorConfig(accounts=5000, seed=7, preset="hard"))
+    write_world(world, "data/demo/input", "data/demo/labels")
+
+Input tables follow the data contract (orderguard.contract); labels never enter them.
+Same config and seed give byte-identical files. The pieces live in gen_*.py:
+gen_catalog (shops, products), gen_people (honest crowds, distributors), gen_fraud (rings),
+gen_orders (lifecycle, commissions, assembly), gen_text / gen_address (formatting).
+
+Labels (labels_dir, CSV):
+- orders.csv: order_id, is_fraud, kind (honest|brushing|self_referral|malicious|
+  fake_shipping|deep_chain), ring_id (empty when honest), is_cover (camouflage purchase by a
+  fraud account; still is_fraud=1). is_fraud = the buyer is a fraud account, or the order
+  was fake-shipped by its shop (the buyer is then honest).
+- accounts.csv: account_id, is_fraud, kind, ring_id, ring_kind, role (customer, distributor,
+  owner, alt, worker, recruit, competitor), looks_honest (the ring looks honest account by
+  account), crowd (honest only: single, household, office, campus, cgnat_mobile).
+  Deep chains: only accounts below level 3 are fraud (kind deep_chain, role recruit); the
+  root and levels 1-3 stay honest distributors/customers.
+- rings.csv: ring_id, kind, size, looks_honest, members (';'; the shop id for
+  fake_shipping), shop_ids, order_count.
+- shops.csv (extra): shop_id, shop_type, fake_shipping, level_limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from orderguard.contract import ACCOUNTS, COMMISSIONS, ORDERS, PRODUCTS
+from orderguard.gen_address import AddressBook
+from orderguard.gen_catalog import SHOP_TYPES, build_catalog
+from orderguard.gen_core import KINDS, Accounts, Ctx, epoch
+from orderguard.gen_fraud import (
+    build_brushing,
+    build_deep_chains,
+    build_fake_shipping,
+    build_malicious,
+    build_self_referral,
+    plan,
+)
+from orderguard.gen_orders import assemble, honest_orders
+from orderguard.gen_people import build_honest
+from orderguard.gen_text import IpAllocator
+
+log = logging.getLogger(__name__)
+
+KNOBS = ("honest_looking_share", "device_rotation", "proxy_ips", "aged_accounts",
+         "address_variants", "spread_timing", "cover_purchases", "shared_ids")
+PRESETS: dict[str, dict[str, Any]] = {
+    # no camouflage: every ring shares devices/IPs/payers, lockstep, batch-registered
+    "easy": dict(honest_looking_share=0.0, device_rotation=0.0, proxy_ips=0.0,
+                 aged_accounts=0.0, address_variants=0.3, spread_timing=0.0,
+                 cover_purchases=0.0, shared_ids=(4, 5)),
+    "default": dict(honest_looking_share=0.3, device_rotation=0.3, proxy_ips=0.3,
+                    aged_accounts=0.4, address_variants=0.7, spread_timing=0.3,
+                    cover_purchases=1.0, shared_ids=(2, 4)),
+    "hard": dict(honest_looking_share=0.6, device_rotation=0.8, proxy_ips=0.8,
+                 aged_accounts=0.9, address_variants=1.0, spread_timing=0.8,
+                 cover_purchases=3.0, shared_ids=(1, 2)),
+}
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+@dataclass
+class GeneratorConfig:
+    accounts: int = 5000  # number of accounts in the world (honest + fraud)
+    seed: int = 7
+    preset: str = "default"  # "easy", "default" or "hard"
+    days: int = 30
+    start: dt.date = dt.date(2026, 10, 1)
+    orders_per_account: float = 5.0  # about 1M orders for 200k accounts
+    fraud_scale: float = 1.0  # multiplies the number of rings of every kind
+    promo_day: dt.date | None = None  # 双11-style day; default 11-11 if inside, else day 11
+    # camouflage knobs; None = take the preset's value
+    honest_looking_share: float | None = None  # share of brushing farms honest-looking
+    device_rotation: float | None = None  # P(ring gives every account its own device)
+    proxy_ips: float | None = None  # P(ring gives every account its own IP)
+    aged_accounts: float | None = None  # P(ring uses aged accounts, not a batch)
+    address_variants: float | None = None  # P(farm writes its address in variants)
+    spread_timing: float | None = None  # P(ring spreads orders over the month)
+    cover_purchases: float | None = None  # mean cover purchases per fraud account
+    shared_ids: tuple[int, int] | None = None  # self-referral: families shared (min, max)
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; use one of {sorted(PRESETS)}")
+        if self.accounts < 1000:
+            raise ValueError("accounts must be at least 1000 (rings and crowds need room)")
+        if self.days < 7:
+            raise ValueError("days must be at least 7")
+
+    def knobs(self) -> dict[str, Any]:
+        base = dict(PRESETS[self.preset])
+        for k in KNOBS:
+            v = getattr(self, k)
+            if v is not None:
+                base[k] = tuple(v) if k == "shared_ids" else float(v)
+        return base
+
+    def promo_index(self) -> int:
+        if self.promo_day is not None:
+            return (self.promo_day - self.start).days
+        for year in (self.start.year, self.start.year + 1):
+            d = (dt.date(year, 11, 11) - self.start).days
+            if 0 <= d < self.days:
+                return d
+        return min(10, self.days - 1)
+
+
+@dataclass
+class World:
+    orders: pl.DataFrame
+    accounts: pl.DataFrame
+    products: pl.DataFrame
+    commissions: pl.DataFrame
+    order_labels: pl.DataFrame
+    account_labels: pl.DataFrame
+    ring_labels: pl.DataFrame
+    shop_labels: pl.DataFrame  # shop_id, shop_type, fake_shipping (extra, labels side)
+    config: GeneratorConfig | None = None
+
+    def inputs(self) -> dict[str, pl.DataFrame]:
+        return {"orders": self.orders, "accounts": self.accounts, "products": self.products,
+                "commissions": self.commissions}
+
+    def labels(self) -> dict[str, pl.DataFrame]:
+        return {"orders": self.order_labels, "accounts": self.account_labels,
+                "rings": self.ring_labels, "shops": self.shop_labels}
+
+    def summary(self) -> dict[str, Any]:
+        lab = self.order_labels
+        by_kind = dict(lab.group_by("kind").len().sort("kind").iter_rows())
+        rings = dict(self.ring_labels.group_by("kind").len().sort("kind").iter_rows())
+        fraud = int(lab["is_fraud"].sum())
+        return {
+            "orders": self.orders.height, "accounts": self.accounts.height,
+            "products": self.products.height, "commissions": self.commissions.height,
+            "fraud_orders": fraud, "fraud_share": round(fraud / max(1, lab.height), 4),
+            "fraud_accounts": int(self.account_labels["is_fraud"].sum()),
+            "orders_by_kind": {k: int(by_kind.get(k, 0)) for k in KINDS},
+            "rings_by_kind": {k: int(rings.get(k, 0)) for k in KINDS[1:]},
+        }
+
+
+def generate_world(cfg: GeneratorConfig) -> World:
+    t0 = time.perf_counter()
+    rng = np.random.Generator(np.random.PCG64(cfg.seed))
+    n = int(cfg.accounts)
+    ctx = Ctx(rng=rng, knobs=cfg.knobs(), start=epoch(cfg.start), days=int(cfg.days),
+              promo_day=cfg.promo_index(), acc=Accounts(n), book=AddressBook(rng),
+              ips=IpAllocator(rng))
+    ctx.make_city_pools()
+    p = plan(n, cfg.fraud_scale)
+    ctx.cat = build_catalog(rng, max(12, round(n / 400)), p["deep_chain"])
+    build_fake_shipping(ctx, p["fake_shipping"])
+    build_brushing(ctx, p["brushing"])
+    build_self_referral(ctx, p["self_referral"])
+    build_malicious(ctx, p["malicious"])
+    build_deep_chains(ctx)
+    if ctx.acc.used > 0.4 * n:
+        raise ValueError("fraud rings would take over 40% of accounts; lower fraud_scale")
+    honest = ctx.acc.take(n - ctx.acc.used)
+    honest = honest[~ctx.acc.fraud[honest]]
+    build_honest(ctx, honest)
+    so_far = sum(len(b["created"]) for b in ctx.blocks)
+    target = max(cfg.orders_per_account * n - so_far, 0.5 * cfg.orders_per_account * n)
+    honest_orders(ctx, honest, target)
+    frames = assemble(ctx)
+    cat = ctx.cat
+    shops = pl.DataFrame({
+        "shop_id": cat.shop_ids,
+        "shop_type": [SHOP_TYPES[t] for t in cat.shop_type],
+        "fake_shipping": [int(i in ctx.fake_shops) for i in range(cat.n_shops)],
+        "level_limit": cat.level_limit,
+    })
+    world = World(
+        orders=frames["orders"], accounts=frames["accounts"],
+        products=cat.products_frame().select(PRODUCTS.column_names),
+        commissions=frames["commissions"], order_labels=frames["order_labels"],
+        account_labels=frames["account_labels"], ring_labels=frames["ring_labels"],
+        shop_labels=shops, config=cfg,
+    )
+    log.info("generated %d orders, %d accounts in %.1f s", world.orders.height,
+             world.accounts.height, time.perf_counter() - t0)
+    return world
+
+
+# ------------------------------------------------------------------------ writing
+def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        df.write_parquet(path.with_suffix(".parquet"))
+    else:
+        df.write_csv(path.with_suffix(".csv"), datetime_format=TIME_FORMAT, float_precision=2)
+
+
+def write_world(world: World, out_dir: str | Path, labels_dir: str | Path, fmt: str = "csv",
+                split_days: bool = False) -> None:
+    """Input tables into out_dir (one folder per day if split_days), labels as CSV."""
+    if fmt not in ("csv", "parquet"):
+        raise ValueError("fmt must be 'csv' or 'parquet'")
+    out, lab = Path(out_dir), Path(labels_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lab.mkdir(parents=True, exist_ok=True)
+    for name, df in world.labels().items():
+        _write(df, lab / name, "csv")
+    if not split_days:
+        for name, df in world.inputs().items():
+            _write(df, out / name, fmt)
+        return
+    orders = world.orders.with_columns(pl.col("created_at").dt.date().alias("_d"))
+    accounts = world.accounts.with_columns(pl.col("registered_at").dt.date().alias("_d"))
+    com = world.commissions.join(orders.select("order_id", "_d"), on="order_id", how="left")
+    cfg = world.config or GeneratorConfig()
+    first = orders["_d"].min() if orders.height else cfg.start
+    days = cfg.days if world.config else (orders["_d"].max() - first).days + 1
+    for i in range(days):
+        day = cfg.start + dt.timedelta(days=i) if world.config else first + dt.timedelta(i)
+        folder = out / day.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        o = orders.filter(pl.col("_d") == day)
+        c = com.filter(pl.col("_d") == day)
+        active = pl.concat([o["buyer_id"], o["referrer_id"].drop_nulls(),
+                            c["beneficiary_id"]]).unique()
+        acc = accounts.filter((pl.col("_d") == day) | pl.col("account_id").is_in(active.implode()))
+        _write(o.drop("_d").select(ORDERS.column_names), folder / "orders", fmt)
+        _write(acc.drop("_d").select(ACCOUNTS.column_names), folder / "accounts", fmt)
+        _write(c.drop("_d").select(COMMISSIONS.column_names), folder / "commissions", fmt)
+        _write(world.products, folder / "products", fmt)
+
+
+def generate_to_folders(out_dir: str | Path, labels_dir: str | Path, accounts: int = 5000,
+                        seed: int = 7, preset: str = "default", days: int = 30,
+                        fmt: str = "csv", split_days: bool = False) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    world = generate_world(GeneratorConfig(accounts=accounts, seed=seed, preset=preset,
+                                           days=days))
+    t1 = time.perf_counter()
+    write_world(world, out_dir, labels_dir, fmt=fmt, split_days=split_days)
+    summary = world.summary()
+    summary.update(preset=preset, seed=seed, generate_seconds=round(t1 - t0, 2),
+                   write_seconds=round(time.perf_counter() - t1, 2))
+    return summary
+
+
+__all__ = ["GeneratorConfig", "World", "generate_world", "write_world", "generate_to_folders",
+           "PRESETS"]
