@@ -1,0 +1,84 @@
+"""Runs that never lose data: kill safety, one scan per warehouse, reruns."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orderguard.scan import ScanBusyError, ScanOptions, run_scan, scan_lock
+
+CONTRACT_OUTPUTS = ("order_scores.parquet", "flagged_orders.csv", "flagged_accounts.csv", "rings.csv",
+                    "quarantine.csv")
+
+
+def snapshot(out: Path) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in CONTRACT_OUTPUTS + ("run.json",)}
+
+
+def scan_command(world: dict, out: Path, db: Path, models: Path) -> list[str]:
+    return [sys.executable, "-m", "orderguard.cli", "-v", "scan", "--input", str(world["input"]),
+            "--out", str(out), "--db", str(db), "--models", str(models), "--no-prefect"]
+
+
+def test_a_killed_scan_leaves_the_previous_night_intact_and_the_next_run_succeeds(scanned_world, tmp_path):
+    out, db, models = tmp_path / "out", tmp_path / "wh.duckdb", tmp_path / "models"
+    shutil.copytree(scanned_world["out"], out, symlinks=True)
+    shutil.copy(scanned_world["db"], db)
+    shutil.copytree(scanned_world["models"], models)
+    before = snapshot(out)
+
+    proc = subprocess.Popen(scan_command(scanned_world, out, db, models),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:  # kill it in the middle of the graph work
+        if "stage features" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode != 0
+    assert snapshot(out) == before, "published files changed under a killed scan"
+
+    rerun = subprocess.run(scan_command(scanned_world, out, db, models), capture_output=True,
+                           text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert not list(out.glob(".tmp-*"))
+    after = snapshot(out)
+    for name in CONTRACT_OUTPUTS:  # same input: the same results, byte for byte
+        assert after[name] == before[name], name
+
+
+def test_a_second_scan_on_the_same_warehouse_is_refused_with_a_clear_message(tmp_path):
+    db = tmp_path / "wh.duckdb"
+    with scan_lock(db):
+        with pytest.raises(ScanBusyError, match="another orderguard scan"):
+            with scan_lock(db):
+                pass
+        opts = ScanOptions(input_dir=tmp_path, out_dir=tmp_path / "out", db_path=db)
+        with pytest.raises(ScanBusyError):
+            run_scan(opts)
+
+
+def test_a_rerun_of_the_same_input_is_byte_identical_and_replaces_the_nights_history_row(scanned_world, tmp_path):
+    opts = ScanOptions(input_dir=scanned_world["input"], out_dir=tmp_path / "out",
+                       db_path=tmp_path / "wh.duckdb", models_dir=scanned_world["models"])
+    run_scan(opts)
+    first = snapshot(tmp_path / "out")
+    run_scan(ScanOptions(**{**opts.__dict__, "run_id": "second-run"}))
+    second = snapshot(tmp_path / "out")
+    for name in CONTRACT_OUTPUTS:
+        assert first[name] == second[name], name
+    a, b = json.loads(first["run.json"]), json.loads(second["run.json"])
+    assert a["input_fingerprint"] == b["input_fingerprint"] and a["run_id"] != b["run_id"]
+    assert a["counts"] == b["counts"] and a["summary"] == b["summary"]
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+        rows = con.execute("select run_date, run_id from ops.runs").fetchall()
+    assert rows == [(b["run_date"], "second-run")]
