@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
@@ -47,7 +48,58 @@ def as_task(name: str, fn, *args):
 
 @flow(name="nightly-scan", log_prints=True)
 def nightly_scan(params: ScanParameters) -> dict:
-    """ingest -> stage -> features -> graphs -> score -> publish."""
+    """ingest -> stage -> features -> graphs -> score -> publish -> Prefect artifacts."""
     flow_run_id = str(flow_run.id) if flow_run.id else None
     opts = params.options(run_id=uuid.uuid4().hex[:12], flow_run_id=flow_run_id)
-    return scan.run_scan(opts, call_stage=as_task)
+    run = scan.run_scan(opts, call_stage=as_task)
+    publish_artifacts(run)
+    return run
+
+
+def summary_markdown(run: dict) -> str:
+    """The night in a few lines for the Prefect UI (the same figures as report.html)."""
+    s = run["publish"]
+    levels = s.get("flagged_by_level", {})
+    kinds = ", ".join(f"{k} {v}" for k, v in s.get("rings_by_kind", {}).items()) or "none"
+    reasons = ", ".join(f"`{k}` {v}" for k, v in s.get("top_reasons", {}).items()) or "none"
+    return "\n".join([
+        f"# orderguard night {run['run_date']}",
+        "",
+        "| figure | tonight |",
+        "|---|---|",
+        f"| orders scanned | {s['orders_scored']:,} |",
+        f"| orders flagged | {s['orders_flagged']:,} (high {levels.get('high', 0):,}, "
+        f"medium {levels.get('medium', 0):,}) |",
+        f"| GMV / commission on flagged orders | CNY {s.get('gmv_flagged', 0):,.2f} / "
+        f"CNY {s.get('commission_flagged', 0):,.2f} |",
+        f"| accounts flagged | {s['accounts_flagged']:,} |",
+        f"| rings | {s['rings']:,} ({kinds}); new tonight {s.get('rings_new', 0)}, "
+        f"gone since {s.get('previous_night') or '-'}: {s.get('rings_gone', 0)} |",
+        f"| rows quarantined | {s['quarantined_rows']:,} |",
+        "",
+        f"Top reasons: {reasons}",
+        "",
+        f"Published to `{s['published']}`; model {run['scoring']['model_action']}.",
+    ])
+
+
+@task(name="artifacts")
+def publish_artifacts(run: dict) -> None:
+    """Markdown summary, table of top rings and a link to report.html in the Prefect UI.
+    The night is already published: an artifact that cannot be stored is logged, not fatal."""
+    s = run["publish"]
+    rings = s.get("top_rings") or []
+    try:
+        create_markdown_artifact(key="nightly-scan-summary", markdown=summary_markdown(run),
+                                 description=f"orderguard night {run['run_date']}")
+        create_table_artifact(
+            key="nightly-scan-top-rings",
+            table=rings or {"ring_id": [], "kind": [], "size": [], "orders": [], "gmv": [], "commission": []},
+            description=f"top rings by GMV, night {run['run_date']}",
+        )
+        report = (Path(s["published"]).resolve() / "report.html").as_uri()
+        create_link_artifact(key="nightly-scan-report", link=report,
+                             link_text=f"report.html, night {run['run_date']}",
+                             description="self-contained report for risk leads")
+    except Exception as exc:  # noqa: BLE001 - the scan's outputs are complete either way
+        get_run_logger().warning("could not store the run's artifacts: %s", exc)

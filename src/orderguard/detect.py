@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from orderguard import feedback, graphs, scoring, warehouse
+from orderguard import feedback, graphs, ring_ids, scoring, warehouse
 from orderguard.rules import RuleSet, rule_hits
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,9 @@ def ring_member_frame(rings: list[graphs.Ring]) -> pl.DataFrame:
         if r.kind != "fake_shipping"
         for m in r.members
     ]
-    return pl.DataFrame(rows, schema=["ring_id", "kind", "account_id", "role"], orient="row")
+    return pl.DataFrame(
+        rows, schema={c: pl.String for c in ("ring_id", "kind", "account_id", "role")}, orient="row"
+    )
 
 
 def ring_frame(rings: list[graphs.Ring]) -> pl.DataFrame:
@@ -91,6 +93,8 @@ def ring_frame(rings: list[graphs.Ring]) -> pl.DataFrame:
 
 def run_graph_stage(con: duckdb.DuckDBPyConnection, settings: graphs.GraphSettings) -> dict:
     rings = graphs.detect_rings(con, settings)
+    # issue 5: a ring that mostly carries over from an earlier night keeps that night's id
+    rings = ring_ids.stabilise(con, rings)
     warehouse.write_frame(con, "intermediate", "rings", ring_frame(rings))
     warehouse.write_frame(con, "intermediate", "ring_members", ring_member_frame(rings))
     warehouse.write_frame(con, "intermediate", "ring_orders", _ring_orders(con, rings))
@@ -153,7 +157,9 @@ def run_scoring_stage(
         pl.Series("forest_anomaly", anomaly),
         pl.Series(
             "forest_points",
-            scoring.forest_points(anomaly, cfg.get("forest_max_points", 1.0), cfg.get("forest_top_share", 0.02)),
+            scoring.forest_points(
+                anomaly, cfg.get("forest_max_points", 1.0), cfg.get("forest_top_share", 0.02)
+            ),
         ),
     )
     features = warehouse.query(con, "select * from intermediate.order_features order by order_id")
@@ -170,7 +176,9 @@ def run_scoring_stage(
         else:
             ring_flags = ring_flags.with_columns(pl.lit(None, pl.Boolean).alias(flag))
     primary_ring = (
-        ring_orders.join(warehouse.query(con, "select ring_id, strength from intermediate.rings"), on="ring_id")
+        ring_orders.join(
+            warehouse.query(con, "select ring_id, strength from intermediate.rings"), on="ring_id"
+        )
         .sort(["order_id", "strength", "ring_id"], descending=[False, True, False])
         .group_by("order_id", maintain_order=True)
         .first()

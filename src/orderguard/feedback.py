@@ -61,7 +61,10 @@ def load_verdicts(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
     for col in ("order_id", "account_id", "note"):
         if col not in frame.columns:
             frame = frame.with_columns(pl.lit(None, pl.String).alias(col))
-    frame = frame.with_row_index("source_row", offset=1).with_columns(
+    # rows support left blank in the pre-filled template are not verdicts: skip them
+    frame = frame.with_row_index("source_row", offset=1).filter(
+        pl.col("verdict").fill_null("").str.strip_chars() != ""
+    ).with_columns(
         pl.col("verdict").str.strip_chars().str.to_lowercase()
         .replace_strict(_VERDICT_WORDS, default=None).alias("verdict_norm"),
         pl.col("order_id").str.strip_chars().str.strip_prefix("'"),
@@ -137,8 +140,9 @@ class SupervisedResult:
     meta: dict | None = None
 
 
-def train_supervised(features: pl.DataFrame, labels: pl.DataFrame, models_dir: Path,
-                     min_verdicts: int, seed: int) -> tuple[HistGradientBoostingClassifier | None, SupervisedResult]:
+def train_supervised(
+    features: pl.DataFrame, labels: pl.DataFrame, models_dir: Path, min_verdicts: int, seed: int
+) -> tuple[HistGradientBoostingClassifier | None, SupervisedResult]:
     """Fit on the verdict-labelled orders; report AP on the latest 30 % (by order time) of
     the verdicts, learned only from the earlier 70 %."""
     data = features.join(labels, on="order_id").sort(["created_at", "order_id"])
@@ -151,6 +155,10 @@ def train_supervised(features: pl.DataFrame, labels: pl.DataFrame, models_dir: P
     columns = numeric_features(features)
     x, y = matrix(data, columns), data["label"].to_numpy()
     cut = int(len(y) * 0.7)
+    # a column without a single value (an optional input the export lacks) cannot be binned
+    # by HistGradientBoosting: learn from the columns that hold a value in the earlier part
+    keep = ~np.isnan(x[:cut]).all(axis=0)
+    columns, x = [c for c, k in zip(columns, keep, strict=True) if k], x[:, keep]
     later_ap = None
     if 0 < y[:cut].sum() < cut and 0 < y[cut:].sum() < len(y) - cut:
         early = HistGradientBoostingClassifier(random_state=seed, max_iter=200).fit(x[:cut], y[:cut])

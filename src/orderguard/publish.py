@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -24,13 +26,18 @@ log = logging.getLogger(__name__)
 CONTRACT_FILES = (
     "order_scores.parquet",
     "flagged_orders.csv",
+    "flagged_orders.xlsx",
+    "verdicts_template.csv",
     "flagged_accounts.csv",
     "rings.csv",
     "quarantine.csv",
     "report.html",
     "run.json",
 )
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell as a formula (or DDE call) when its text starts with one of these;
+# the full-width forms are included because Excel with a Chinese IME treats them alike.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
+_FORMULA_RE = r"^[=+\-@\t\r\n＝＋－＠]"
 
 ACTIONS = {  # what support should do, by ring kind or strongest reason
     "self_referral": "冻结佣金",
@@ -39,26 +46,50 @@ ACTIONS = {  # what support should do, by ring kind or strongest reason
     "malicious": "取消订单",
     "fake_shipping": "人工核实",
 }
+ACTION_WORDS = ("冻结佣金", "取消订单", "人工核实", "观察")
+KIND_ZH = {
+    "brushing": "刷单",
+    "self_referral": "自邀小号",
+    "malicious": "恶意下单",
+    "fake_shipping": "虚假发货",
+    "deep_chain": "超级分销链",
+}
+LEVEL_ZH = {"high": "高", "medium": "中", "low": "低"}
+PII_COLUMNS = {"phone", "receiver_phone", "payment_account", "receiver_name", "address"}
+VERDICT_COLUMNS = ("order_id", "verdict", "note")
+_OPEN = ("created", "paid")
+_REVERSED = ("cancelled", "refunded")
 
 
 def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
-    """Text that a spreadsheet would run as a formula is prefixed with an apostrophe."""
+    """Text that a spreadsheet would run as a formula is prefixed with an apostrophe
+    (OWASP's advice for CSV injection); numbers stay numbers."""
+    text_types = (pl.String, pl.Categorical, pl.Enum)
     return frame.with_columns(
-        pl.when(pl.col(c).str.starts_with(FORMULA_START[0]) | pl.col(c).str.contains(r"^[=+\-@\t\r]"))
-        .then(pl.lit("'") + pl.col(c))
-        .otherwise(pl.col(c))
+        pl.when(pl.col(c).cast(pl.String).str.contains(_FORMULA_RE))
+        .then(pl.lit("'") + pl.col(c).cast(pl.String))
+        .otherwise(pl.col(c).cast(pl.String))
         .alias(c)
         for c, dtype in frame.schema.items()
-        if dtype == pl.String
+        if isinstance(dtype, text_types) or dtype == pl.String
     )
 
 
 def mask_phone(expr: pl.Expr) -> pl.Expr:
-    """138****5678: enough for support to match a caller, not enough to be a phone book."""
-    digits = expr.str.replace_all(r"\D", "")
+    """138****5678: enough for support to match a caller, not enough to be a phone book.
+    A +86 / 0086 country code is dropped first, so it never leaks the number's first digits."""
+    digits = expr.str.replace_all(r"\D", "").str.replace(r"^(?:0086|86)(1\d{10})$", "$1")
     return pl.when(digits.str.len_chars() >= 7).then(
         digits.str.slice(0, 3) + pl.lit("****") + digits.str.slice(-4)
     ).otherwise(pl.lit(None, pl.String))
+
+
+def mask_text(expr: pl.Expr) -> pl.Expr:
+    """Keep the first 2 and last 2 characters of a personal value, star the rest."""
+    n = expr.str.len_chars()
+    return pl.when(n > 6).then(
+        expr.str.slice(0, 2) + pl.lit("****") + expr.str.slice(-2)
+    ).when(n > 0).then(pl.lit("****")).otherwise(expr)
 
 
 def reasons_text(codes: pl.Expr, ruleset: RuleSet, lang: str) -> pl.Expr:
@@ -66,9 +97,161 @@ def reasons_text(codes: pl.Expr, ruleset: RuleSet, lang: str) -> pl.Expr:
     return codes.list.eval(pl.element().replace(mapping)).list.join("；" if lang == "zh" else "; ")
 
 
+def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
+    """What support should do with a flagged order, from its ring, status, money and score.
+
+    Needs columns ring_kind, status, risk_level, score, commission_pending.
+    - commission fraud (self-referral, chains past the allowed depth): 冻结佣金
+    - a shop faking its waybills: 人工核实 (the shop, not the buyer, is in question)
+    - already cancelled or refunded: 观察 (nothing left to stop; watch the accounts)
+    - brushing/flood or high risk: 取消订单 while the order is still open, else 冻结佣金 when
+      commission is still pending, else 人工核实
+    - medium risk, no ring, in the lower half between flag and high threshold: 观察
+    - otherwise 人工核实
+    """
+    kind, status = pl.col("ring_kind"), pl.col("status")
+    pending = pl.col("commission_pending").fill_null(0) > 0
+    firm = kind.is_in(["brushing", "malicious"]) | (pl.col("risk_level") == "high")
+    return (
+        pl.when(kind.is_in(["self_referral", "deep_chain"])).then(pl.lit("冻结佣金"))
+        .when(kind == "fake_shipping").then(pl.lit("人工核实"))
+        .when(status.is_in(_REVERSED)).then(pl.lit("观察"))
+        .when(firm & status.is_in(_OPEN)).then(pl.lit("取消订单"))
+        .when(firm & pending).then(pl.lit("冻结佣金"))
+        .when(firm).then(pl.lit("人工核实"))
+        .when(pl.col("score") < (flag_threshold + high_threshold) / 2).then(pl.lit("观察"))
+        .otherwise(pl.lit("人工核实"))
+    )
+
+
+FEATURE_ZH = {  # the measured fact behind a reason, in words support can read
+    "device_accounts": "同设备账号数",
+    "payer_accounts": "同支付账号的账号数",
+    "phone_accounts": "同手机号账号数",
+    "address_accounts": "同地址账号数",
+    "referrer_link_weight": "与获佣分销员的关联强度",
+    "burst_ratio": "下单量为平时的倍数",
+    "buyer_exact_price_share": "按标价成交占比",
+    "pay_delay_s": "下单到付款(秒)",
+    "ship_to_deliver_h": "发货到签收(小时)",
+    "review_delay_min": "签收到好评(分钟)",
+    "account_age_days": "下单时账号注册天数",
+    "siblings_within_10min": "同邀请人10分钟内注册数",
+    "refund_after_settle_h": "佣金结算后退款(小时)",
+    "cancel_share_at_shop": "在本店取消/退款占比",
+    "commission_max_level": "佣金层级",
+    "buyer_referral_depth": "推荐层级",
+}
+
+
+def fact_features(ruleset: RuleSet) -> list[str]:
+    """Features whose value is worth showing as evidence (not rings, models or flags)."""
+    return sorted({r.condition.feature for r in ruleset.rules.values() if r.family not in ("ring", "model")})
+
+
+def evidence_facts(ruleset: RuleSet, schema: dict) -> pl.Expr:
+    """The measured value behind each reason that fired (e.g. 同地址账号数=7), strongest first.
+    Needs reason_codes and the rules' feature columns present in `schema`."""
+    parts = []
+    for code, rule in sorted(ruleset.rules.items(), key=lambda kv: (-kv[1].points, kv[0])):
+        feature = rule.condition.feature
+        if rule.family in ("ring", "model") or feature not in schema or schema[feature] == pl.Boolean:
+            continue  # rings have their own evidence; a yes/no flag is said by the reason text
+        value = pl.col(feature).cast(pl.Float64).round(2).cast(pl.String).str.replace(r"\.0$", "")
+        parts.append(
+            pl.when(pl.col("reason_codes").list.contains(code) & pl.col(feature).is_not_null())
+            .then(pl.lit(f"{FEATURE_ZH.get(feature, feature)}=") + value)
+            .otherwise(pl.lit(None, pl.String))
+        )
+    if not parts:
+        return pl.lit(None, pl.String)
+    return pl.concat_list(parts).list.drop_nulls().list.join("；").replace("", None)
+
+
+def evidence_text(ruleset: RuleSet, schema: dict) -> pl.Expr:
+    """Chinese evidence for support: the ring (kind, id, size, orders, money) and what the
+    detector saw, then the measured facts; English reason text when neither exists.
+    Needs ring_kind, ring_id, ring_size, ring_orders, ring_gmv, ring_commission,
+    ring_evidence, reason_codes and the rules' feature columns (see evidence_facts)."""
+    kind_zh = pl.col("ring_kind").replace_strict(KIND_ZH, default=pl.col("ring_kind"), return_dtype=pl.String)
+    ring = pl.when(pl.col("ring_id").is_not_null()).then(
+        pl.format(
+            "{}团伙 {}：{} 个账号，{} 单，金额 {} 元，涉及佣金 {} 元（{}）",
+            kind_zh, pl.col("ring_id"), pl.col("ring_size"), pl.col("ring_orders"),
+            pl.col("ring_gmv").cast(pl.Float64).round(2), pl.col("ring_commission").cast(pl.Float64).round(2),
+            pl.col("ring_evidence").fill_null(""),
+        )
+    )
+    facts = evidence_facts(ruleset, schema)
+    text = pl.concat_str([ring, facts], separator="；", ignore_nulls=True).replace("", None)
+    return pl.coalesce(text, reasons_text(pl.col("reason_codes"), ruleset, "en"))
+
+
 def write_csv(frame: pl.DataFrame, path: Path, bom: bool = True) -> None:
     # UTF-8 with BOM so Excel on Chinese Windows opens it without mojibake
     neutralise_formulas(frame).write_csv(path, include_bom=bom)
+
+
+def write_verdict_template(order_ids: pl.Series, path: Path) -> None:
+    """verdicts_template.csv beside flagged_orders.csv: support fills verdict (confirmed /
+    false_positive, or 确认 / 误报) and a note; `orderguard feedback --verdicts` reads it."""
+    frame = pl.DataFrame(
+        {"order_id": order_ids.cast(pl.String)}
+    ).with_columns(pl.lit(None, pl.String).alias("verdict"), pl.lit(None, pl.String).alias("note"))
+    write_csv(frame.select(VERDICT_COLUMNS), path)
+
+
+_XLSX_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def write_xlsx(frame: pl.DataFrame, path: Path, sheet: str = "flagged_orders") -> None:
+    """The same rows as an Excel workbook: text cells stored as text (never formulas), a
+    frozen header row and a filter. Written byte-for-byte reproducibly (fixed timestamps)."""
+    import datetime as dt
+    import io
+    import zipfile
+
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.utils import get_column_letter
+
+    safe = neutralise_formulas(frame)
+    wb = Workbook(write_only=True)
+    wb.properties.creator = "orderguard"
+    wb.properties.created = wb.properties.modified = dt.datetime(2000, 1, 1)
+    ws = wb.create_sheet(sheet)
+    ws.freeze_panes = "A2"
+    widths = {c: min(60, max(10, len(c) + 2)) for c in safe.columns}
+    for c, dtype in safe.schema.items():
+        if dtype == pl.String and safe.height:
+            longest = safe[c].head(200).str.len_chars().max() or 0
+            widths[c] = min(60, max(widths[c], int(longest) + 2))
+    for i, c in enumerate(safe.columns, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = widths[c]
+    ws.auto_filter.ref = f"A1:{get_column_letter(max(1, safe.width))}{safe.height + 1}"
+    text_cols = {c for c, t in safe.schema.items() if t == pl.String}
+    ws.append(list(safe.columns))
+    for row in safe.iter_rows():
+        cells = []
+        for c, value in zip(safe.columns, row, strict=True):
+            if isinstance(value, Decimal):
+                value = float(value)
+            cell = WriteOnlyCell(ws, value=value)
+            if c in text_cols and value is not None:
+                cell.data_type = "s"  # text stays text, whatever it starts with
+            cells.append(cell)
+        ws.append(cells)
+    buf = io.BytesIO()
+    wb.save(buf)
+    buf.seek(0)
+    with zipfile.ZipFile(buf) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            fixed = zipfile.ZipInfo(info.filename, date_time=_XLSX_TIME)
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            data = src.read(info.filename)
+            if info.filename == "docProps/core.xml":  # openpyxl stamps the save time here
+                data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2000-01-01T00:00:00Z", data)
+            dst.writestr(fixed, data)
 
 
 def swap_in(out_dir: Path, staged: Path, run_date: str) -> Path:

@@ -1,102 +1,461 @@
-"""report.html: one self-contained page for risk leads (charts embedded as PNG).
+"""report.html: one self-contained page for risk leads (charts embedded as PNG data URIs).
 
-Every piece of input text is escaped: names and addresses never become live HTML.
+Every piece of input text is escaped: names, addresses and evidence never become live HTML,
+and a Content-Security-Policy allows no script and no fetch at all. Sections: tonight's
+summary, what changed since the last night, score distribution, rule hits and precision,
+top rings with drawings, all rings, per-shop table, `extra_sections`, history.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
+import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import networkx as nx
+import polars as pl
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import polars as pl  # noqa: E402
-
-from orderguard import warehouse  # noqa: E402
-from orderguard.rules import RuleSet  # noqa: E402
+from orderguard import charts, feedback, graphs, ring_ids, warehouse
+from orderguard.publish import KIND_ZH, LEVEL_ZH
+from orderguard.rules import RuleSet
 
 log = logging.getLogger(__name__)
 
+TOP_RINGS = 6
+MAX_DRAWN_MEMBERS = 40
+ID_TYPES = ("device", "payer", "phone", "ip", "addr_strict")
 
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+def e(value) -> str:
+    """Escape anything for HTML text or attribute context."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) >= 1 or value == 0 else f"{value:.4f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if hasattr(value, "as_tuple"):  # Decimal
+        return f"{float(value):,.2f}"
+    return str(value)
+
+
+def table(frame: pl.DataFrame, headers: dict[str, str] | None = None, max_rows: int = 50,
+          css: str = "") -> str:
+    """An escaped HTML table; `headers` renames columns for display."""
+    if frame.is_empty():
+        return "<p class='muted'>（无 none）</p>"
+    headers = headers or {}
+    head = "".join(f"<th>{e(headers.get(c, c))}</th>" for c in frame.columns)
+    numeric = [frame.schema[c].is_numeric() for c in frame.columns]
+    body = "".join(
+        "<tr>" + "".join(
+            f"<td class='num'>{e(_fmt(v))}</td>" if num else f"<td>{e(_fmt(v))}</td>"
+            for v, num in zip(row, numeric, strict=True)
+        ) + "</tr>"
+        for row in frame.head(max_rows).iter_rows()
+    )
+    more = (f"<p class='muted'>前 {max_rows} 行，共 {frame.height:,} 行 (first {max_rows} of "
+            f"{frame.height:,} rows)</p>" if frame.height > max_rows else "")
+    return (f"<div class='tbl'><table class='{e(css)}'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table></div>{more}")
 
 
 def _table(frame: pl.DataFrame, max_rows: int = 50) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in row) + "</tr>"
-        for row in frame.head(max_rows).iter_rows()
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    """Kept for callers of the first report module (health.report_section)."""
+    return table(frame, max_rows=max_rows)
 
 
-def score_histogram(scores: pl.Series, flag: float) -> str:
-    fig, ax = plt.subplots(figsize=(7, 3))
-    ax.hist(scores.to_numpy(), bins=50, color="#4a78b5", log=True)
-    ax.axvline(flag, color="#c0392b", linestyle="--", label=f"flag threshold {flag}")
-    ax.set_xlabel("score (higher = more suspicious)")
-    ax.set_ylabel("orders (log)")
-    ax.legend()
-    return _png(fig)
+def _png(fig) -> str:
+    """Kept for callers of the first report module; new charts go through charts.style()."""
+    return charts.png(fig)
 
 
-def write_report(con, path: Path, run: dict, ruleset: RuleSet) -> None:
-    summary = run["summary"]
-    scores = warehouse.query(con, "select score, risk_level from marts.order_scores")
-    rings = warehouse.query(
+def img(src: str, alt: str, css: str = "chart") -> str:
+    return f"<img class='{e(css)}' alt='{e(alt)}' src='{e(src)}'>"
+
+
+def section(title_zh: str, title_en: str, *body: str, anchor: str = "") -> str:
+    ident = f" id='{e(anchor)}'" if anchor else ""
+    return (f"<section{ident}><h2>{e(title_zh)} <small>{e(title_en)}</small></h2>"
+            + "".join(body) + "</section>")
+
+
+def kind_zh(kind: str | None) -> str:
+    return "无团伙" if kind in (None, "none") else f"{KIND_ZH.get(kind, kind)}"
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _history(con) -> pl.DataFrame:
+    """grain: one row per night in ops.runs, with the summary figures of its run.json."""
+    if not warehouse.table_exists(con, "ops", "runs"):
+        return pl.DataFrame()
+    runs = warehouse.query(
         con,
-        "select ring_id, kind, size, order_count, gmv, commission_at_stake, evidence "
-        "from marts.rings order by gmv desc, ring_id",
+        "select run_date, orders_scored, orders_flagged, accounts_flagged, rings, quarantined_rows, "
+        "run_json from ops.runs order by run_date",
     )
-    levels = scores.group_by("risk_level").len().sort("risk_level")
+    extra = []
+    for text in runs["run_json"]:
+        try:
+            s = json.loads(text or "{}").get("summary", {})
+        except json.JSONDecodeError:
+            s = {}
+        extra.append({
+            "flagged_high": int(s.get("flagged_by_level", {}).get("high", 0)),
+            "gmv_flagged": float(s.get("gmv_flagged", 0.0)),
+            "commission_flagged": float(s.get("commission_flagged", 0.0)),
+            "rings_new": s.get("rings_new"),
+        })
+    return runs.drop("run_json").hstack(
+        pl.DataFrame(extra, schema={"flagged_high": pl.Int64, "gmv_flagged": pl.Float64,
+                                    "commission_flagged": pl.Float64, "rings_new": pl.Int64})
+    )
+
+
+def _ring_table(con) -> pl.DataFrame:
+    first = (
+        "(select ring_id, min(run_date) as first_seen from ops.ring_history group by 1)"
+        if warehouse.table_exists(con, "ops", "ring_history")
+        else "(select null::varchar as ring_id, null::varchar as first_seen)"
+    )
+    return warehouse.query(
+        con,
+        "select r.ring_id, r.kind, r.size, r.order_count, r.gmv::double as gmv, "
+        "r.commission_at_stake::double as commission_at_stake, f.first_seen, r.members, r.evidence, "
+        "r.shops from marts.rings r left join " + first + " f using (ring_id) "
+        "order by r.gmv desc, r.ring_id",
+    )
+
+
+def _shops(con) -> pl.DataFrame:
+    return warehouse.query(
+        con,
+        """
+        with commission as (
+            select order_id, sum(amount) as commission from staging.commissions
+            where status <> 'reversed' group by 1
+        )
+        select s.shop_id,
+               count(*) as orders,
+               count(*) filter (where s.risk_level <> 'low') as flagged,
+               count(*) filter (where s.risk_level = 'high') as high,
+               round(100.0 * count(*) filter (where s.risk_level <> 'low') / count(*), 1) as flagged_pct,
+               coalesce(sum(s.amount) filter (where s.risk_level <> 'low'), 0)::double as flagged_gmv,
+               coalesce(sum(c.commission) filter (where s.risk_level <> 'low'), 0)::double
+                   as flagged_commission,
+               count(distinct s.ring_id) filter (where s.risk_level <> 'low') as rings
+        from marts.order_scores s left join commission c using (order_id)
+        group by 1 order by flagged desc, s.shop_id
+        """,
+    )
+
+
+def _rule_hits(con, ruleset: RuleSet) -> pl.DataFrame:
     hits = warehouse.query(
         con,
-        "select code, count(*) as orders from (select unnest(reason_codes) as code "
+        "select code, count(*) as flagged_orders from (select unnest(reason_codes) as code "
         "from marts.order_scores where risk_level <> 'low') group by 1 order by 2 desc, 1",
-    ).with_columns(pl.col("code").replace({c: ruleset.text(c, "en") for c in ruleset.rules}).alias("reason"))
-    history = warehouse.query(
+    )
+    precision = feedback.rule_precision(con)
+    return hits.join(precision, on="code", how="left").select(
+        "code",
+        pl.col("code").replace_strict({c: ruleset.text(c, "zh") for c in ruleset.rules},
+                                      default=pl.col("code")).alias("reason"),
+        "flagged_orders",
+        pl.col("verdicts").fill_null(0),
+        pl.col("precision"),
+    )
+
+
+def _ring_graph(con, ring: dict) -> tuple[nx.Graph, str]:
+    """graphs.ring_graph (accounts and the identifiers they share) plus invitation edges
+    between members; a large ring keeps its most connected parts, MAX_DRAWN_MEMBERS accounts."""
+    members = [m for m in (ring["members"] or "").split(";") if m]
+    identifiers = warehouse.query(
         con,
-        "select run_date, orders_scored, orders_flagged, rings from ops.runs order by run_date",
+        "select account_id, id_type, id_value from intermediate.account_identifiers "
+        "where list_contains($members, account_id) and list_contains($types, id_type) "
+        "order by account_id, id_type, id_value",
+        {"members": members, "types": list(ID_TYPES)},
     )
-    flag = run["scoring"]["flag_threshold"]
+    graph = graphs.ring_graph(members, identifiers)
+    # who invited whom inside the ring; a chain past the allowed depth also shows the
+    # uplines its members hang from
+    upline = ring["kind"] == "deep_chain"
+    invites = warehouse.query(
+        con,
+        "select account_id, inviter_id from staging.accounts where list_contains($members, account_id) "
+        "and inviter_id is not null and ($upline or list_contains($members, inviter_id)) order by 1, 2",
+        {"members": members, "upline": upline},
+    )
+    for child, parent in invites.iter_rows():
+        if parent not in graph:
+            graph.add_node(parent, kind="upline")
+        graph.add_edge(parent, child, kind="invite")
+    if len(members) <= MAX_DRAWN_MEMBERS:
+        return graph, ""
+    keep: set[str] = set()
+    drawn = 0
+    parts = sorted(nx.connected_components(graph), key=lambda c: (-len(c), min(c)))
+    for part in parts:
+        start = max(sorted(part), key=graph.degree)
+        for node in [start, *(v for _, v in nx.bfs_edges(graph, start, sort_neighbors=sorted))]:
+            is_account = graph.nodes[node].get("kind") == "account"
+            if is_account and drawn >= MAX_DRAWN_MEMBERS:
+                continue
+            keep.add(node)
+            drawn += is_account
+    sub = graph.subgraph(keep).copy()
+    lonely = [n for n in sub if sub.degree(n) == 0 and sub.nodes[n].get("kind") != "account"]
+    sub.remove_nodes_from(lonely)
+    note = f"只画出 {drawn} / {len(members)} 个账号 (first {drawn} drawn, most connected first)"
+    return sub, note
+
+
+def _owner(con, ring_id: str) -> str | None:
+    return warehouse.scalar(
+        con, "select min(account_id) from intermediate.ring_members where ring_id = $r and role = 'owner'",
+        {"r": ring_id},
+    )
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def _summary_section(run: dict, history: pl.DataFrame) -> str:
+    s = run["summary"]
+    previous = history.filter(pl.col("run_date") < str(run["run_date"])).tail(1)
+    prev = previous.row(0, named=True) if previous.height else {}
+
+    def card(title: str, value, key: str | None = None, money: bool = False) -> str:
+        shown = f"¥{value:,.2f}" if money else _fmt(value)
+        delta = ""
+        if key and key in prev and prev[key] is not None:
+            d = value - prev[key]
+            sign = "▲" if d > 0 else ("▼" if d < 0 else "＝")
+            delta = f"<div class='delta'>较上一晚 {sign} {_fmt(abs(round(d, 2)) if money else abs(d))}</div>"
+        return (f"<div class='card'><div class='label'>{e(title)}</div>"
+                f"<div class='value'>{e(shown)}</div>{delta}</div>")
+
+    level = s.get("flagged_by_level", {})
+    cards = "".join([
+        card("扫描订单 orders scanned", s["orders_scored"], "orders_scored"),
+        card("标记订单 orders flagged", s["orders_flagged"], "orders_flagged"),
+        card("高风险 high", int(level.get("high", 0)), "flagged_high"),
+        card("中风险 medium", int(level.get("medium", 0))),
+        card("可疑账号 accounts flagged", s["accounts_flagged"], "accounts_flagged"),
+        card("团伙 rings", s["rings"], "rings"),
+        card("标记订单金额 GMV flagged", float(s.get("gmv_flagged", 0.0)), "gmv_flagged", money=True),
+        card("标记订单佣金 commission flagged", float(s.get("commission_flagged", 0.0)), "commission_flagged",
+             money=True),
+        card("团伙订单金额 ring GMV", float(s.get("ring_gmv", 0.0)), money=True),
+        card("团伙涉及佣金 ring commission", float(s.get("ring_commission", 0.0)), money=True),
+        card("隔离行 rows quarantined", s["quarantined_rows"], "quarantined_rows"),
+    ])
+    actions = s.get("actions", {})
+    action_line = "；".join(f"{e(k)} {v:,}" for k, v in actions.items())
+    return section("今晚概况", "Tonight", f"<div class='cards'>{cards}</div>",
+                   f"<p>建议处置 recommended actions: {action_line or '—'}</p>", anchor="tonight")
+
+
+def _levels_section(con) -> str:
+    frame = warehouse.query(
+        con,
+        "select coalesce(ring_kind, 'none') as kind, count(*) filter (where risk_level = 'high') as high, "
+        "count(*) filter (where risk_level = 'medium') as medium, count(*) as flagged "
+        "from marts.order_scores where risk_level <> 'low' group by 1 order by flagged desc, kind",
+    )
+    if frame.is_empty():
+        return section("按等级与类型", "Flagged by level and kind", "<p>今晚没有被标记的订单。</p>")
+    names = [charts.label(kind_zh(k), k) for k in frame["kind"]]
+    chart = charts.flagged_bars(names, frame["high"].to_list(), frame["medium"].to_list())
+    shown = frame.with_columns(pl.col("kind").map_elements(kind_zh, return_dtype=pl.String).alias("类型"))
+    return section(
+        "按等级与类型", "Flagged orders by risk level and ring kind",
+        img(chart, "flagged orders by kind and level"),
+        table(shown.select("类型", "kind", "high", "medium", "flagged"),
+              {"high": f"{LEVEL_ZH['high']}风险 high", "medium": f"{LEVEL_ZH['medium']}风险 medium",
+               "flagged": "合计 flagged"}),
+        anchor="levels",
+    )
+
+
+def _changes_section(con, run: dict) -> str:
+    ch = ring_ids.changes(con, str(run["run_date"]))
+    previous = ch["previous"]
+    if previous is None:
+        return section("与上一晚相比", "What changed since last night",
+                       "<p>这是第一晚，没有可比较的上一晚。 (First night: nothing to compare.)</p>",
+                       anchor="changes")
+    history = _history(con)
+    prev = history.filter(pl.col("run_date") == previous)
+    now = history.filter(pl.col("run_date") == str(run["run_date"]))
+    delta = ""
+    if prev.height and now.height:
+        d = now["orders_flagged"][0] - prev["orders_flagged"][0]
+        delta = (f"<li>标记订单 {prev['orders_flagged'][0]:,} → {now['orders_flagged'][0]:,} "
+                 f"（{'+' if d >= 0 else ''}{d:,}）</li>")
+    new, gone, kept = ch["new"], ch["gone"], ch["carried"]
+    grown = kept.filter(pl.col("size_change") != 0) if kept.height else kept
+    items = (
+        f"<ul><li>上一晚 previous night: {e(previous)}</li>{delta}"
+        f"<li>新出现团伙 new rings: <b>{new.height}</b></li>"
+        f"<li>消失团伙 rings gone: <b>{gone.height}</b></li>"
+        f"<li>延续团伙 rings carried over (same id): <b>{kept.height}</b>，"
+        f"其中成员变化 {grown.height}</li></ul>"
+    )
+    cols = {"ring_id": "团伙 ring", "kind": "类型 kind", "size": "账号数 size", "order_count": "订单 orders",
+            "gmv": "金额 GMV", "commission_at_stake": "佣金 commission", "first_seen": "首次发现 first seen",
+            "size_before": "上一晚账号数", "size_change": "变化 change"}
+    return section(
+        "与上一晚相比", "What changed since last night", items,
+        "<div id='new-rings'><h3>新出现团伙 New rings tonight</h3>",
+        table(new.select([c for c in ("ring_id", "kind", "size", "order_count", "gmv", "commission_at_stake")
+                          if c in new.columns]), cols),
+        "</div><div id='gone-rings'><h3>已消失团伙 Rings gone since last night</h3>",
+        table(gone.select([c for c in ("ring_id", "kind", "size", "order_count", "gmv")
+                           if c in gone.columns]), cols),
+        "</div><div id='changed-rings'>"
+        "<h3>成员有变化的延续团伙 Carried-over rings whose membership changed</h3>",
+        table(grown.select([c for c in ("ring_id", "kind", "size_before", "size", "size_change", "first_seen")
+                            if c in grown.columns]), cols),
+        "</div>",
+        anchor="changes",
+    )
+
+
+def _rings_section(con, rings: pl.DataFrame) -> str:
+    if rings.is_empty():
+        return section("重点团伙", "Top rings", "<p>今晚没有发现团伙。 (No rings tonight.)</p>")
+    blocks = []
+    for ring in rings.head(TOP_RINGS).iter_rows(named=True):
+        facts = (f"{kind_zh(ring['kind'])} · {ring['size']} 个账号 · {ring['order_count']:,} 单 · "
+                 f"金额 ¥{ring['gmv']:,.2f} · 佣金 ¥{ring['commission_at_stake']:,.2f} · "
+                 f"首次发现 {ring['first_seen'] or '今晚'}")
+        if ring["kind"] == "fake_shipping":
+            drawing = (f"<p class='muted'>店铺层面的团伙（{e(ring['shops'])}），成员是店铺而非账号，"
+                       "不画关系图。 (Shop-level ring: no account drawing.)</p>")
+        else:
+            graph, note = _ring_graph(con, ring)
+            owner = _owner(con, ring["ring_id"])
+            title = charts.label(f"{kind_zh(ring['kind'])}团伙 {ring['ring_id']}",
+                                 f"{ring['kind']} ring {ring['ring_id']}")
+            drawing = img(charts.ring_drawing(graph, title, owner, note), f"ring {ring['ring_id']}",
+                          css="ring-drawing")
+        members = (ring["members"] or "").split(";")
+        shown = "；".join(members[:30]) + (f" … 共 {len(members)} 个" if len(members) > 30 else "")
+        blocks.append(
+            f"<div class='ring' id='ring-{e(ring['ring_id'])}'><h3>{e(ring['ring_id'])}</h3>"
+            f"<p><b>{e(facts)}</b></p>{drawing}"
+            f"<p><b>证据 evidence:</b> {e(ring['evidence'])}</p>"
+            f"<p class='muted'><b>成员 members:</b> {e(shown)}</p></div>"
+        )
+    legend = ("<p class='muted'>图例：圆点为账号（红色为分销员/团伙主），方块为共用的设备、支付账号、手机、"
+              "IP、地址（只标类型与编号，不显示原值）；红色虚线为邀请关系。</p>")
+    return section("重点团伙", f"Top {min(TOP_RINGS, rings.height)} rings by GMV", legend, *blocks,
+                   anchor="rings")
+
+
+def _all_rings_section(rings: pl.DataFrame) -> str:
+    shown = rings.select(
+        "ring_id", pl.col("kind").map_elements(kind_zh, return_dtype=pl.String).alias("类型"), "size",
+        "order_count", "gmv", "commission_at_stake", "first_seen", "evidence",
+    )
+    return section("全部团伙", "All rings", table(
+        shown, {"ring_id": "团伙 ring", "size": "账号数", "order_count": "订单", "gmv": "金额 GMV",
+                "commission_at_stake": "佣金 commission", "first_seen": "首次发现",
+                "evidence": "证据 evidence"},
+        max_rows=100), anchor="all-rings")
+
+
+def _history_section(history: pl.DataFrame) -> str:
+    if history.is_empty():
+        return section("历史", "History", "<p>没有历史记录。</p>", anchor="history")
+    chart = charts.trend_chart(
+        history["run_date"].to_list(), history["orders_flagged"].to_list(),
+        history["flagged_high"].to_list(), history["rings"].to_list(),
+    )
+    return section(
+        "历史趋势", f"History: {history.height} 晚 night(s)", img(chart, "trend of flagged orders and rings"),
+        table(history.sort("run_date", descending=True), {
+            "run_date": "日期 night", "orders_scored": "扫描订单", "orders_flagged": "标记订单",
+            "accounts_flagged": "可疑账号", "rings": "团伙", "quarantined_rows": "隔离行",
+            "flagged_high": "高风险", "gmv_flagged": "标记金额", "commission_flagged": "标记佣金",
+            "rings_new": "新团伙",
+        }, max_rows=90, css="history"),
+        anchor="history",
+    )
+
+
+STYLE = (
+    "body{font-family:'Noto Sans CJK SC','Noto Sans SC','Source Han Sans SC','Microsoft YaHei',"
+    "'PingFang SC',sans-serif;margin:1.5em 2em;color:#222;max-width:1200px}"
+    "h1{font-size:24px}h2{border-bottom:2px solid #4a78b5;padding-bottom:4px;margin-top:1.6em}"
+    "h2 small{color:#888;font-weight:normal;font-size:14px}"
+    "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+    "font-size:13px;text-align:left;vertical-align:top;max-width:32em;overflow-wrap:anywhere}th{background:#f0f3f7}td.num{text-align:right;white-space:nowrap}"
+    ".cards{display:flex;flex-wrap:wrap;gap:10px}.card{border:1px solid #dde3ea;border-radius:6px;"
+    "padding:8px 12px;min-width:150px;background:#fafbfc}.card .label{font-size:12px;color:#666}"
+    ".card .value{font-size:22px;font-weight:bold}.delta{font-size:12px;color:#888}"
+    ".muted{color:#777;font-size:12px}.ring{border-top:1px solid #eee;padding-top:6px}"
+    "img.chart,img.ring-drawing{max-width:100%;display:block;margin:6px 0}"
+    "nav a{margin-right:12px}.tbl{overflow-x:auto;max-width:100%}"
+)
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def write_report(con, path: Path, run: dict, ruleset: RuleSet, extra_sections: Sequence[str] = ()) -> None:
+    """Write report.html. `extra_sections` are HTML fragments (already escaped by whoever
+    builds them) placed after the per-shop table, before the history."""
+    flag = float(run["scoring"]["flag_threshold"])
+    high = float(run["scoring"].get("high_threshold", ruleset.scoring.get("high_threshold", 0.8)))
+    scores = warehouse.query(con, "select score from marts.order_scores")["score"].to_numpy()
+    rings = _ring_table(con)
+    history = _history(con)
+    hits = _rule_hits(con, ruleset)
     parts = [
-        "<h1>orderguard nightly scan</h1>",
-        f"<p>Night {html.escape(str(run['run_date']))} &middot; run {html.escape(run['run_id'])} "
-        f"&middot; model: {html.escape(run['scoring']['model_action'])}</p>",
-        "<h2>Tonight</h2>",
-        _table(pl.DataFrame({
-            "orders scanned": [summary["orders_scored"]],
-            "orders flagged": [summary["orders_flagged"]],
-            "accounts flagged": [summary["accounts_flagged"]],
-            "rings": [summary["rings"]],
-            "GMV in rings": [round(float(rings["gmv"].sum() or 0), 2)],
-            "commission at stake": [round(float(rings["commission_at_stake"].sum() or 0), 2)],
-            "rows quarantined": [summary["quarantined_rows"]],
-        })),
-        "<h3>Orders by risk level</h3>", _table(levels),
-        "<h2>Score distribution</h2>",
-        f'<img alt="score distribution" src="{score_histogram(scores["score"], flag)}">',
-        "<h2>Rule hits among flagged orders</h2>", _table(hits),
-        "<h2>Rings</h2>", _table(rings, 30),
-        "<h2>Previous nights</h2>", _table(history, 60),
+        f"<h1>orderguard 夜间风控扫描 · {e(run['run_date'])}</h1>",
+        f"<p class='muted'>run {e(run['run_id'])} · "
+        f"模型 model: {e(run['scoring'].get('model_action', ''))} · "
+        f"阈值 thresholds: {e(run['scoring'].get('threshold_source', ''))} (flag {flag}, high {high})</p>",
+        "<nav><a href='#tonight'>今晚</a><a href='#changes'>变化</a><a href='#scores'>评分</a>"
+        "<a href='#rules'>规则</a><a href='#rings'>团伙</a><a href='#shops'>店铺</a>"
+        "<a href='#history'>历史</a></nav>",
+        _summary_section(run, history),
+        _levels_section(con),
+        _changes_section(con, run),
+        section("评分分布", "Score distribution",
+                img(charts.score_histogram(scores, flag, high), "score distribution"), anchor="scores"),
+        section("规则命中与准确率", "Rule hits among flagged orders, precision where verdicts exist",
+                table(hits, {"code": "代码 code", "reason": "原因 reason", "flagged_orders": "命中订单 hits",
+                             "verdicts": "已核实 verdicts", "precision": "准确率 precision"}),
+                "<p class='muted'>准确率来自客服回填的核实结果（orderguard feedback）；"
+                "没有核实结果的规则留空。</p>",
+                anchor="rules"),
+        _rings_section(con, rings),
+        _all_rings_section(rings),
+        section("各店铺", "Per shop", table(_shops(con), {
+            "shop_id": "店铺 shop", "orders": "订单", "flagged": "标记", "high": "高风险",
+            "flagged_pct": "标记占比 %", "flagged_gmv": "标记金额", "flagged_commission": "标记佣金",
+            "rings": "团伙"}, max_rows=100), anchor="shops"),
+        *extra_sections,
+        _history_section(history),
     ]
-    style = (
-        "body{font-family:'Noto Sans CJK SC','Microsoft YaHei',sans-serif;margin:2em;color:#222}"
-        "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
-        "font-size:13px;text-align:left}th{background:#f0f3f7}"
-    )
     page = (
         "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
-        f"<title>orderguard {html.escape(str(run['run_date']))}</title><style>{style}</style>"
+        f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<link rel='icon' href='data:,'>"
+        f"<title>orderguard {e(run['run_date'])}</title><style>{STYLE}</style>"
         "</head><body>" + "\n".join(parts) + "</body></html>"
     )
     path.write_text(page, "utf-8")
+    log.info("report written to %s (%d KB)", path, len(page) // 1024)

@@ -19,7 +19,20 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from orderguard import config, detect, features, graphs, ingest, publish, report, scoring, validate, warehouse
+from orderguard import (
+    config,
+    detect,
+    features,
+    graphs,
+    health,
+    ingest,
+    publish,
+    report,
+    ring_ids,
+    scoring,
+    validate,
+    warehouse,
+)
 from orderguard.rules import RuleSet, load_rules
 
 log = logging.getLogger(__name__)
@@ -129,18 +142,22 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
     with warehouse.connect(opts.db_path) as con:
         for name in ("order_scores", "rings", "flagged_accounts"):
             warehouse.build_model(con, "marts", name, params)
+        run["health"] = health.build_health_marts(con, params)
         staged = publish.staging_folder(Path(opts.out_dir), opts.run_id)
         summary = write_outputs(con, staged, ruleset, opts)
         run["summary"] = summary
         run["finished_at"] = datetime.now().isoformat(timespec="seconds")
         record_run(con, run)
-        report.write_report(con, staged / "report.html", run, ruleset)
+        report.write_report(con, staged / "report.html", run, ruleset,
+                            extra_sections=[health.report_section(con)])
         publish.write_json(staged / "run.json", run)
     final = publish.swap_in(Path(opts.out_dir), staged, run_date)
     return {"published": str(final), **summary}
 
 
 def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions) -> dict:
+    """marts -> the night's files (owned by issue 5: support CSV/XLSX, verdict template, ring
+    and account lists, quarantine) and tonight's rings into ops.ring_history."""
     scores = warehouse.query(
         con,
         "select order_id, score, risk_level, reason_codes, ring_id, ring_kind, rule_points, "
@@ -149,6 +166,8 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions) -> dic
     scores.write_parquet(staged / "order_scores.parquet", statistics=False)
     flagged = support_orders(con, ruleset)
     publish.write_csv(flagged, staged / "flagged_orders.csv")
+    publish.write_xlsx(flagged, staged / "flagged_orders.xlsx")
+    publish.write_verdict_template(flagged["order_id"], staged / "verdicts_template.csv")
     accounts = warehouse.query(
         con,
         "select account_id, score, ring_id, ring_kind, ring_role, flagged_orders, reasons "
@@ -176,56 +195,107 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions) -> dic
         "select table_name, file, row_number, column_name, value, reason from ops.quarantine "
         "where run_id = $run_id order by table_name, row_number",
         {"run_id": opts.run_id},
+    ).with_columns(  # the export's owner finds the row by file and number; personal data stays out
+        pl.when(pl.col("column_name").str.to_lowercase().is_in(list(publish.PII_COLUMNS)))
+        .then(publish.mask_text(pl.col("value"))).otherwise(pl.col("value")).alias("value")
     )
     publish.write_csv(quarantine, staged / "quarantine.csv")
+    run_date = opts.run_date or str(
+        warehouse.scalar(con, "select max(created_at)::date from staging.orders") or datetime.now().date()
+    )
+    ring_ids.record_night(con, run_date, opts.run_id)
     top_reasons = (
         flagged.select(pl.col("reason_codes").str.split(";")).explode("reason_codes")
         .group_by("reason_codes").len().sort(["len", "reason_codes"], descending=[True, False]).head(5)
     )
+    money = warehouse.query(
+        con,
+        "select coalesce(sum(s.amount), 0)::double as gmv, coalesce(sum(c.amount), 0)::double as commission "
+        "from marts.order_scores s left join staging.commissions c using (order_id) "
+        "where s.risk_level <> 'low' and coalesce(c.status, '') <> 'reversed'",
+    ).row(0, named=True)
+    changed = ring_ids.changes(con, run_date)
+    top = rings.sort(["gmv", "ring_id"], descending=[True, False]).head(10)
     return {
         "orders_scored": scores.height,
         "orders_flagged": flagged.height,
+        "flagged_by_level": dict(flagged.group_by("risk_level").len().sort("risk_level").iter_rows()),
+        "flagged_by_kind": dict(
+            flagged.group_by(pl.col("ring_kind").fill_null("none")).len().sort("ring_kind").iter_rows()
+        ),
+        "actions": dict(flagged.group_by("recommended_action").len().sort("recommended_action").iter_rows()),
+        "gmv_flagged": round(float(flagged["amount"].cast(pl.Float64).sum() or 0), 2),
+        "commission_flagged": round(float(money["commission"] or 0), 2),
         "accounts_flagged": accounts.height,
         "rings": rings.height,
         "rings_by_kind": dict(rings.group_by("kind").len().sort("kind").iter_rows()),
+        "ring_gmv": round(float(rings["gmv"].cast(pl.Float64).sum() or 0), 2),
+        "ring_commission": round(float(rings["commission_at_stake"].cast(pl.Float64).sum() or 0), 2),
+        "rings_new": changed["new"].height,
+        "rings_gone": changed["gone"].height,
+        "previous_night": changed["previous"],
+        "top_rings": [
+            {"ring_id": r["ring_id"], "kind": r["kind"], "size": r["size"], "orders": r["order_count"],
+             "gmv": float(r["gmv"] or 0), "commission": float(r["commission_at_stake"] or 0)}
+            for r in top.iter_rows(named=True)
+        ],
         "quarantined_rows": quarantine.height,
         "top_reasons": {r: n for r, n in top_reasons.iter_rows()},
     }
 
 
 def support_orders(con, ruleset: RuleSet) -> pl.DataFrame:
-    """grain: one row per flagged order, highest score first, for support staff."""
+    """grain: one row per flagged order, highest score first, for support staff.
+
+    Personal data is cut to what support needs to act: phone masked (138****5678), address
+    cut to city, district and compound, no payment account, no receiver name."""
     frame = warehouse.query(
         con,
         """
-        select s.order_id, s.shop_id, s.buyer_id, s.amount, s.created_at, s.risk_level, s.score,
-               s.reason_codes, s.ring_id, s.ring_kind, r.evidence,
-               o.receiver_phone, a.district, a.address_compound_key
+        with commission as (
+            select order_id,
+                   sum(amount) filter (where status = 'pending') as commission_pending
+            from staging.commissions group by 1
+        )
+        select s.order_id, s.shop_id, s.buyer_id, s.amount, s.created_at, s.status, s.risk_level,
+               s.score, s.reason_codes, s.ring_id, s.ring_kind, r.evidence as ring_evidence,
+               r.size as ring_size, r.order_count as ring_orders, r.gmv as ring_gmv,
+               r.commission_at_stake as ring_commission,
+               coalesce(c.commission_pending, 0) as commission_pending,
+               o.receiver_phone, a.city, a.district, a.compound
         from marts.order_scores s
         join staging.orders o using (order_id)
-        left join intermediate.norm_address a on a.address = o.address
+        left join (select distinct on (address) * from intermediate.norm_address) a
+               on a.address = o.address
         left join marts.rings r using (ring_id)
+        left join commission c using (order_id)
         where s.risk_level <> 'low'
         order by s.score desc, s.order_id
         """,
     )
-    action = (
-        pl.when(pl.col("ring_kind").is_not_null())
-        .then(pl.col("ring_kind").replace_strict(publish.ACTIONS, default="人工核实"))
-        .when(pl.col("risk_level") == "high").then(pl.lit("取消订单"))
-        .otherwise(pl.lit("人工核实"))
+    facts = warehouse.query(
+        con,
+        "select f.* from intermediate.order_features f join marts.order_scores s using (order_id) "
+        "where s.risk_level <> 'low'",
     )
+    wanted = [c for c in publish.fact_features(ruleset) if c in facts.columns and c not in frame.columns]
+    frame = frame.join(facts.select("order_id", *wanted), on="order_id", how="left")
+    flag = float(ruleset.scoring.get("flag_threshold", 0.6))
+    high = float(ruleset.scoring.get("high_threshold", 0.8))
     return frame.select(
         "order_id", "shop_id", "buyer_id", "amount",
         pl.col("created_at").dt.strftime("%Y-%m-%d %H:%M:%S"),
-        "risk_level", pl.col("score").round(4),
+        "status", "risk_level", pl.col("score").round(4),
         publish.reasons_text(pl.col("reason_codes"), ruleset, "zh").alias("reasons"),
         pl.col("reason_codes").list.join(";"),
         "ring_id", "ring_kind",
-        action.alias("recommended_action"),
-        pl.coalesce(pl.col("evidence"), publish.reasons_text(pl.col("reason_codes"), ruleset, "en")).alias("evidence"),
+        publish.recommended_action(flag, high).alias("recommended_action"),
+        publish.evidence_text(ruleset, frame.schema).alias("evidence"),
         publish.mask_phone(pl.col("receiver_phone")).alias("receiver_phone"),
-        pl.concat_str([pl.col("district"), pl.col("address_compound_key")], separator=" ", ignore_nulls=True).alias("address_area"),
+        pl.concat_str(
+            [pl.concat_str([pl.col("city"), pl.col("district")], separator="", ignore_nulls=True),
+             pl.col("compound")], separator=" ", ignore_nulls=True,
+        ).str.strip_chars().replace("", None).alias("address_area"),
     )
 
 

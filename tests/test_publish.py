@@ -1,0 +1,190 @@
+"""What support receives: the flagged-order CSV (and XLSX) in Excel, the verdict template
+they fill and hand back, and ring ids that stay put from night to night."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+
+import polars as pl
+import pytest
+
+from orderguard import publish, ring_ids
+from orderguard.ring_ids import KnownRing
+
+BOM = b"\xef\xbb\xbf"
+FORMULA_CHARS = tuple(publish.FORMULA_START)
+# a mainland mobile number, with or without +86, spaces or dashes, not inside a longer number
+MOBILE = re.compile(r"(?<!\d)(?:\+?86[\s-]?)?1[3-9]\d[\s-]?\d{4}[\s-]?\d{4}(?!\d)")
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def read_like_excel(path) -> list[list[str]]:
+    """Excel on Chinese Windows: a UTF-8 BOM switches it to UTF-8, then plain CSV rules."""
+    raw = path.read_bytes()
+    assert raw.startswith(BOM), f"{path.name} has no UTF-8 BOM: Excel would show mojibake"
+    return list(csv.reader(io.StringIO(raw[len(BOM):].decode("utf-8"), newline="")))
+
+
+def test_flagged_orders_open_in_excel_with_chinese_reasons_and_no_personal_data(scanned_world):
+    rows = read_like_excel(scanned_world["out"] / "flagged_orders.csv")
+    header, body = rows[0], rows[1:]
+    assert body, "the test world has flagged orders"
+    wanted = ("order_id", "shop_id", "buyer_id", "amount", "created_at", "risk_level", "score", "reasons",
+              "reason_codes", "ring_id", "recommended_action", "evidence", "receiver_phone", "address_area")
+    assert set(wanted) <= set(header)
+    assert "payment_account" not in header and "receiver_name" not in header
+    col = {name: i for i, name in enumerate(header)}
+    text = "\n".join(",".join(r) for r in rows)
+    assert not MOBILE.search(text), f"a full mobile number is published: {MOBILE.search(text).group()}"
+    for row in body:
+        for cell in row:
+            assert not cell.startswith(FORMULA_CHARS), f"formula-like cell {cell!r}"
+        assert HAN.search(row[col["reasons"]]), f"order {row[col['order_id']]} has no Chinese reason"
+        assert row[col["recommended_action"]] in publish.ACTION_WORDS
+        assert re.fullmatch(r"\d{3}\*{4}\d{4}|", row[col["receiver_phone"]])
+    # what the export held about payers and full addresses never reaches support
+    orders = pl.read_csv(scanned_world["input"] / "orders.csv", infer_schema=False)
+    flagged_ids = {r[col["order_id"]] for r in body}
+    mine = orders.filter(pl.col("order_id").is_in(list(flagged_ids)))
+    payers = set(mine["payment_account"].drop_nulls()) - {""}
+    assert payers and not any(p in text for p in payers)
+    rooms = [a for a in mine["address"].drop_nulls() if re.search(r"\d+室$", a)]
+    assert rooms and not any(a in text for a in rooms)
+    scores = [float(r[col["score"]]) for r in body]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_every_published_csv_is_bom_utf8_with_no_cell_a_spreadsheet_would_run(scanned_world):
+    for name in ("flagged_orders.csv", "flagged_accounts.csv", "rings.csv", "quarantine.csv",
+                 "verdicts_template.csv"):
+        rows = read_like_excel(scanned_world["out"] / name)
+        assert rows, name
+        bad = [c for r in rows for c in r if c.startswith(FORMULA_CHARS)]
+        assert not bad, f"{name}: {bad[:3]}"
+
+
+def test_hostile_text_is_neutralised_and_numbers_are_left_alone(tmp_path):
+    evil = ["=HYPERLINK(\"http://x\")", "+86 138", "-2+3", "@SUM(A1)", "\tx", "\rx", "＝1+1", "a=b", None]
+    frame = pl.DataFrame({"text": evil, "amount": [-1.5] * len(evil)})
+    publish.write_csv(frame, tmp_path / "x.csv")
+    rows = read_like_excel(tmp_path / "x.csv")[1:]
+    assert [r[0] for r in rows] == [
+        "'=HYPERLINK(\"http://x\")", "'+86 138", "'-2+3", "'@SUM(A1)", "'\tx", "'\rx", "'＝1+1", "a=b", "",
+    ]
+    assert {r[1] for r in rows} == {"-1.5"}
+
+
+def test_phones_are_masked_to_prefix_and_last_four_whatever_their_shape():
+    phones = pl.DataFrame({"p": ["+86 137 9358 6952", "187-5688-2376", "008613725405496", "138****2479",
+                                 "12345", None]})
+    masked = phones.select(publish.mask_phone(pl.col("p")))["p"].to_list()
+    assert masked == ["137****6952", "187****2376", "137****5496", "138****2479", None, None]
+
+
+def test_recommended_action_follows_ring_status_money_and_confidence():
+    cases = pl.DataFrame(
+        [
+            ("self_referral", "completed", "high", 0.95, 0.0, "冻结佣金"),
+            ("deep_chain", "paid", "medium", 0.65, 0.0, "冻结佣金"),
+            ("fake_shipping", "shipped", "high", 0.9, 0.0, "人工核实"),
+            ("brushing", "paid", "medium", 0.65, 0.0, "取消订单"),
+            ("brushing", "completed", "high", 0.9, 12.0, "冻结佣金"),
+            ("brushing", "completed", "high", 0.9, 0.0, "人工核实"),
+            ("malicious", "cancelled", "high", 0.9, 0.0, "观察"),
+            (None, "paid", "high", 0.85, 0.0, "取消订单"),
+            (None, "delivered", "medium", 0.62, 0.0, "观察"),
+            (None, "delivered", "medium", 0.75, 0.0, "人工核实"),
+        ],
+        schema=["ring_kind", "status", "risk_level", "score", "commission_pending", "want"], orient="row",
+    )
+    got = cases.select(publish.recommended_action(0.6, 0.8).alias("a"))["a"].to_list()
+    assert got == cases["want"].to_list()
+
+
+def test_xlsx_holds_the_same_rows_as_text_never_as_formulas(scanned_world):
+    from openpyxl import load_workbook
+
+    csv_rows = read_like_excel(scanned_world["out"] / "flagged_orders.csv")
+    ws = load_workbook(scanned_world["out"] / "flagged_orders.xlsx").active
+    values = list(ws.iter_rows(values_only=True))
+    assert list(values[0]) == csv_rows[0]
+    assert [r[0] for r in values[1:]] == [r[0] for r in csv_rows[1:]]
+    assert ws.freeze_panes == "A2"
+    assert all(c.data_type != "f" for row in ws.iter_rows() for c in row)
+
+
+def test_support_fills_the_verdict_template_and_feedback_reads_it_back(scanned_world, tmp_path):
+    from orderguard import cli, feedback, warehouse
+
+    template = scanned_world["out"] / "verdicts_template.csv"
+    assert template.resolve().parent == (scanned_world["out"] / "flagged_orders.csv").resolve().parent
+    rows = read_like_excel(template)
+    assert rows[0] == ["order_id", "verdict", "note"]
+    flagged = read_like_excel(scanned_world["out"] / "flagged_orders.csv")
+    assert [r[0] for r in rows[1:]] == [r[0] for r in flagged[1:]], "pre-filled with tonight's flagged ids"
+    # support marks every order, in Chinese or English, and saves from Excel (UTF-8 with BOM)
+    words = ["确认", "误报", "confirmed", "false_positive"]
+    filled = [rows[0]] + [[oid, words[i % 4], "客服核实：收货人不存在" if i % 4 == 0 else ""]
+                          for i, (oid, _, _) in enumerate(rows[1:])]
+    out = io.StringIO()
+    csv.writer(out).writerows(filled)
+    back = tmp_path / "verdicts_filled.csv"
+    back.write_bytes(BOM + out.getvalue().encode("utf-8"))
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_world["db"], db)
+    assert cli.main(["feedback", "--verdicts", str(back), "--db", str(db)]) == 0
+    with warehouse.connect(db) as con:
+        stored = warehouse.query(con, "select order_id, verdict, note from ops.verdicts order by source_row")
+        precision = feedback.rule_precision(con)
+    assert stored.height == len(filled) - 1
+    assert stored["order_id"].to_list() == [r[0] for r in filled[1:]]
+    meaning = {"确认": "confirmed", "误报": "false_positive", "confirmed": "confirmed",
+               "false_positive": "false_positive"}
+    assert stored["verdict"].to_list() == [meaning[r[1]] for r in filled[1:]]
+    assert stored["note"].drop_nulls().str.contains("收货人").all()
+    assert precision.height > 0 and precision["precision"].is_between(0, 1).all()
+
+
+# ------------------------------------------------------------------------- ring ids
+
+
+def known(ring_id, kind, members, night="2026-10-01"):
+    return KnownRing(ring_id, kind, frozenset(members), night)
+
+
+def test_a_ring_keeps_its_id_when_most_of_its_members_carry_over():
+    earlier = [known("BR-old", "brushing", ["a", "b", "c", "d"])]
+    tonight = [("BR-new", "brushing", ["a", "b", "c", "e"]),  # Jaccard 3/5
+               ("BR-other", "brushing", ["x", "y", "z"])]
+    assert ring_ids.match_ids(tonight, earlier) == {"BR-new": "BR-old", "BR-other": "BR-other"}
+
+
+def test_a_ring_gets_a_new_id_below_half_overlap_or_of_another_kind():
+    earlier = [known("BR-old", "brushing", ["a", "b", "c", "d"])]
+    assert ring_ids.match_ids([("BR-new", "brushing", ["a", "b", "x", "y", "z"])], earlier) == {
+        "BR-new": "BR-new"}  # Jaccard 2/7
+    assert ring_ids.match_ids([("SE-new", "self_referral", ["a", "b", "c", "d"])], earlier) == {
+        "SE-new": "SE-new"}
+
+
+def test_an_old_id_goes_to_the_best_match_only_and_never_twice():
+    earlier = [known("BR-old", "brushing", ["a", "b", "c", "d"])]
+    tonight = [("BR-1", "brushing", ["a", "b", "c"]), ("BR-2", "brushing", ["a", "b", "c", "d", "e"])]
+    got = ring_ids.match_ids(tonight, earlier)
+    assert got == {"BR-1": "BR-1", "BR-2": "BR-old"}
+    # a new hash id that collides with an id handed to another ring gets a suffix
+    earlier = [known("BR-x", "brushing", ["a", "b", "c"])]
+    tonight = [("BR-y", "brushing", ["a", "b", "c", "d"]), ("BR-x", "brushing", ["p", "q"])]
+    assert ring_ids.match_ids(tonight, earlier) == {"BR-y": "BR-x", "BR-x": "BR-x-2"}
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_matching_does_not_depend_on_the_order_rings_come_in(order):
+    earlier = [known("BR-a", "brushing", ["a", "b", "c"], "2026-10-01"),
+               known("BR-b", "brushing", ["a", "b", "c"], "2026-10-02")]
+    tonight = [("BR-n", "brushing", ["a", "b", "c", "d"]), ("BR-m", "brushing", ["a", "b", "c", "e"])]
+    got = ring_ids.match_ids(tonight[::-1] if order else tonight, earlier)
+    assert got == {"BR-m": "BR-b", "BR-n": "BR-a"}  # equal overlap: the most recent night, then ids
