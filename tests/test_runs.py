@@ -82,3 +82,31 @@ def test_a_rerun_of_the_same_input_is_byte_identical_and_replaces_the_nights_his
     with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
         rows = con.execute("select run_date, run_id from ops.runs").fetchall()
     assert rows == [(b["run_date"], "second-run")]
+
+
+def test_an_allow_listed_account_stops_raising_alerts_until_its_entry_expires(scanned_world, tmp_path):
+    from datetime import datetime
+
+    import duckdb
+    import polars as pl
+
+    from orderguard import allowlist
+
+    flagged = pl.read_csv(scanned_world["out"] / "flagged_accounts.csv", infer_schema=False)
+    cleared = flagged["account_id"][0].lstrip("'")
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_world["db"], db)
+    with duckdb.connect(str(db)) as con:
+        allowlist.add(con, "account", cleared, "verified customer", datetime(2099, 1, 1))
+        allowlist.add(con, "shop", "S-none", "expired snooze", datetime(2000, 1, 1))
+    run_scan(ScanOptions(input_dir=scanned_world["input"], out_dir=tmp_path / "out", db_path=db,
+                         models_dir=scanned_world["models"]))
+    scores = pl.read_parquet(tmp_path / "out" / "order_scores.parquet")
+    accounts = pl.read_csv(tmp_path / "out" / "flagged_accounts.csv", infer_schema=False)
+    assert cleared not in accounts["account_id"].to_list()
+    with duckdb.connect(str(db), read_only=True) as con:
+        mine = con.execute(
+            "select risk_level, suppressed_by from marts.order_scores where buyer_id = ?", [cleared]
+        ).fetchall()
+    assert mine and all(level == "low" and "verified customer" in why for level, why in mine)
+    assert scores.height == pl.read_parquet(scanned_world["out"] / "order_scores.parquet").height

@@ -164,6 +164,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_allow(args: argparse.Namespace) -> int:
+    from datetime import datetime, timedelta
+
+    from orderguard import allowlist, warehouse
+
+    with warehouse.connect(Path(args.db) if args.db else None) as con:
+        if args.list:
+            print(allowlist.active(con, datetime.now()))
+            return 0
+        chosen = [(t, getattr(args, t)) for t in allowlist.ENTITY_TYPES if getattr(args, t)]
+        if len(chosen) != 1:
+            print("orderguard: name exactly one of --account, --device, --address, --shop", file=sys.stderr)
+            return 2
+        until = (datetime.fromisoformat(args.until) if args.until
+                 else datetime.now() + timedelta(days=args.days))
+        try:
+            allowlist.add(con, chosen[0][0], chosen[0][1], args.reason or "", until, args.by)
+        except allowlist.AllowListError as exc:
+            print(f"orderguard: {exc}", file=sys.stderr)
+            return 2
+    print(f"allow-listed {chosen[0][0]} {chosen[0][1]} until {until:%Y-%m-%d %H:%M}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orderguard",
@@ -247,6 +271,22 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--timezone", default="Asia/Shanghai")
     v.add_argument("--name", default="nightly", help="deployment name")
     v.set_defaults(func=cmd_serve)
+
+    a = sub.add_parser("allow", help="clear an account/device/address/shop until a date (snooze)",
+                       description="Entities support has cleared stop raising alerts until the entry "
+                       "expires; their orders keep their score, drop to risk level low, and the "
+                       "report lists what was suppressed. --list shows entries in force.")
+    a.add_argument("--account")
+    a.add_argument("--device")
+    a.add_argument("--address", help="an address key (strict or building) as in the marts")
+    a.add_argument("--shop")
+    a.add_argument("--reason", help="why it is cleared (required)")
+    a.add_argument("--until", help="expiry, YYYY-MM-DD[THH:MM] (default: --days from now)")
+    a.add_argument("--days", type=int, default=30)
+    a.add_argument("--by", default="support", help="who cleared it")
+    a.add_argument("--list", action="store_true", help="list entries in force")
+    a.add_argument("--db", help="DuckDB warehouse file")
+    a.set_defaults(func=cmd_allow)
     return parser
 
 

@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from orderguard import feedback, graphs, ring_ids, scoring, warehouse
+from orderguard import allowlist, feedback, graphs, ring_ids, scoring, warehouse
 from orderguard.rules import RuleSet, rule_hits
 
 log = logging.getLogger(__name__)
@@ -229,9 +229,14 @@ def run_scoring_stage(
         source = f"review budget of {review_budget} orders per day with rules.toml thresholds"
     else:
         scored = scored.with_columns(pl.lit(True).alias("in_budget"))
+    # entities support cleared (ops.allowlist) keep their score but raise no alert
+    as_of = warehouse.scalar(con, "select max(created_at) from staging.orders")
+    allowlist.ensure_table(con)
+    scored = scored.join(allowlist.suppressed_orders(con, as_of), on="order_id", how="left")
     scored = scored.with_columns(
-        pl.when(pl.col("in_budget")).then(scoring.risk_level(pl.col("score"), flag, high))
-        .otherwise(pl.when(pl.col("score") >= flag).then(pl.lit("low")).otherwise(pl.lit("low")))
+        pl.when(pl.col("in_budget") & pl.col("suppressed_by").is_null())
+        .then(scoring.risk_level(pl.col("score"), flag, high))
+        .otherwise(pl.lit("low"))
         .alias("risk_level")
     )
     # every flagged order names at least one reason: the forest's, when no rule fired

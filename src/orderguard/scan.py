@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from orderguard import (
+    allowlist,
     config,
     detect,
     features,
@@ -149,7 +150,8 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
         run["finished_at"] = datetime.now().isoformat(timespec="seconds")
         record_run(con, run)
         report.write_report(con, staged / "report.html", run, ruleset,
-                            extra_sections=[health.report_section(con)])
+                            extra_sections=[health.report_section(con),
+                                            allowlist.report_section(con)])
         publish.write_json(staged / "run.json", run)
     final = publish.swap_in(Path(opts.out_dir), staged, run_date)
     return {"published": str(final), **summary}

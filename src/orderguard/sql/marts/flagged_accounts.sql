@@ -28,8 +28,15 @@ combine as (
     from (select * from members where pick = 1) m
     full join by_orders b using (account_id)
 ),
+cleared as (
+    -- accounts support allow-listed (until their entry expires) are not listed
+    select entity_value as account_id from ops.allowlist
+    where entity_type = 'account'
+      and expires_at > (select max(created_at) from staging.orders)
+),
 keep as (
     select *, $run_id as run_id from combine
-    where ring_id is not null or score >= $flag_threshold
+    where (ring_id is not null or score >= $flag_threshold)
+      and account_id not in (select account_id from cleared)
 )
 select * from keep

@@ -8,7 +8,7 @@ orders as (
 assemble as (
     select s.order_id, s.shop_id, s.buyer_id, o.product_id, o.referrer_id, s.created_at,
         s.amount, o.status, s.score, s.risk_level, s.reason_codes, s.ring_id, s.ring_kind,
-        s.rule_points, s.forest_points, s.supervised_points, $run_id as run_id
+        s.rule_points, s.forest_points, s.supervised_points, s.suppressed_by, $run_id as run_id
     from scores s join orders o using (order_id)
 )
 select * from assemble
