@@ -1,4 +1,5 @@
--- grain: one row per order_id (every order that passed validation, scored once)
+-- grain: one row per order_id of tonight's export (every order that passed validation,
+-- scored once against the lookback window)
 with scores as (
     select * from intermediate.order_scores
 ),
@@ -10,5 +11,6 @@ assemble as (
         s.amount, o.status, s.score, s.risk_level, s.reason_codes, s.ring_id, s.ring_kind,
         s.rule_points, s.forest_points, s.supervised_points, s.suppressed_by, $run_id as run_id
     from scores s join orders o using (order_id)
+    where s.order_id in (select order_id from ops.tonight_orders)
 )
 select * from assemble

@@ -1,0 +1,294 @@
+"""Distribution health: scorecards, programme health and cohorts, as a programme manager
+checks them: the money reconciles to the cent, cohorts match a hand count, and without a
+commissions file the configured rates are applied and the report says so."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from orderguard import health, warehouse
+from orderguard.scan import ScanOptions, run_scan
+
+# ----------------------------------------------------------------------------- a tiny world
+# D1 runs the programme; D2 was invited by D1. R1 (invited by D2) and R2 (invited by D1)
+# came through referral; O1..O4 came on their own. Every order of January's customers can
+# be followed for 90 days (the last order is 2026-05-15).
+
+ACCOUNTS = [
+    # account_id, registered_at, inviter_id, is_distributor
+    ("D1", "2025-12-01T09:00:00", "", "true"),
+    ("D2", "2025-12-05T09:00:00", "D1", "true"),
+    ("R1", "2026-01-07T10:00:00", "D2", "false"),
+    ("R2", "2026-01-11T10:00:00", "D1", "false"),
+    ("O1", "2025-11-01T10:00:00", "", "false"),
+    ("O2", "2025-11-02T10:00:00", "", "false"),
+    ("O3", "2025-11-03T10:00:00", "", "false"),
+    ("O4", "2025-11-04T10:00:00", "", "false"),
+]
+PRODUCTS = [("P1", "S1", "茶叶礼盒", "100.00", "60.00"), ("P2", "S2", "数据线", "20.00", "8.00")]
+ORDERS = [
+    # order_id, shop, buyer, product, amount, created_at, paid?, status, refunded_at, referrer
+    ("A01", "S1", "O1", "P1", "100.00", "2026-01-05T10:00:00", True, "completed", "", ""),
+    ("A02", "S1", "O1", "P1", "100.00", "2026-01-20T10:00:00", True, "completed", "", ""),  # day 15
+    ("A03", "S1", "O2", "P1", "100.00", "2026-01-10T10:00:00", True, "completed", "", ""),
+    ("A04", "S2", "O2", "P2", "20.00", "2026-03-01T10:00:00", True, "completed", "", ""),  # day 50
+    ("A05", "S1", "O3", "P1", "100.00", "2026-01-15T10:00:00", True, "completed", "", ""),
+    ("A06", "S1", "O3", "P1", "100.00", "2026-01-16T10:00:00", False, "cancelled", "", ""),  # unpaid
+    ("A07", "S1", "R1", "P1", "100.00", "2026-01-08T10:00:00", True, "completed", "", "D2"),
+    ("A08", "S1", "R1", "P1", "30.00", "2026-01-09T10:00:00", True, "refunded",
+     "2026-01-12T10:00:00", "D2"),  # day 1, refunded
+    ("A09", "S1", "R2", "P1", "80.00", "2026-01-12T10:00:00", True, "paid", "", "D1"),
+    ("A10", "S2", "R2", "P2", "23.50", "2026-04-20T10:00:00", True, "paid", "", "D1"),  # day 98
+    ("A11", "S2", "O4", "P2", "20.00", "2026-02-01T10:00:00", True, "completed", "", ""),
+    ("A12", "S2", "O4", "P2", "20.00", "2026-02-02T10:00:00", True, "completed", "", ""),  # day 1
+    ("A13", "S2", "O4", "P2", "20.00", "2026-05-15T10:00:00", True, "completed", "", ""),
+]
+COMMISSIONS = [
+    # order_id, beneficiary_id, level, amount, status, settled_at
+    ("A07", "D2", "1", "10.00", "settled", "2026-01-10T10:00:00"),
+    ("A07", "D1", "2", "5.00", "settled", "2026-01-10T10:00:00"),
+    ("A08", "D2", "1", "3.00", "reversed", ""),
+    ("A08", "D1", "2", "1.50", "reversed", ""),
+    ("A09", "D1", "1", "8.00", "pending", ""),
+    ("A10", "D1", "1", "2.35", "pending", ""),
+    ("NOPE", "D1", "1", "99.00", "pending", ""),  # not an accepted order: quarantined
+    ("A09", "D2", "2", "abc", "pending", ""),  # not an amount: quarantined
+]
+
+# hand count: January cohort, first paid orders O1 01-05, O2 01-10, O3 01-15 (organic) and
+# R1 01-08, R2 01-12 (referral); next paid orders after 15, 50, never (the cancelled order
+# was never paid) and 1, 98 days.
+HAND_COUNT = {
+    ("2026-01", "organic"): {"customers": 3, "repeat_30d_rate": 1 / 3, "repeat_60d_rate": 2 / 3,
+                             "repeat_90d_rate": 2 / 3},
+    ("2026-01", "referral"): {"customers": 2, "repeat_30d_rate": 1 / 2, "repeat_60d_rate": 1 / 2,
+                              "repeat_90d_rate": 1 / 2},
+    ("2026-02", "organic"): {"customers": 1, "repeat_30d_rate": 1.0, "repeat_60d_rate": 1.0,
+                             "repeat_90d_rate": 1.0},
+}
+
+
+def _write(path: Path, header: list[str], rows: list[tuple]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_tiny_world(folder: Path, with_commissions: bool) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    _write(folder / "accounts.csv", ["account_id", "registered_at", "inviter_id", "is_distributor"], ACCOUNTS)
+    _write(folder / "products.csv", ["product_id", "shop_id", "name", "price", "cost"], PRODUCTS)
+    _write(
+        folder / "orders.csv",
+        ["order_id", "shop_id", "buyer_id", "product_id", "quantity", "amount", "created_at", "paid_at",
+         "status", "refunded_at", "refund_amount", "referrer_id"],
+        [(o, s, b, p, 1, a, c, c.replace("T10:00", "T10:01") if paid else "", st, r, a if r else "", ref)
+         for o, s, b, p, a, c, paid, st, r, ref in ORDERS],
+    )
+    if with_commissions:
+        _write(folder / "commissions.csv",
+               ["order_id", "beneficiary_id", "level", "amount", "status", "settled_at"], COMMISSIONS)
+    return folder
+
+
+def scan_folder(input_dir: Path, root: Path) -> Path:
+    opts = ScanOptions(input_dir=input_dir, out_dir=root / "out", db_path=root / "wh.duckdb",
+                       models_dir=root / "models", run_id="tiny", run_date="2026-05-15")
+    run_scan(opts)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_scanned(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    return scan_folder(write_tiny_world(root / "in", with_commissions=True), root)
+
+
+@pytest.fixture(scope="module")
+def tiny_without_commissions(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny-nocomm")
+    return scan_folder(write_tiny_world(root / "in", with_commissions=False), root)
+
+
+def read(db: Path, sql: str) -> pl.DataFrame:
+    with warehouse.connect(db, read_only=True) as con:
+        return warehouse.query(con, sql)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def accepted_input_commissions(input_dir: Path, out_dir: Path) -> dict[tuple[int, str], Decimal]:
+    """Per (level, status), the commission of the input file's rows the scan accepted
+    (every row except those quarantine.csv lists), summed as exact decimals."""
+    quarantined = pl.read_csv(out_dir / "quarantine.csv", infer_schema=False)
+    rejected = {int(r) for r in quarantined.filter(pl.col("table_name") == "commissions")["row_number"]}
+    totals: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    with open(input_dir / "commissions.csv", encoding="utf-8-sig") as fh:
+        for number, row in enumerate(csv.DictReader(fh), start=1):
+            if number not in rejected:
+                totals[(int(row["level"]), row["status"].strip())] += Decimal(row["amount"])
+    return dict(totals)
+
+
+def scorecard_commissions(db: Path) -> dict[tuple[int, str], Decimal]:
+    """Per (level, status), the commission the distributor scorecards attribute."""
+    detail = read(
+        db,
+        "select d.level, d.status, sum(d.amount) as amount from (select unnest(commission_detail) as d "
+        "from marts.distributor_scorecard) group by all",
+    )
+    return {(lvl, st): Decimal(str(amt)) for lvl, st, amt in detail.iter_rows()}
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+def test_scorecard_commission_equals_accepted_input_rows_per_level_and_status(scanned_world):
+    expected = accepted_input_commissions(scanned_world["input"], scanned_world["out"])
+    assert expected, "the generated world has commissions"
+    assert scorecard_commissions(scanned_world["db"]) == expected
+    # the scorecard's status columns add up to the same money
+    totals = read(
+        scanned_world["db"],
+        "select sum(commission_settled) as settled, sum(commission_pending) as pending, "
+        "sum(commission_reversed) as reversed from marts.distributor_scorecard",
+    ).row(0, named=True)
+    for status in ("settled", "pending", "reversed"):
+        want = sum((v for (_, st), v in expected.items() if st == status), Decimal(0))
+        assert Decimal(str(totals[status])) == want, status
+
+
+def test_quarantined_commission_rows_are_not_attributed_to_anyone(tiny_scanned):
+    quarantined = pl.read_csv(tiny_scanned / "out" / "quarantine.csv", infer_schema=False)
+    assert quarantined.filter(pl.col("table_name") == "commissions").height == 2
+    expected = accepted_input_commissions(tiny_scanned / "in", tiny_scanned / "out")
+    assert expected == {
+        (1, "settled"): Decimal("10.00"), (2, "settled"): Decimal("5.00"),
+        (1, "reversed"): Decimal("3.00"), (2, "reversed"): Decimal("1.50"),
+        (1, "pending"): Decimal("10.35"),
+    }
+    assert scorecard_commissions(tiny_scanned / "wh.duckdb") == expected
+    by_level = read(
+        tiny_scanned / "wh.duckdb",
+        "select level, status, commission from marts.commission_by_level where shop_id = 'ALL'",
+    )
+    assert {(lv, st): Decimal(str(c)) for lv, st, c in by_level.iter_rows()} == expected
+
+
+def test_distributor_scorecard_has_one_row_per_distributor_with_earned_and_pending(tiny_scanned):
+    cards = read(tiny_scanned / "wh.duckdb", "select * from marts.distributor_scorecard order by 1")
+    assert cards["distributor_id"].to_list() == ["D1", "D2"]
+    assert cards["distributor_id"].is_unique().all() and cards["run_id"].eq("tiny").all()
+    d1 = cards.row(0, named=True)
+    assert (d1["direct_downline"], d1["total_downline"], d1["levels_below"]) == (2, 3, 2)
+    assert float(d1["commission_earned"]) == pytest.approx(5.00 + 8.00 + 2.35)
+    assert float(d1["commission_pending"]) == pytest.approx(10.35)
+    assert d1["referred_orders"] == 2 and float(d1["referred_gmv"]) == pytest.approx(103.50)
+    assert set(cards["grade"]) <= set(health.GRADES)
+
+
+def test_cohort_repeat_rates_match_a_hand_count(tiny_scanned):
+    cohorts = read(tiny_scanned / "wh.duckdb", "select * from marts.cohort_retention")
+    assert cohorts.select("cohort_month", "channel").is_unique().all()
+    got = {(r["cohort_month"], r["channel"]): r for r in cohorts.iter_rows(named=True)}
+    assert set(got) == set(HAND_COUNT)
+    for key, want in HAND_COUNT.items():
+        for column, value in want.items():
+            assert got[key][column] == pytest.approx(value), (key, column)
+    # R1's second order was refunded: one of the referral cohort's four paid orders
+    assert got[("2026-01", "referral")]["refund_rate"] == pytest.approx(1 / 4)
+
+
+def test_cohort_curves_rise_to_the_repeat_rates_of_the_cohort_table(tiny_scanned):
+    curves = read(
+        tiny_scanned / "wh.duckdb",
+        "select day, repeat_rate from marts.cohort_curves "
+        "where cohort_month = '2026-01' and channel = 'organic' order by day",
+    )
+    rate = dict(curves.iter_rows())
+    assert rate[14] == pytest.approx(0) and rate[15] == pytest.approx(1 / 3)
+    assert rate[30] == pytest.approx(1 / 3) and rate[50] == pytest.approx(2 / 3)
+    assert rate[90] == pytest.approx(2 / 3)
+
+
+def test_without_commissions_file_configured_rates_apply_along_the_inviter_chain(tiny_without_commissions):
+    db = tiny_without_commissions / "wh.duckdb"
+    ledger = read(db, "select order_id, level, beneficiary_id, amount, status, source "
+                      "from marts.commission_ledger order by order_id, level")
+    assert set(ledger["source"]) == {health.SOURCE_RATES}
+    rows = {(o, lv): (b, Decimal(str(a)), st) for o, lv, b, a, st, _ in ledger.iter_rows()}
+    assert rows == {
+        ("A07", 1): ("D2", Decimal("10.00"), "settled"),   # 10 % of 100.00 to the referrer
+        ("A07", 2): ("D1", Decimal("5.00"), "settled"),    # 5 % to the referrer's inviter
+        ("A08", 1): ("D2", Decimal("3.00"), "reversed"),   # refunded: clawed back
+        ("A08", 2): ("D1", Decimal("1.50"), "reversed"),
+        ("A09", 1): ("D1", Decimal("8.00"), "pending"),    # D1 has no inviter: no level 2
+        ("A10", 1): ("D1", Decimal("2.35"), "pending"),
+    }
+    html = (tiny_without_commissions / "out" / "report.html").read_text("utf-8")
+    assert "No commissions file was given" in html and "L1 10% / L2 5% / L3 3%" in html
+
+
+def test_per_shop_rates_from_a_programme_file_replace_the_default(tiny_without_commissions, tmp_path):
+    programme = tmp_path / "programme.toml"
+    programme.write_text("[default]\nrates = [0.10, 0.05, 0.03]\n[shops.S2]\nrates = [0.20]\n", "utf-8")
+    db = tmp_path / "copy.duckdb"
+    db.write_bytes((tiny_without_commissions / "wh.duckdb").read_bytes())
+    with warehouse.connect(db) as con:
+        result = health.build_health_marts(con, {"run_id": "again", "programme_path": str(programme)})
+        ledger = warehouse.query(con, "select order_id, level, amount from marts.commission_ledger "
+                                      "where order_id = 'A10'")
+        levels = warehouse.query(con, "select level, configured_rate, allowed_levels from "
+                                      "marts.programme_rates where shop_id = 'S2'")
+    assert result["commission_source"] == health.SOURCE_RATES
+    assert ledger.rows() == [("A10", 1, Decimal("4.70"))]  # 20 % of 23.50
+    assert levels.rows() == [(1, 0.20, 1)]
+
+
+def test_report_section_escapes_text_and_embeds_both_charts(tiny_scanned):
+    with warehouse.connect(tiny_scanned / "wh.duckdb", read_only=True) as con:
+        fragment = health.report_section(con)
+    assert fragment.count("data:image/png;base64,") == 2
+    assert "Distribution health" in fragment and "<script" not in fragment
+    assert "commissions file (6 accepted rows)" in fragment
+
+
+def test_programme_file_rejects_rates_that_are_not_shares():
+    with pytest.raises(ValueError, match="rates"):
+        health._shop_programme({"rates": [10, 5, 3]}, "test")
+
+
+GRAINS = {
+    "programme_rates": ["shop_id", "level"],
+    "commission_ledger": ["order_id", "level"],
+    "distributor_downline": ["distributor_id", "account_id"],
+    "distributor_recruiting": ["distributor_id"],
+    "distributor_sales": ["distributor_id"],
+    "distributor_activity": ["distributor_id"],
+    "distributor_scorecard": ["distributor_id"],
+    "commission_by_level": ["shop_id", "level", "status"],
+    "programme_depth": ["shop_id", "referral_depth"],
+    "programme_health": ["shop_id"],
+    "customer_cohorts": ["buyer_id"],
+    "cohort_retention": ["cohort_month", "channel"],
+    "cohort_curves": ["cohort_month", "channel", "day"],
+}
+
+
+def test_every_health_mart_has_the_grain_its_sql_states(scanned_world):
+    assert set(GRAINS) == set(health.HEALTH_MODELS)
+    for name, key in GRAINS.items():
+        grain_line = warehouse.sql_text("marts", name).splitlines()[0]
+        assert grain_line.startswith("-- grain:"), name
+        frame = read(scanned_world["db"], f"select {', '.join(key)} from marts.{name}")
+        assert frame.height > 0, name
+        assert frame.null_count().sum_horizontal()[0] == 0, name
+        assert frame.is_unique().all(), name
