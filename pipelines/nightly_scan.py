@@ -28,7 +28,9 @@ class ScanParameters(BaseModel):
     encoding: str | None = Field(default=None, description="CSV encoding; detected if empty")
     review_budget: int | None = Field(default=None, description="orders support reviews per day")
     seed: int = 7
-    run_date: str | None = None
+    run_date: str | None = Field(default=None, description="night to scan; input may hold {date}")
+    lookback_days: int = Field(default=30, description="nights of history features and graphs see")
+    allow_small_export: bool = Field(default=False, description="scan a far smaller night anyway")
 
     def options(self, run_id: str, flow_run_id: str | None) -> scan.ScanOptions:
         return scan.ScanOptions(
@@ -36,7 +38,18 @@ class ScanParameters(BaseModel):
             rules_path=Path(self.rules_path) if self.rules_path else None,
             models_dir=Path(self.models_dir), encoding=self.encoding,
             review_budget=self.review_budget, seed=self.seed, run_date=self.run_date, run_id=run_id,
-            flow_run_id=flow_run_id,
+            flow_run_id=flow_run_id, lookback_days=self.lookback_days,
+            allow_small_export=self.allow_small_export,
+        )
+
+    @classmethod
+    def from_options(cls, opts: scan.ScanOptions) -> ScanParameters:
+        return cls(
+            input_dir=str(opts.input_dir), out_dir=str(opts.out_dir), db_path=str(opts.db_path),
+            rules_path=str(opts.rules_path) if opts.rules_path else None,
+            models_dir=str(opts.models_dir), encoding=opts.encoding,
+            review_budget=opts.review_budget, seed=opts.seed, run_date=opts.run_date,
+            lookback_days=opts.lookback_days, allow_small_export=opts.allow_small_export,
         )
 
 

@@ -46,7 +46,8 @@ def scan_options(args: argparse.Namespace):
         rules_path=Path(args.rules) if args.rules else None,
         models_dir=Path(args.models) if args.models else config.models_dir(),
         encoding=args.encoding, review_budget=args.review_budget, seed=args.seed,
-        run_date=args.run_date,
+        run_date=args.run_date, lookback_days=getattr(args, "lookback_days", 30),
+        allow_small_export=getattr(args, "allow_small_export", False),
     )
 
 
@@ -65,6 +66,7 @@ def print_summary(run: dict) -> None:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    from orderguard.history import QuietNightError
     from orderguard.ingest import InputError
     from orderguard.scan import ScanBusyError, run_scan
     from orderguard.warehouse import WarehouseBusyError
@@ -77,14 +79,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
             prefect_environment()
             from pipelines.nightly_scan import ScanParameters, nightly_scan
 
-            params = ScanParameters(
-                input_dir=str(opts.input_dir), out_dir=str(opts.out_dir), db_path=str(opts.db_path),
-                rules_path=str(opts.rules_path) if opts.rules_path else None,
-                models_dir=str(opts.models_dir), encoding=opts.encoding,
-                review_budget=opts.review_budget, seed=opts.seed, run_date=opts.run_date,
-            )
-            run = nightly_scan(params)
-    except InputError as exc:
+            run = nightly_scan(ScanParameters.from_options(opts))
+    except (InputError, QuietNightError) as exc:
         print(f"orderguard: input error: {exc}", file=sys.stderr)
         return 2
     except (ScanBusyError, WarehouseBusyError) as exc:
@@ -153,13 +149,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pipelines.deployments import serve_nightly
     from pipelines.nightly_scan import ScanParameters
 
-    opts = scan_options(args)
-    params = ScanParameters(
-        input_dir=args.input, out_dir=str(opts.out_dir), db_path=str(opts.db_path),
-        rules_path=str(opts.rules_path) if opts.rules_path else None,
-        models_dir=str(opts.models_dir), encoding=opts.encoding,
-        review_budget=opts.review_budget, seed=opts.seed, run_date=None,
-    )
+    params = ScanParameters.from_options(scan_options(args))
+    params.input_dir = args.input  # keep a {date} template as given
     serve_nightly(params, cron=args.cron, timezone=args.timezone, name=args.name)
     return 0
 
@@ -226,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--review-budget", type=int, help="flag at most this many orders per day")
     s.add_argument("--run-date", help="the night being scanned, YYYY-MM-DD (default: last order date)")
     s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--lookback-days", type=int, default=30,
+                   help="nights of history the features and graphs see (default 30)")
+    s.add_argument("--allow-small-export", action="store_true",
+                   help="scan a night far smaller than usual instead of failing")
     s.add_argument("--no-prefect", action="store_true", help="run the stages without Prefect")
     s.set_defaults(func=cmd_scan)
 
@@ -267,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--review-budget", type=int)
     v.add_argument("--seed", type=int, default=7)
     v.add_argument("--run-date", help=argparse.SUPPRESS)
+    v.add_argument("--lookback-days", type=int, default=30)
+    v.add_argument("--allow-small-export", action="store_true")
     v.add_argument("--cron", default="0 2 * * *", help="cron schedule (default 02:00)")
     v.add_argument("--timezone", default="Asia/Shanghai")
     v.add_argument("--name", default="nightly", help="deployment name")

@@ -26,6 +26,7 @@ from orderguard import (
     features,
     graphs,
     health,
+    history,
     ingest,
     publish,
     report,
@@ -52,6 +53,8 @@ class ScanOptions:
     run_date: str | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     flow_run_id: str | None = None  # set when run by the Prefect flow
+    lookback_days: int = 30  # features and graphs see this many nights of history
+    allow_small_export: bool = False  # scan a night far smaller than usual anyway
 
 
 class ScanBusyError(RuntimeError):
@@ -99,7 +102,8 @@ def stage_ingest(opts: ScanOptions) -> dict:
     return {name: asdict(t) for name, t in tables.items()}
 
 
-def stage_validate(opts: ScanOptions) -> dict[str, dict[str, int]]:
+def stage_validate(opts: ScanOptions) -> dict:
+    """Validate tonight's export, add it to the history and open the lookback window."""
     with warehouse.connect(opts.db_path) as con:
         result = validate.stage(con, opts.run_id, known_accounts_table="ops.known_accounts")
         con.execute(
@@ -109,7 +113,13 @@ def stage_validate(opts: ScanOptions) -> dict[str, dict[str, int]]:
             "insert into ops.known_accounts select distinct account_id from staging.accounts "
             "on conflict do nothing"
         )
-    return result.counts
+        last = warehouse.scalar(con, "select max(created_at)::date from staging.orders")
+        run_date = opts.run_date or (str(last) if last else datetime.now().date().isoformat())
+        if not opts.allow_small_export:
+            history.check_volume(con, run_date, result.counts["orders"]["accepted"])
+        history.merge_night(con, run_date)
+        window = history.use_window(con, run_date, opts.lookback_days)
+    return {"counts": result.counts, "run_date": run_date, "window": window}
 
 
 def stage_features(opts: ScanOptions, settings: graphs.GraphSettings) -> dict[str, int]:
@@ -362,8 +372,9 @@ def run_scan(opts: ScanOptions, call_stage=call_directly) -> dict:
         with timer("ingest"):
             run["raw"] = call_stage("ingest", stage_ingest, opts)
         with timer("stage"):
-            run["counts"] = call_stage("stage", stage_validate, opts)
-        run["run_date"] = opts.run_date or resolve_run_date(opts)
+            staged = call_stage("stage", stage_validate, opts)
+        run["counts"], run["run_date"], run["window"] = (
+            staged["counts"], staged["run_date"], staged["window"])
         with timer("features"):
             run["intermediate_rows"] = call_stage("features", stage_features, opts, settings)
         with timer("graphs"):
@@ -374,12 +385,6 @@ def run_scan(opts: ScanOptions, call_stage=call_directly) -> dict:
         with timer("publish"):
             run["publish"] = call_stage("publish", stage_publish, opts, ruleset, run)
     return run
-
-
-def resolve_run_date(opts: ScanOptions) -> str:
-    with warehouse.connect(opts.db_path) as con:
-        last = warehouse.scalar(con, "select max(created_at)::date from staging.orders")
-    return str(last) if last else datetime.now().date().isoformat()
 
 
 class StageTimer:

@@ -1,0 +1,140 @@
+"""Nights and history: each scan adds one night's export to the warehouse's history and
+scores it against a lookback window, so a ring that builds up over weeks is still seen
+without rescanning everything.
+
+    staging.<table>            tonight's validated rows (validate.stage)
+      -> staging.<table>_history   every night so far; a row from a later night wins
+      -> staging.<table>           replaced by the lookback window the features read
+    ops.tonight_orders         the orders of tonight's export: the ones published
+
+A later night's row for a known order is an update (a refund, a delivery), not a duplicate;
+rescanning an earlier night never undoes a later night's update, and rescanning a night
+replaces its results instead of doubling them.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+
+import duckdb
+
+from orderguard import warehouse
+
+log = logging.getLogger(__name__)
+
+# (table, key columns) whose history is kept; products keep their latest row.
+HISTORY_KEYS = {
+    "orders": ("order_id",),
+    "accounts": ("account_id",),
+    "products": ("product_id",),
+    "commissions": ("order_id", "level", "beneficiary_id"),
+}
+
+
+class QuietNightError(RuntimeError):
+    """Tonight's export is empty or far smaller than usual: refuse to report a quiet night."""
+
+
+def check_volume(con: duckdb.DuckDBPyConnection, run_date: str, accepted_orders: int,
+                 min_ratio: float = 0.2, nights: int = 7) -> None:
+    if accepted_orders == 0:
+        raise QuietNightError(
+            f"the export for {run_date} has no valid orders; refusing to publish a night with "
+            "no fraud (check the export, or quarantine.csv of the failed run)"
+        )
+    if not warehouse.table_exists(con, "ops", "runs"):
+        return
+    usual = warehouse.scalar(
+        con,
+        "select median(orders_scored) from (select orders_scored from ops.runs "
+        "where run_date < $d order by run_date desc limit $n)",
+        {"d": run_date, "n": nights},
+    )
+    if usual and accepted_orders < min_ratio * usual:
+        raise QuietNightError(
+            f"the export for {run_date} has {accepted_orders:,} valid orders, far fewer than the "
+            f"usual {usual:,.0f} of recent nights; refusing to publish a quiet night "
+            "(scan with --allow-small-export if that is real)"
+        )
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    rows = con.execute(
+        "select column_name from information_schema.columns where table_schema = 'staging' "
+        "and table_name = $t order by ordinal_position",
+        {"t": table},
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def merge_night(con: duckdb.DuckDBPyConnection, run_date: str) -> dict[str, int]:
+    """Upsert tonight's staged rows into staging.<table>_history (later night wins)."""
+    con.execute(
+        "create or replace table ops.tonight_orders as select distinct order_id from staging.orders"
+    )
+    sizes = {}
+    for table, keys in HISTORY_KEYS.items():
+        hist = f"staging.{table}_history"
+        cols = _columns(con, table)
+        con.execute(
+            f"create table if not exists {hist} as "
+            f"select *, ''::varchar as _night from staging.{table} limit 0"
+        )
+        key_match = " and ".join(f"h.{k} is not distinct from t.{k}" for k in keys)
+        # drop the history rows tonight replaces, unless they came from a later night
+        con.execute(
+            f"delete from {hist} h using staging.{table} t where {key_match} and h._night <= $night",
+            {"night": run_date},
+        )
+        col_list = ", ".join(cols)
+        con.execute(
+            f"insert into {hist} ({col_list}, _night) "
+            f"select {col_list}, $night from staging.{table} t "
+            f"where not exists (select 1 from {hist} h where {key_match})",
+            {"night": run_date},
+        )
+        sizes[table] = int(warehouse.scalar(con, f"select count(*) from {hist}"))
+    return sizes
+
+
+def window_start(con: duckdb.DuckDBPyConnection, run_date: str, lookback_days: int) -> datetime:
+    """The lookback window starts lookback_days before the night, or earlier when tonight's
+    own export reaches further back (every input order is scored)."""
+    night = date.fromisoformat(run_date)
+    start = datetime.combine(night - timedelta(days=lookback_days - 1), datetime.min.time())
+    earliest = warehouse.scalar(
+        con,
+        "select min(o.created_at) from staging.orders_history o "
+        "join ops.tonight_orders t using (order_id)",
+    )
+    return min(start, earliest) if earliest else start
+
+
+def use_window(con: duckdb.DuckDBPyConnection, run_date: str, lookback_days: int) -> dict:
+    """Replace staging.<table> with the lookback window of the history."""
+    start = window_start(con, run_date, lookback_days)
+    end = datetime.combine(date.fromisoformat(run_date) + timedelta(days=1), datetime.min.time())
+    params = {"start": start, "end": end}
+    con.execute(
+        "create or replace table staging.orders as select * exclude (_night) "
+        "from staging.orders_history where created_at >= $start and created_at < $end "
+        "or order_id in (select order_id from ops.tonight_orders) order by order_id",
+        params,
+    )
+    con.execute(
+        "create or replace table staging.accounts as select * exclude (_night) "
+        "from staging.accounts_history order by account_id"
+    )
+    con.execute(
+        "create or replace table staging.products as select * exclude (_night) "
+        "from staging.products_history order by product_id"
+    )
+    con.execute(
+        "create or replace table staging.commissions as select * exclude (_night) "
+        "from staging.commissions_history where order_id in (select order_id from staging.orders) "
+        "order by order_id, level, beneficiary_id"
+    )
+    rows = int(warehouse.scalar(con, "select count(*) from staging.orders"))
+    log.info("lookback window %s .. %s: %d orders", start, end, rows)
+    return {"window_start": start.isoformat(), "window_end": end.isoformat(), "window_orders": rows}

@@ -1,0 +1,99 @@
+"""Nights in sequence: history, lookback windows, reruns (issue 7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from orderguard.generate import generate_to_folders
+from orderguard.history import QuietNightError
+from orderguard.scan import ScanOptions, run_scan
+
+OUTPUTS = ("order_scores.parquet", "flagged_orders.csv", "flagged_accounts.csv", "rings.csv")
+
+
+@pytest.fixture(scope="session")
+def nightly_world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nights")
+    generate_to_folders(root / "exports", root / "labels", accounts=2500, seed=5, preset="default",
+                        days=8, split_days=True)
+    nights = sorted(p.name for p in (root / "exports").iterdir() if p.is_dir())
+    return {"root": root, "nights": nights, "labels": root / "labels"}
+
+
+def scan_night(world, night: str, db: Path, out: Path, models: Path, **extra):
+    return run_scan(ScanOptions(input_dir=world["root"] / "exports" / night, out_dir=out, db_path=db,
+                                models_dir=models, run_date=night, **extra))
+
+
+def reported_members(out: Path) -> list[set[str]]:
+    rings = pl.read_csv(out / "rings.csv", infer_schema=False)
+    return [set(m.split(";")) for m in rings["members"]]
+
+
+@pytest.fixture(scope="session")
+def scanned_nights(nightly_world, tmp_path_factory):
+    root = tmp_path_factory.mktemp("scanned-nights")
+    db, out, models = root / "wh.duckdb", root / "out", root / "models"
+    runs = [scan_night(nightly_world, n, db, out, models) for n in nightly_world["nights"]]
+    last_night = {name: (out / name).read_bytes() for name in OUTPUTS}
+    return {"db": db, "out": out, "models": models, "runs": runs, "last_night": last_night}
+
+
+def test_each_night_publishes_only_its_own_orders_scored_against_the_history(nightly_world, scanned_nights):
+    last = nightly_world["nights"][-1]
+    export = pl.read_csv(nightly_world["root"] / "exports" / last / "orders.csv", infer_schema=False)
+    scores = pl.read_parquet(scanned_nights["out"] / "order_scores.parquet")
+    assert sorted(scores["order_id"]) == sorted(export["order_id"])
+    run = scanned_nights["runs"][-1]
+    assert run["window"]["window_orders"] > export.height  # earlier nights are in the window
+
+
+def test_a_ring_split_across_nights_is_found_only_with_the_history(nightly_world, scanned_nights, tmp_path):
+    labels = pl.read_csv(nightly_world["labels"] / "rings.csv", infer_schema=False)
+    with_history = reported_members(scanned_nights["out"])
+    alone = tmp_path / "alone"
+    scan_night(nightly_world, nightly_world["nights"][-1], tmp_path / "wh.duckdb", alone,
+               scanned_nights["models"])
+    without_history = reported_members(alone)
+
+    def found(members, reported):
+        return any(len(members & r) >= 0.5 * len(members) for r in reported)
+
+    persons = labels.filter(pl.col("kind").is_in(["brushing", "self_referral"]))
+    rings = [set(m.split(";")) for m in persons["members"]]
+    with_count = sum(found(m, with_history) for m in rings)
+    alone_count = sum(found(m, without_history) for m in rings)
+    assert with_count > alone_count, (with_count, alone_count)
+
+
+def test_rescanning_the_previous_night_then_the_last_gives_identical_last_night_results(
+        nightly_world, scanned_nights):
+    db, out, models = scanned_nights["db"], scanned_nights["out"], scanned_nights["models"]
+    *_, previous, last = nightly_world["nights"]
+    scan_night(nightly_world, previous, db, out, models)
+    scan_night(nightly_world, last, db, out, models)
+    for name in OUTPUTS:
+        assert (out / name).read_bytes() == scanned_nights["last_night"][name], name
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        nights = con.execute("select run_date, count(*) from ops.runs group by 1 order by 1").fetchall()
+    assert [n for n, _ in nights] == nightly_world["nights"] and all(c == 1 for _, c in nights)
+
+
+def test_a_night_far_smaller_than_usual_fails_loudly(nightly_world, scanned_nights, tmp_path):
+    import shutil
+
+    small = tmp_path / "small"
+    shutil.copytree(nightly_world["root"] / "exports" / nightly_world["nights"][-1], small)
+    orders = pl.read_csv(small / "orders.csv", infer_schema=False)
+    orders.head(5).write_csv(small / "orders.csv")
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_nights["db"], db)
+    with pytest.raises(QuietNightError, match="far fewer than the usual"):
+        run_scan(ScanOptions(input_dir=small, out_dir=tmp_path / "out", db_path=db,
+                             models_dir=scanned_nights["models"], run_date="2026-12-01"))
+    assert not (tmp_path / "out" / "order_scores.parquet").exists()
