@@ -179,6 +179,37 @@ def cmd_allow(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from orderguard import warehouse
+    from orderguard.backtest import run_backtest
+    from orderguard.rules import RuleConfigError, load_rules
+
+    try:
+        live = load_rules(args.live)
+        candidate = load_rules(args.config)
+    except (RuleConfigError, OSError) as exc:
+        print(f"orderguard: {exc}", file=sys.stderr)
+        return 2
+    with warehouse.connect(Path(args.db) if args.db else None, read_only=True) as con:
+        try:
+            table = run_backtest(con, live, candidate, date.fromisoformat(args.date_from),
+                                 date.fromisoformat(args.date_to))
+        except ValueError as exc:
+            print(f"orderguard: {exc}", file=sys.stderr)
+            return 2
+    import polars as pl
+
+    with pl.Config(tbl_rows=400, tbl_cols=20):
+        print(f"backtest of {args.config} against {live.source}")
+        print(table)
+    if args.out:
+        table.write_csv(args.out, include_bom=True)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orderguard",
@@ -284,6 +315,18 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--list", action="store_true", help="list entries in force")
     a.add_argument("--db", help="DuckDB warehouse file")
     a.set_defaults(func=cmd_allow)
+
+    b = sub.add_parser("backtest", help="replay stored nights with a changed rules file",
+                       description="Score the stored nights between --from and --to with the live "
+                       "rules and with --config, and report per day how many orders each flags, "
+                       "the overlap and precision where verdicts exist. Nothing is changed.")
+    b.add_argument("--config", required=True, help="candidate rules TOML")
+    b.add_argument("--live", help="live rules TOML (default: the package's rules.toml)")
+    b.add_argument("--from", dest="date_from", required=True, help="first order day, YYYY-MM-DD")
+    b.add_argument("--to", dest="date_to", required=True, help="last order day, YYYY-MM-DD")
+    b.add_argument("--db", help="DuckDB warehouse file")
+    b.add_argument("--out", help="write the table as CSV")
+    b.set_defaults(func=cmd_backtest)
     return parser
 
 

@@ -104,6 +104,34 @@ def run_graph_stage(con: duckdb.DuckDBPyConnection, settings: graphs.GraphSettin
     return {"rings": len(rings), "by_kind": by_kind}
 
 
+def forest_points_expr(cfg: dict) -> pl.Expr:
+    return scoring.forest_points(
+        pl.col("forest_rank"), cfg.get("forest_max_points", 1.0), cfg.get("forest_top_share", 0.02)
+    )
+
+
+def score_features(features: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
+    """grain: one row per order. Rule points + forest points + supervised points -> score.
+    Shared by the nightly scan and the backtest, so both score the same way."""
+    cfg = ruleset.scoring
+    features = features.with_columns(forest_points_expr(cfg).alias("forest_points"))
+    hits = rule_hits(features, ruleset)
+    extra = features["forest_points"] + features["supervised_points"]
+    scored = features.select("order_id", "shop_id", "buyer_id", "created_at", "amount").with_columns(
+        pl.Series("rule_points", hits["rule_points"]),
+        features["forest_points"],
+        features["supervised_points"],
+        pl.Series("points", hits["rule_points"] + extra),
+        pl.Series("buyer_points", hits["buyer_rule_points"] + extra),
+        pl.Series("reason_codes", hits["reason_codes"]),
+    )
+    scale = cfg.get("scale", 2.5)
+    return scored.with_columns(
+        scoring.combine(pl.col("points"), scale).round(6).alias("score"),
+        scoring.combine(pl.col("buyer_points"), scale).round(6).alias("buyer_score"),
+    )
+
+
 @dataclass
 class ScoreResult:
     model_path: str
@@ -155,13 +183,8 @@ def run_scoring_stage(
     anomaly = model.forest.score_samples(accounts)
     account_scores = accounts.select("account_id").with_columns(
         pl.Series("forest_anomaly", anomaly),
-        pl.Series(
-            "forest_points",
-            scoring.forest_points(
-                anomaly, cfg.get("forest_max_points", 1.0), cfg.get("forest_top_share", 0.02)
-            ),
-        ),
-    )
+        pl.Series("forest_rank", scoring.forest_rank(anomaly)),
+    ).with_columns(forest_points_expr(cfg).alias("forest_points"))
     features = warehouse.query(con, "select * from intermediate.order_features order by order_id")
     ring_orders = warehouse.query(con, "select * from intermediate.ring_orders")
     ring_flags = (
@@ -187,8 +210,8 @@ def run_scoring_stage(
     features = (
         features.join(ring_flags, on="order_id", how="left")
         .with_columns([pl.col(f).fill_null(False) for f in RING_FLAGS.values()])
-        .join(account_scores, left_on="buyer_id", right_on="account_id", how="left")
-        .with_columns(pl.col("forest_points").fill_null(0.0))
+        .join(account_scores.drop("forest_points"), left_on="buyer_id", right_on="account_id",
+              how="left")
     )
     model_sup, sup = feedback.train_supervised(
         features, feedback.labelled_orders(con), models_dir,
@@ -202,24 +225,9 @@ def run_scoring_stage(
     else:
         features = features.with_columns(pl.lit(0.0).alias("supervised_points"))
     features = features.with_columns(pl.col("supervised_points").fill_null(0.0))
-    hits = rule_hits(features, ruleset)
-    points = hits["rule_points"] + features["forest_points"] + features["supervised_points"]
-    scored = features.select("order_id", "shop_id", "buyer_id", "created_at", "amount").with_columns(
-        pl.Series("rule_points", hits["rule_points"]),
-        features["forest_points"],
-        features["supervised_points"],
-        pl.Series("points", points),
-        pl.Series(
-            "buyer_points",
-            hits["buyer_rule_points"] + features["forest_points"] + features["supervised_points"],
-        ),
-        pl.Series("reason_codes", hits["reason_codes"]),
-    )
-    scale = cfg.get("scale", 2.5)
-    scored = scored.with_columns(
-        scoring.combine(pl.col("points"), scale).round(6).alias("score"),
-        scoring.combine(pl.col("buyer_points"), scale).round(6).alias("buyer_score"),
-    )
+    # the rule-independent inputs of tonight's scores, kept per night for backtests
+    warehouse.write_frame(con, "intermediate", "scoring_inputs", features)
+    scored = score_features(features, ruleset)
     flag, high = float(cfg.get("flag_threshold", 0.6)), float(cfg.get("high_threshold", 0.8))
     source = "rules.toml thresholds"
     if review_budget:

@@ -21,6 +21,7 @@ import polars as pl
 
 from orderguard import (
     allowlist,
+    backtest,
     config,
     detect,
     features,
@@ -132,11 +133,12 @@ def stage_graphs(opts: ScanOptions, settings: graphs.GraphSettings) -> dict:
         return detect.run_graph_stage(con, settings)
 
 
-def stage_score(opts: ScanOptions, ruleset: RuleSet) -> dict:
+def stage_score(opts: ScanOptions, ruleset: RuleSet, run_date: str) -> dict:
     with warehouse.connect(opts.db_path) as con:
         result = detect.run_scoring_stage(
             con, ruleset, Path(opts.models_dir), opts.seed, opts.review_budget
         )
+        backtest.keep_night(con, run_date)
     return asdict(result)
 
 
@@ -380,7 +382,7 @@ def run_scan(opts: ScanOptions, call_stage=call_directly) -> dict:
         with timer("graphs"):
             run["graphs"] = call_stage("graphs", stage_graphs, opts, settings)
         with timer("score"):
-            run["scoring"] = call_stage("score", stage_score, opts, ruleset)
+            run["scoring"] = call_stage("score", stage_score, opts, ruleset, run["run_date"])
         run["rules"] = ruleset.source
         with timer("publish"):
             run["publish"] = call_stage("publish", stage_publish, opts, ruleset, run)

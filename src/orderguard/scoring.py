@@ -50,7 +50,10 @@ class AccountForest:
     def matrix(frame: pl.DataFrame) -> np.ndarray:
         cols = []
         for name in ACCOUNT_FEATURES:
-            col = frame[name].cast(pl.Float64).fill_null(0.0) if name in frame.columns else pl.Series([0.0] * frame.height)
+            if name in frame.columns:
+                col = frame[name].cast(pl.Float64).fill_null(0.0)
+            else:
+                col = pl.Series([0.0] * frame.height)
             values = col.to_numpy()
             # counts are heavy tailed: compare them on a log scale
             cols.append(np.log1p(np.clip(values, 0, None)))
@@ -72,7 +75,8 @@ class AccountForest:
         x = self.matrix(frame)
         out = np.empty(len(x))
         for start in range(0, len(x), self.batch_rows):
-            out[start : start + self.batch_rows] = -self.model_.score_samples(x[start : start + self.batch_rows])
+            chunk = x[start : start + self.batch_rows]
+            out[start : start + self.batch_rows] = -self.model_.score_samples(chunk)
         return out
 
 
@@ -143,12 +147,16 @@ def load_or_train_forest(accounts: pl.DataFrame, models_dir: Path, seed: int,
     return LoadedModel(forest, saved, meta, action)
 
 
-def forest_points(anomaly: np.ndarray, max_points: float, top_share: float) -> np.ndarray:
-    """Points only for the most anomalous accounts, by rank (robust to score scale)."""
+def forest_rank(anomaly: np.ndarray) -> np.ndarray:
+    """Each account's anomaly as a rank in 0..1 (robust to the forest's score scale)."""
     if len(anomaly) == 0:
         return anomaly
-    ranks = anomaly.argsort(kind="stable").argsort(kind="stable") / max(len(anomaly) - 1, 1)
-    return max_points * np.clip((ranks - (1 - top_share)) / top_share, 0.0, 1.0)
+    return anomaly.argsort(kind="stable").argsort(kind="stable") / max(len(anomaly) - 1, 1)
+
+
+def forest_points(rank: pl.Expr, max_points: float, top_share: float) -> pl.Expr:
+    """Points only for the most anomalous accounts: the top `top_share` by rank."""
+    return (max_points * ((rank - (1 - top_share)) / top_share).clip(0.0, 1.0)).fill_null(0.0)
 
 
 def combine(points: pl.Expr, scale: float) -> pl.Expr:

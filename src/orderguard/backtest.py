@@ -1,0 +1,98 @@
+"""Try a rule change on history before it goes live.
+
+Every scan keeps its orders' scoring inputs (features, ring flags, forest rank, supervised
+points, allow-list suppression) in ops.feature_history, one row per (run_date, order_id).
+A backtest scores those same inputs with the live rules and with a candidate rules file,
+and reports per day how many orders each would flag, the overlap, and precision where
+support's verdicts exist.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+import duckdb
+import polars as pl
+
+from orderguard import detect, feedback, warehouse
+from orderguard.rules import RuleSet
+
+log = logging.getLogger(__name__)
+
+
+def keep_night(con: duckdb.DuckDBPyConnection, run_date: str) -> int:
+    """Store tonight's scoring inputs; a rerun of the night replaces them."""
+    select = (
+        "select $night::varchar as run_date, s.*, o.suppressed_by "
+        "from intermediate.scoring_inputs s left join intermediate.order_scores o using (order_id) "
+        "where s.order_id in (select order_id from ops.tonight_orders)"
+    )
+    if not warehouse.table_exists(con, "ops", "feature_history"):
+        con.execute(f"create table ops.feature_history as {select}", {"night": run_date})
+    else:
+        con.execute("delete from ops.feature_history where run_date = $night", {"night": run_date})
+        try:
+            con.execute(f"insert into ops.feature_history by name {select}", {"night": run_date})
+        except duckdb.BinderException:
+            # the feature set changed with this version: older snapshots cannot be replayed
+            log.warning("feature set changed; ops.feature_history restarts from %s", run_date)
+            con.execute(f"create or replace table ops.feature_history as {select}", {"night": run_date})
+    return int(warehouse.scalar(
+        con, "select count(*) from ops.feature_history where run_date = $night", {"night": run_date}
+    ))
+
+
+def flagged(scored: pl.DataFrame, ruleset: RuleSet) -> pl.Series:
+    threshold = float(ruleset.scoring.get("flag_threshold", 0.6))
+    return (scored["score"] >= threshold) & scored["suppressed_by"].is_null()
+
+
+def run_backtest(con: duckdb.DuckDBPyConnection, live: RuleSet, candidate: RuleSet,
+                 start: date, end: date) -> pl.DataFrame:
+    """grain: one row per order day in [start, end]: orders, flagged live / candidate, both,
+    only live, only candidate, and precision of each among orders with verdicts."""
+    if not warehouse.table_exists(con, "ops", "feature_history"):
+        raise ValueError("no stored nights yet: run a scan first")
+    inputs = warehouse.query(
+        con,
+        "select * from ops.feature_history where created_at::date between $start and $end "
+        "qualify row_number() over (partition by order_id order by run_date desc) = 1 "
+        "order by order_id",
+        {"start": start, "end": end},
+    )
+    if inputs.is_empty():
+        raise ValueError(f"no stored orders between {start} and {end}")
+    labels = feedback.labelled_orders(con) if warehouse.table_exists(con, "ops", "verdicts") else None
+    frame = inputs.select("order_id", pl.col("created_at").dt.date().alias("day"))
+    for name, ruleset in (("live", live), ("candidate", candidate)):
+        scored = detect.score_features(inputs, ruleset).with_columns(inputs["suppressed_by"])
+        frame = frame.with_columns(flagged(scored, ruleset).alias(name))
+    if labels is not None and labels.height:
+        frame = frame.join(labels, on="order_id", how="left")
+    else:
+        frame = frame.with_columns(pl.lit(None, pl.Int8).alias("label"))
+
+    def precision(col: str) -> pl.Expr:
+        hit = pl.col(col) & pl.col("label").is_not_null()
+        return (
+            pl.when(hit.sum() > 0)
+            .then((pl.col("label").cast(pl.Float64) * hit.cast(pl.Float64)).sum() / hit.sum())
+            .otherwise(None)
+            .round(4)
+        )
+
+    return (
+        frame.group_by("day")
+        .agg(
+            pl.len().alias("orders"),
+            pl.col("live").sum().alias("flagged_live"),
+            pl.col("candidate").sum().alias("flagged_candidate"),
+            (pl.col("live") & pl.col("candidate")).sum().alias("both"),
+            (pl.col("live") & ~pl.col("candidate")).sum().alias("only_live"),
+            (~pl.col("live") & pl.col("candidate")).sum().alias("only_candidate"),
+            precision("live").alias("precision_live"),
+            precision("candidate").alias("precision_candidate"),
+        )
+        .sort("day")
+    )
