@@ -107,20 +107,24 @@ def stage_validate(opts: ScanOptions) -> dict:
     """Validate tonight's export, add it to the history and open the lookback window."""
     with warehouse.connect(opts.db_path) as con:
         result = validate.stage(con, opts.run_id, known_accounts_table="ops.known_accounts")
-        con.execute(
-            "create table if not exists ops.known_accounts (account_id varchar primary key)"
-        )
-        con.execute(
-            "insert into ops.known_accounts select distinct account_id from staging.accounts "
-            "on conflict do nothing"
-        )
-        last = warehouse.scalar(con, "select max(created_at)::date from staging.orders")
-        run_date = opts.run_date or (str(last) if last else datetime.now().date().isoformat())
-        if not opts.allow_small_export:
-            history.check_volume(con, run_date, result.counts["orders"]["accepted"])
-        history.merge_night(con, run_date)
-        window = history.use_window(con, run_date, opts.lookback_days)
-    return {"counts": result.counts, "run_date": run_date, "window": window}
+        return open_night(con, opts, result.counts)
+
+
+def open_night(con, opts: ScanOptions, counts: dict) -> dict:
+    """staging.* holds tonight's validated rows: remember its accounts, name the night,
+    refuse a quiet export, merge into the history and switch staging to the window."""
+    con.execute("create table if not exists ops.known_accounts (account_id varchar primary key)")
+    con.execute(
+        "insert into ops.known_accounts select distinct account_id from staging.accounts "
+        "on conflict do nothing"
+    )
+    last = warehouse.scalar(con, "select max(created_at)::date from staging.orders")
+    run_date = opts.run_date or (str(last) if last else datetime.now().date().isoformat())
+    if not opts.allow_small_export:
+        history.check_volume(con, run_date, counts["orders"]["accepted"])
+    history.merge_night(con, run_date)
+    window = history.use_window(con, run_date, opts.lookback_days)
+    return {"counts": counts, "run_date": run_date, "window": window}
 
 
 def stage_features(opts: ScanOptions, settings: graphs.GraphSettings) -> dict[str, int]:
