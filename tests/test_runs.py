@@ -65,7 +65,8 @@ def test_a_second_scan_on_the_same_warehouse_is_refused_with_a_clear_message(tmp
             run_scan(opts)
 
 
-def test_a_rerun_of_the_same_input_is_byte_identical_and_replaces_the_nights_history_row(scanned_world, tmp_path):
+def test_a_rerun_of_the_same_input_is_byte_identical_and_replaces_the_nights_history_row(
+        scanned_world, tmp_path):
     opts = ScanOptions(input_dir=scanned_world["input"], out_dir=tmp_path / "out",
                        db_path=tmp_path / "wh.duckdb", models_dir=scanned_world["models"])
     run_scan(opts)
@@ -110,3 +111,25 @@ def test_an_allow_listed_account_stops_raising_alerts_until_its_entry_expires(sc
         ).fetchall()
     assert mine and all(level == "low" and "verified customer" in why for level, why in mine)
     assert scores.height == pl.read_parquet(scanned_world["out"] / "order_scores.parquet").height
+
+
+def test_with_a_salt_phones_are_pseudonymised_consistently_in_the_published_files(scanned_world, tmp_path):
+    import polars as pl
+
+    opts = ScanOptions(input_dir=scanned_world["input"], out_dir=tmp_path / "out",
+                       db_path=tmp_path / "wh.duckdb", models_dir=scanned_world["models"],
+                       pseudonym_salt="s3cret")
+    run_scan(opts)
+    flagged = pl.read_csv(tmp_path / "out" / "flagged_orders.csv", infer_schema=False)
+    phones = flagged["receiver_phone"].drop_nulls()
+    assert phones.len() > 0 and phones.str.contains(r"^P[a-z2-7]{16}$").all()
+    for name in ("flagged_orders.csv", "flagged_accounts.csv", "rings.csv", "report.html"):
+        text = (tmp_path / "out" / name).read_text("utf-8-sig")
+        assert not __import__("re").search(r"(?<!\d)1[3-9]\d{9}(?!\d)", text), name
+    masked = pl.read_csv(scanned_world["out"] / "flagged_orders.csv", infer_schema=False)
+    by_order = dict(zip(masked["order_id"], masked["receiver_phone"], strict=True))
+    same_masked = {}
+    for order, token in zip(flagged["order_id"], flagged["receiver_phone"], strict=True):
+        if token and by_order.get(order):
+            same_masked.setdefault(token, set()).add(by_order[order])
+    assert all(len(m) == 1 for m in same_masked.values())  # one token, one person

@@ -9,6 +9,9 @@ Layout of an output folder:
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -84,6 +87,24 @@ def mask_phone(expr: pl.Expr) -> pl.Expr:
     ).otherwise(pl.lit(None, pl.String))
 
 
+def pseudonym(expr: pl.Expr, salt: str, prefix: str = "P") -> pl.Expr:
+    """A salt-keyed HMAC-SHA256 token for a personal value (phone, payer, device): the same
+    person gets the same token in every published file and night, and nobody without the
+    salt can reverse or even confirm it by hashing candidate phone numbers. Base32 has no
+    digits 0, 1, 8, 9, so a token never reads as a phone number."""
+    key = salt.encode("utf-8")
+
+    def token(values: pl.Series) -> pl.Series:
+        return pl.Series([
+            None if v is None else prefix + base64.b32encode(
+                hmac.new(key, v.encode("utf-8"), hashlib.sha256).digest()).decode()[:16].lower()
+            for v in values.to_list()
+        ], dtype=pl.String)
+
+    digits = expr.str.replace_all(r"\D", "").str.replace(r"^(?:0086|86)(1\d{10})$", "$1")
+    return digits.map_batches(token, return_dtype=pl.String)
+
+
 def mask_text(expr: pl.Expr) -> pl.Expr:
     """Keep the first 2 and last 2 characters of a personal value, star the rest."""
     n = expr.str.len_chars()
@@ -136,6 +157,8 @@ FEATURE_ZH = {  # the measured fact behind a reason, in words support can read
     "ship_to_deliver_h": "发货到签收(小时)",
     "review_delay_min": "签收到好评(分钟)",
     "account_age_days": "下单时账号注册天数",
+    "account_age_s": "注册到下单(秒)",
+    "instant_siblings": "同设备/支付账号/手机号下注册即下单的其他账号数",
     "siblings_within_10min": "同邀请人10分钟内注册数",
     "refund_after_settle_h": "佣金结算后退款(小时)",
     "cancel_share_at_shop": "在本店取消/退款占比",
@@ -165,7 +188,9 @@ def evidence_facts(ruleset: RuleSet, schema: dict) -> pl.Expr:
         )
     if not parts:
         return pl.lit(None, pl.String)
-    return pl.concat_list(parts).list.drop_nulls().list.join("；").replace("", None)
+    # two rules may read one feature (DEVICE_SHARED and SHARED_DEVICE): say the fact once
+    facts = pl.concat_list(parts).list.drop_nulls().list.unique(maintain_order=True)
+    return facts.list.join("；").replace("", None)
 
 
 def evidence_text(ruleset: RuleSet, schema: dict) -> pl.Expr:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
+import os
 import time
 import uuid
 from contextlib import contextmanager
@@ -56,6 +57,8 @@ class ScanOptions:
     flow_run_id: str | None = None  # set when run by the Prefect flow
     lookback_days: int = 30  # features and graphs see this many nights of history
     allow_small_export: bool = False  # scan a night far smaller than usual anyway
+    # salt for pseudonymising phones in published files (else masked 138****5678)
+    pseudonym_salt: str | None = field(default_factory=lambda: os.environ.get("ORDERGUARD_PSEUDONYM_SALT"))
 
 
 class ScanBusyError(RuntimeError):
@@ -182,7 +185,7 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions) -> dic
         "forest_points, supervised_points from marts.order_scores order by order_id",
     )
     scores.write_parquet(staged / "order_scores.parquet", statistics=False)
-    flagged = support_orders(con, ruleset)
+    flagged = support_orders(con, ruleset, opts.pseudonym_salt)
     publish.write_csv(flagged, staged / "flagged_orders.csv")
     publish.write_xlsx(flagged, staged / "flagged_orders.xlsx")
     publish.write_verdict_template(flagged["order_id"], staged / "verdicts_template.csv")
@@ -262,7 +265,7 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions) -> dic
     }
 
 
-def support_orders(con, ruleset: RuleSet) -> pl.DataFrame:
+def support_orders(con, ruleset: RuleSet, pseudonym_salt: str | None = None) -> pl.DataFrame:
     """grain: one row per flagged order, highest score first, for support staff.
 
     Personal data is cut to what support needs to act: phone masked (138****5678), address
@@ -309,7 +312,8 @@ def support_orders(con, ruleset: RuleSet) -> pl.DataFrame:
         "ring_id", "ring_kind",
         publish.recommended_action(flag, high).alias("recommended_action"),
         publish.evidence_text(ruleset, frame.schema).alias("evidence"),
-        publish.mask_phone(pl.col("receiver_phone")).alias("receiver_phone"),
+        (publish.pseudonym(pl.col("receiver_phone"), pseudonym_salt) if pseudonym_salt
+         else publish.mask_phone(pl.col("receiver_phone"))).alias("receiver_phone"),
         pl.concat_str(
             [pl.concat_str([pl.col("city"), pl.col("district")], separator="", ignore_nulls=True),
              pl.col("compound")], separator=" ", ignore_nulls=True,
