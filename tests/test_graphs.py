@@ -56,3 +56,26 @@ def test_deep_chain_ring_holds_accounts_below_the_allowed_levels():
     rings = graphs.deep_chain_rings(tree, graphs.GraphSettings())
     assert len(rings) == 1 and rings[0].members == ("L4", "L5")
     assert "level 5" in rings[0].evidence
+
+
+def identity_group(top_share: float, buyer_rate: float, n: int = 6) -> tuple[pl.DataFrame, ...]:
+    ids = [f"A{i}" for i in range(n)]
+    components = pl.DataFrame({"account_id": ids, "component": [0] * n})
+    accounts = pl.DataFrame({
+        "account_id": ids, "device_accounts": [n] * n, "payer_accounts": [1] * n,
+        "top_product_share": [top_share] * n, "top_product_buyer_rate": [buyer_rate] * n,
+        "fast_pay_share": [0.0] * n,
+    })
+    identifiers = pl.DataFrame({"account_id": ids, "id_type": ["device"] * n, "id_value": ["d1"] * n})
+    return components, accounts, identifiers
+
+
+def test_identity_group_concentrating_on_a_niche_product_is_a_ring():
+    rings = graphs.identity_rings(*identity_group(1.0, 0.01), graphs.GraphSettings())
+    assert len(rings) == 1 and rings[0].members == tuple(f"A{i}" for i in range(6))
+
+
+def test_concentration_in_a_one_product_shop_is_no_behaviour_in_common():
+    # every buyer of a shop that sells one thing buys "the same product"
+    assert graphs.identity_rings(*identity_group(1.0, 1.0), graphs.GraphSettings()) == []
+    assert graphs.identity_rings(*identity_group(1.0, 0.5), graphs.GraphSettings()) == []

@@ -28,7 +28,7 @@ def test_rules_fire_with_their_conditions_and_name_reasons_strongest_first():
     features = pl.DataFrame(
         {
             "shop_id": ["S1", "S1", "S2"],
-            "device_accounts": [6, 2, 9],
+            "device_accounts": [6, 1, 9],
             "pay_delay_s": [1, 100, None],
             "ship_to_deliver_h": [1.0, 1.0, 30.0],
             "is_virtual": [False, True, False],
@@ -37,7 +37,9 @@ def test_rules_fire_with_their_conditions_and_name_reasons_strongest_first():
     hits = rule_hits(features, load_rules())
     assert hits["SHARED_DEVICE"].to_list() == [True, False, True]
     assert hits["FAST_DELIVERY"].to_list() == [True, False, False]  # virtual goods exempt
-    assert hits["reason_codes"][0].to_list() == ["SHARED_DEVICE", "FAST_DELIVERY", "FAST_PAY"]
+    assert hits["reason_codes"][0].to_list() == [
+        "SHARED_DEVICE", "FAST_DELIVERY", "FAST_PAY", "DEVICE_SHARED"
+    ]
     assert hits["rule_points"][1] == 0
 
 
@@ -60,3 +62,27 @@ def test_a_broken_rules_file_is_a_clear_error(tmp_path):
     path.write_text('[rules.X]\nfeature = "a"\nop = "~"\nthreshold = 1\n', "utf-8")
     with pytest.raises(RuleConfigError, match="unknown op"):
         load_rules(path)
+
+
+def test_ordering_at_once_alone_is_weak_but_a_batch_of_new_accounts_behind_one_device_flags():
+    import math
+
+    ruleset = load_rules()
+    features = pl.DataFrame(
+        {
+            "shop_id": ["S1"] * 4,
+            "account_age_days": [0.0, 0.0, 0.0, 2.0],
+            "account_age_s": [30, 30, 600, 172800],
+            "instant_siblings": [0, 3, 3, 0],  # other accounts on its device ordered at once
+            "device_accounts": [1, 4, 4, 2],
+        }
+    )
+    hits = rule_hits(features, ruleset)
+    assert hits["INSTANT_ORDER"].to_list() == [True, True, False, False]
+    # the batch rule needs the account itself to have ordered at once
+    assert hits["NEW_ACCOUNT_BATCH"].to_list() == [False, True, False, False]
+    assert hits["DEVICE_SHARED"].to_list() == [False, True, True, True]
+    score = [1 - math.exp(-p / ruleset.scoring["scale"]) for p in hits["rule_points"]]
+    flag = ruleset.scoring["flag_threshold"]
+    assert score[0] < flag <= score[1]
+    assert score[2] < flag and score[3] < flag

@@ -71,6 +71,7 @@ def feature_params(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         **asdict(settings),
         "as_of": as_of,
         "lockstep_minutes": 10,
+        "instant_order_seconds": 60,  # "ordered at once": within a minute of registering
         "rare_shape_share": 0.005,
         "min_carrier_orders": 200,
         "undelivered_days": 10,

@@ -119,7 +119,8 @@ def co_buying_rings(scan: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
         & (pl.col("lift") >= settings.min_lift)
     )
     rings = []
-    for row in scan.sort(["surprise", "id_type", "id_value"], descending=[True, False, False]).iter_rows(named=True):
+    ranked = scan.sort(["surprise", "id_type", "id_value"], descending=[True, False, False])
+    for row in ranked.iter_rows(named=True):
         members = tuple(sorted(row["buyer_ids"]))
         what = _ID_WORDS.get(row["id_type"], row["id_type"])
         rings.append(
@@ -151,23 +152,35 @@ _ID_WORDS = {
 
 
 def identity_rings(
-    components: pl.DataFrame, accounts: pl.DataFrame, identifiers: pl.DataFrame
+    components: pl.DataFrame, accounts: pl.DataFrame, identifiers: pl.DataFrame,
+    settings: GraphSettings | None = None,
 ) -> list[Ring]:
-    """Identity groups too large to be a household that also buy in lockstep."""
+    """Identity groups too large to be a household that also buy in lockstep.
+
+    Concentration on one product only counts when that product is far less common among
+    all buyers (lift >= min_lift): in a shop that sells one thing, everyone concentrates."""
     if components.is_empty():
         return []
+    settings = settings or GraphSettings()
     joined = components.join(accounts, on="account_id", how="left")
+    if "top_product_buyer_rate" not in joined.columns:
+        joined = joined.with_columns(pl.lit(None, pl.Float64).alias("top_product_buyer_rate"))
+    joined = joined.with_columns(
+        (pl.col("top_product_share") / pl.col("top_product_buyer_rate")).alias("top_product_lift")
+    )
     rings = []
-    for (comp,), group in joined.group_by(["component"], maintain_order=True):
+    for _, group in joined.group_by(["component"], maintain_order=True):
         size = group.height
         if size < 5:
             continue
         devices = group["device_accounts"].max()
         payers = group["payer_accounts"].max()
         top_share = group["top_product_share"].fill_null(0).mean()
+        lift = group["top_product_lift"].fill_null(0).median() or 0.0
+        concentrated = top_share >= 0.5 and lift >= settings.min_lift
         fast = group["fast_pay_share"].fill_null(0).mean()
         # a big identity group alone can be an office; it needs behaviour in common too
-        if not ((devices or 0) >= 5 or (payers or 0) >= 4) or (top_share < 0.5 and fast < 0.5):
+        if not ((devices or 0) >= 5 or (payers or 0) >= 4) or (not concentrated and fast < 0.5):
             continue
         members = tuple(sorted(group["account_id"].to_list()))
         shared = (
@@ -404,7 +417,7 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings) -> lis
     tree = q("select * from intermediate.referral_tree")
     candidates = (
         co_buying_rings(scan, settings)
-        + identity_rings(components, accounts, identifiers)
+        + identity_rings(components, accounts, identifiers, settings)
         + self_referral_rings(relations, links, alt_facts, settings)
         + malicious_rings(buyer_shop, settings)
         + fake_shipping_rings(waybills, settings)

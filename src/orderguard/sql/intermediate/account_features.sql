@@ -29,11 +29,23 @@ orders_per_account as (
     from order_keys o join timing t using (order_id)
     group by 1
 ),
+product_rates as (
+    select product_id,
+           count(distinct buyer_id) / (select count(distinct buyer_id) from order_keys) as buyer_rate
+    from order_keys group by 1
+),
 top_product as (
-    select account_id, max(share) as top_product_share from (
-        select buyer_id as account_id, product_id,
-               count(*) / sum(count(*)) over (partition by buyer_id) as share
-        from order_keys group by 1, 2)
+    -- the account's favourite product and how common it is among all buyers: concentration
+    -- on a product nearly everyone buys (a one-product shop) is no evidence
+    select account_id, max(share) as top_product_share,
+           min(buyer_rate) filter (where is_top) as top_product_buyer_rate
+    from (
+        select b.*, p.buyer_rate, b.share = max(b.share) over (partition by b.account_id) as is_top
+        from (
+            select buyer_id as account_id, product_id,
+                   count(*) / sum(count(*)) over (partition by buyer_id) as share
+            from order_keys group by 1, 2) b
+        join product_rates p using (product_id))
     group by 1
 ),
 sharing as (
@@ -45,6 +57,33 @@ sharing as (
         max(case when id_type = 'addr_strict' then n_accounts end) as address_accounts,
         sum(case when n_accounts > 1 then rarity_weight else 0 end) as shared_rarity_sum
     from identifiers group by 1
+),
+ordered_at_once as (
+    -- accounts that placed an order within a minute of registering
+    select distinct o.buyer_id as account_id
+    from order_keys o join timing t using (order_id)
+    where t.account_age_s between 0 and $instant_order_seconds
+),
+strong_ids as (
+    select ai.account_id, ai.id_type, ai.id_value
+    from intermediate.account_identifiers ai
+    join intermediate.identifier_stats s using (id_type, id_value)
+    where ai.id_type in ('device', 'payer', 'phone') and s.n_accounts between 2 and $hub_accounts
+),
+at_once_per_id as (
+    select id_type, id_value, count(distinct account_id) as at_once_accounts
+    from strong_ids join ordered_at_once using (account_id)
+    group by 1, 2
+),
+at_once_siblings as (
+    -- new accounts ordering at once behind one device, payer or phone: a batch of fresh
+    -- accounts, not one customer signing up at checkout
+    select s.account_id,
+           max(p.at_once_accounts - (x.account_id is not null)::int) as instant_siblings
+    from strong_ids s
+    join at_once_per_id p using (id_type, id_value)
+    left join ordered_at_once x on x.account_id = s.account_id
+    group by 1
 ),
 invite_bursts as (
     select account_id, count(*) over (
@@ -58,18 +97,20 @@ assemble as (
         coalesce(o.n_orders, 0) as n_orders, o.n_shops, o.n_products, o.gmv,
         o.cancel_refund_share, o.avg_quantity, o.fast_pay_share, o.fast_delivery_share,
         o.instant_5star_share, o.exact_price_share, o.age_at_first_order_days,
-        tp.top_product_share,
+        tp.top_product_share, tp.top_product_buyer_rate,
         coalesce(s.device_accounts, 1) as device_accounts,
         coalesce(s.payer_accounts, 1) as payer_accounts,
         coalesce(s.phone_accounts, 1) as phone_accounts,
         coalesce(s.ip_accounts, 1) as ip_accounts,
         coalesce(s.address_accounts, 1) as address_accounts,
         coalesce(s.shared_rarity_sum, 0) as shared_rarity_sum,
-        coalesce(ib.siblings_within_10min, 0) as siblings_within_10min
+        coalesce(ib.siblings_within_10min, 0) as siblings_within_10min,
+        coalesce(ao.instant_siblings, 0) as instant_siblings
     from accounts a
     left join orders_per_account o using (account_id)
     left join top_product tp using (account_id)
     left join sharing s using (account_id)
     left join invite_bursts ib using (account_id)
+    left join at_once_siblings ao using (account_id)
 )
 select * from assemble

@@ -29,7 +29,7 @@ assemble as (
         a.instant_5star_share as buyer_instant_5star_share,
         a.exact_price_share as buyer_exact_price_share,
         a.device_accounts, a.payer_accounts, a.phone_accounts, a.ip_accounts, a.address_accounts,
-        a.shared_rarity_sum, a.siblings_within_10min,
+        a.shared_rarity_sum, a.siblings_within_10min, a.instant_siblings,
         coalesce(tr.referral_depth, 0) as buyer_referral_depth,
         coalesce(tr.downline_size, 0) as buyer_downline_size,
         bs.orders_at_shop, bs.cancel_share_at_shop

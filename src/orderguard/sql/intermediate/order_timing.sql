@@ -19,6 +19,7 @@ measure as (
         date_diff('minute', o.delivered_at, o.reviewed_at) as review_delay_min,
         o.review_rating,
         date_diff('minute', a.registered_at, o.created_at) / 1440.0 as account_age_days,
+        date_diff('second', a.registered_at, o.created_at) as account_age_s,
         hour(o.created_at) as order_hour,
         coalesce(p.is_virtual, false) as is_virtual,
         p.price as list_price,

@@ -5,7 +5,11 @@ with order_keys as (
     select order_id, shop_id, product_id, buyer_id, created_at from intermediate.order_keys
 ),
 daily_volume as (
-    select created_at::date as day, count(*) as day_orders from order_keys group by 1
+    -- a day whose orders all carry one timestamp (a date-only export, a constant filler)
+    -- has no timing to compare: its bursts stay unknown
+    select created_at::date as day, count(*) as day_orders,
+           count(distinct created_at) as day_instants
+    from order_keys group by 1
 ),
 product_rates as (
     select product_id, count(*) as product_orders,
@@ -22,7 +26,7 @@ windowed as (
     from order_keys o
 ),
 compare as (
-    select w.order_id, w.window_orders, r.product_orders,
+    select w.order_id, w.window_orders, r.product_orders, d.day_instants,
         -- expected orders in a window of this width at this product's average pace,
         -- scaled by how busy the day is (promotion days are busy for everyone)
         greatest(
@@ -35,6 +39,8 @@ compare as (
     join daily_volume d on d.day = w.created_at::date
 ),
 ratio as (
-    select *, window_orders / expected_window_orders as burst_ratio from compare
+    select * exclude (day_instants),
+        case when day_instants > 1 then window_orders / expected_window_orders end as burst_ratio
+    from compare
 )
 select * from ratio

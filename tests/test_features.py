@@ -1,0 +1,79 @@
+"""Feature SQL on tiny literal exports: only required columns plus a device, minute-only
+timestamps with an offset, one shop selling one product (the shape of real exports that
+carry little), and a batch whose orders all share one timestamp."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from orderguard import graphs
+from orderguard.scan import ScanOptions, stage_features, stage_ingest, stage_validate
+
+
+def build(tmp_path: Path, orders: list[tuple], accounts: list[tuple]) -> duckdb.DuckDBPyConnection:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pl.DataFrame(
+        orders, schema=["order_id", "shop_id", "buyer_id", "product_id", "quantity", "amount",
+                        "created_at", "status", "device_id"], orient="row",
+    ).write_csv(folder / "orders.csv")
+    pl.DataFrame(accounts, schema=["account_id", "registered_at", "device_id"], orient="row").write_csv(
+        folder / "accounts.csv"
+    )
+    opts = ScanOptions(input_dir=folder, out_dir=tmp_path / "out", db_path=tmp_path / "wh.duckdb",
+                       models_dir=tmp_path / "models", run_id="t")
+    stage_ingest(opts)
+    stage_validate(opts)
+    stage_features(opts, graphs.GraphSettings())
+    return duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+
+
+def order(i: int, buyer: str, created: str, device: str, product: str = "P1") -> tuple:
+    return (f"O{i}", "S1", buyer, product, 1, 10, created, "completed", device)
+
+
+def test_new_accounts_ordering_at_once_behind_one_device(tmp_path):
+    accounts = [
+        ("a1", "2015-01-01T10:00Z", "D1"),
+        ("a2", "2015-01-01T10:05Z", "D1"),
+        ("a3", "2015-01-01T10:09Z", "D1"),
+        ("b1", "2015-01-01T11:00Z", "D2"),  # alone on its device, also orders at once
+        ("c1", "2015-01-01T09:00Z", "D3"),
+    ]
+    orders = [
+        order(1, "a1", "2015-01-01T10:00Z", "D1"),  # same minute as registering
+        order(2, "a2", "2015-01-01T10:06Z", "D1"),  # the next minute
+        order(3, "a3", "2015-01-03T12:00Z", "D1"),  # two days later
+        order(4, "b1", "2015-01-01T11:01Z", "D2"),
+        order(5, "c1", "2015-01-02T09:00Z", "D3"),
+    ]
+    con = build(tmp_path, orders, accounts)
+    got = dict(
+        con.sql("select account_id, instant_siblings from intermediate.account_features").fetchall()
+    )
+    assert got == {"a1": 1, "a2": 1, "a3": 2, "b1": 0, "c1": 0}
+    ages = dict(con.sql("select order_id, account_age_s from intermediate.order_timing").fetchall())
+    assert ages["O1"] == 0 and ages["O2"] == 60 and ages["O5"] == 86400
+    # one shop selling one product: every buyer's favourite is bought by everyone
+    rates = con.sql(
+        "select distinct top_product_share, top_product_buyer_rate from intermediate.account_features"
+    ).fetchall()
+    assert rates == [(1.0, 1.0)]
+
+
+def test_orders_that_all_share_one_timestamp_have_no_burst(tmp_path):
+    accounts = [(f"u{i}", "2011-01-01 12:00:00", None) for i in range(8)]
+    orders = [order(i, f"u{i}", "2012-01-01 12:00:00", None) for i in range(8)]
+    con = build(tmp_path, orders, accounts)
+    bursts = con.sql("select window_orders, burst_ratio from intermediate.product_bursts").fetchall()
+    assert bursts == [(8, None)] * 8
+
+    spread = tmp_path / "spread"
+    spread.mkdir()
+    orders = [order(i, f"u{i}", f"2012-01-01 12:0{i}:00", None) for i in range(8)]
+    con = build(spread, orders, accounts)
+    ratios = con.sql("select burst_ratio from intermediate.product_bursts").fetchall()
+    assert all(r is not None for (r,) in ratios)
