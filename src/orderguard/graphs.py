@@ -218,39 +218,51 @@ def self_referral_rings(
     relative's link, even on one device or payer, has only the first."""
     if relations.is_empty() or links.is_empty():
         return []
-    link_keys = links.select("account_a", "account_b", "shared_types")
-    facts = alt_facts.select("account_id", "registered_at", "arbitrage_orders", "commission_total")
+    # each distributor's circle (itself and everyone it invited or earned on), joined to the
+    # links that stay inside one circle: set-based, not one filter per distributor
+    circle = pl.concat([
+        relations.select("distributor_id", "account_id"),
+        relations.select("distributor_id", pl.col("distributor_id").alias("account_id")).unique(),
+    ])
+    inner = (
+        links.select("account_a", "account_b", "shared_types")
+        .join(circle.rename({"account_id": "account_a"}), on="account_a")
+        .join(circle.rename({"account_id": "account_b"}), on=["account_b", "distributor_id"])
+    )
+    if inner.is_empty():
+        return []
+    invitee_counts = dict(
+        relations.filter(pl.col("account_id") != pl.col("distributor_id"))
+        .group_by("distributor_id").len().iter_rows()
+    )
+    facts = {
+        r["account_id"]: r
+        for r in alt_facts.select(
+            "account_id", "registered_at", "arbitrage_orders", "commission_total"
+        ).iter_rows(named=True)
+    }
     rings = []
-    for (owner,), group in relations.group_by(["distributor_id"], maintain_order=True):
-        invitees = sorted(set(group["account_id"].to_list()) - {owner})
-        if not invitees:
-            continue
-        people = [owner, *invitees]
-        inner = link_keys.filter(
-            pl.col("account_a").is_in(people) & pl.col("account_b").is_in(people)
-        )
-        if inner.is_empty():
-            continue
-        alts = sorted((set(inner["account_a"]) | set(inner["account_b"])) - {owner})
+    for (owner,), group in inner.sort("distributor_id").group_by(["distributor_id"], maintain_order=True):
+        alts = sorted((set(group["account_a"]) | set(group["account_b"])) - {owner})
         if not alts:
             continue
-        alt_facts_g = facts.filter(pl.col("account_id").is_in(alts)).sort("registered_at")
+        alt_rows = [facts.get(a, {}) for a in alts]
         families = ["identity"]
-        times = alt_facts_g["registered_at"].drop_nulls().sort().to_list()
+        times = sorted(r["registered_at"] for r in alt_rows if r.get("registered_at"))
         burst = any(
             (times[i + 2] - times[i]).total_seconds() <= 30 * 60 for i in range(len(times) - 2)
         )
         if burst:
             families.append("registered minutes apart")
-        arbitrage = int(alt_facts_g["arbitrage_orders"].fill_null(0).sum())
-        if arbitrage:
+        if sum(r.get("arbitrage_orders") or 0 for r in alt_rows):
             families.append("refunds after commission settled")
-        if len(alts) >= 4 and len(alts) >= 0.5 * len(invitees):
-            families.append(f"{len(alts)} of {len(invitees)} invitees/buyers are linked")
+        invitees = invitee_counts.get(owner, 0)
+        if len(alts) >= 4 and len(alts) >= 0.5 * invitees:
+            families.append(f"{len(alts)} of {invitees} invitees/buyers are linked")
         if len(families) < 2:
             continue
-        types = sorted({t for s in inner["shared_types"].drop_nulls() for t in s.split(",")})
-        commission = float(alt_facts_g["commission_total"].fill_null(0).sum())
+        types = sorted({t for s in group["shared_types"].drop_nulls() for t in s.split(",")})
+        commission = float(sum(float(r.get("commission_total") or 0) for r in alt_rows))
         rings.append(
             Ring(
                 kind="self_referral",
