@@ -16,15 +16,24 @@ shape as (
         regexp_replace(tracking_no, '[0-9]{6,}$', '') as waybill_prefix
     from order_keys
 ),
+per_waybill as (
+    -- one parcel to one address for several orders is a merged shipment, not reuse
+    select tracking_no, count(*) as waybill_orders, count(distinct buyer_id) as waybill_buyers,
+           count(distinct ship_to) as waybill_destinations
+    from shape group by 1
+),
+per_shape as (
+    select coalesce(carrier, '') as carrier_key, waybill_shape, count(*) as shape_count,
+           sum(count(*)) over (partition by coalesce(carrier, '')) as carrier_count
+    from shape group by 1, 2
+),
 count_reuse as (
-    select *,
-        count(*) over (partition by tracking_no) as waybill_orders,
-        count(distinct buyer_id) over (partition by tracking_no) as waybill_buyers,
-        -- one parcel to one address for several orders is a merged shipment, not reuse
-        count(distinct ship_to) over (partition by tracking_no) as waybill_destinations,
-        count(*) over (partition by coalesce(carrier, ''), waybill_shape) as shape_count,
-        count(*) over (partition by coalesce(carrier, '')) as carrier_count
-    from shape
+    -- grouped counts joined back: distinct counts over windows are slow in DuckDB
+    select s.*, w.waybill_orders, w.waybill_buyers, w.waybill_destinations,
+           p.shape_count, p.carrier_count
+    from shape s
+    join per_waybill w using (tracking_no)
+    join per_shape p on p.carrier_key = coalesce(s.carrier, '') and p.waybill_shape = s.waybill_shape
 ),
 neighbours as (
     select *,
@@ -33,7 +42,9 @@ neighbours as (
         lead(waybill_number) over w as next_number,
         lead(buyer_id) over w as next_buyer
     from count_reuse
-    window w as (partition by shop_id, coalesce(carrier, ''), waybill_prefix order by waybill_number, order_id)
+    window w as (
+        partition by shop_id, coalesce(carrier, ''), waybill_prefix order by waybill_number, order_id
+    )
 ),
 judge as (
     select order_id, tracking_no, waybill_orders, waybill_buyers, waybill_destinations,
