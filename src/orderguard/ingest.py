@@ -1,0 +1,449 @@
+"""Ingest: read the input folder into the raw layer (``raw.<table>``, every value VARCHAR).
+
+For each contract table (orders and accounts required, products and commissions optional)
+the folder holds ``NAME.csv`` or ``NAME.parquet`` (file name matched case-insensitively).
+``load_raw`` creates ``raw.<table>`` with
+
+* every column of the file, as VARCHAR, exactly as read (empty fields are NULL); unknown
+  extra columns are kept under their own lower-cased, trimmed header;
+* headers mapped to contract names through ``COLUMN_ALIASES`` (below);
+* ``_row`` BIGINT: the 1-based data record number in the file, header excluded. A quoted
+  field may hold line breaks, so this counts CSV records, not physical lines; completely
+  blank lines are skipped by the CSV reader and not counted. For Parquet it is the row's
+  position in the file;
+* ``_file`` VARCHAR: the file name (``orders.csv``), as quarantine reports it.
+
+An absent optional table becomes an empty ``raw.<table>`` with the contract columns, so a
+table left over from an earlier night is never reused.
+
+Structural problems raise ``InputError`` naming the file (and the column or line): a
+missing required file or column, both ``.csv`` and ``.parquet`` present, an empty required
+file, binary content, text in no supported encoding, a record the CSV reader cannot split
+into the header's fields. Nothing is loaded row by row in Python: CSV goes through DuckDB's
+parallel ``read_csv`` (UTF-8 directly; GBK/GB18030 and UTF-16 are first transcoded to a
+temporary UTF-8 file in streaming chunks).
+
+Row numbers: ``create table ... as select ... from read_csv(...)`` with DuckDB's default
+``preserve_insertion_order = true`` stores rows in file order even when the file is read by
+several threads, so ``rowid + 1`` is the record number. ``load_raw`` sets that option
+explicitly; benchmarks/bench_ingest.py and tests/test_ingest.py check the claim on files of
+2M and 300k rows.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import logging
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from orderguard import contract
+from orderguard.contract import Table
+
+log = logging.getLogger(__name__)
+
+# Input header -> contract column, per table. Headers are matched after lower-casing,
+# dropping a trailing bracketed unit ("金额(元)", "金额（元）") and removing spaces, "_", "-",
+# "." and "/", so "Order ID", "order_id", "ORDERID" and "order-id" all match order_id.
+# The contract name itself always wins; after it, aliases are tried in the order listed,
+# so when a file has several candidates (实付金额 and 订单金额) the earlier alias becomes
+# the contract column and the others are kept as extra columns under their own names.
+COLUMN_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
+    "orders": {
+        "order_id": ("订单号", "订单编号", "订单id", "主订单号", "order no", "order number",
+                     "order sn", "tid"),
+        "shop_id": ("店铺id", "店铺", "店铺编号", "商家id", "门店id", "shop", "store id",
+                    "merchant id", "kdt id"),
+        "buyer_id": ("买家id", "买家", "会员id", "用户id", "下单人id", "buyer", "user id",
+                     "member id", "customer id"),
+        "product_id": ("商品id", "商品编号", "商品编码", "sku id", "sku", "item id", "goods id"),
+        "quantity": ("数量", "购买数量", "商品数量", "qty", "num"),
+        "amount": ("实付金额", "实付款", "支付金额", "付款金额", "订单金额", "金额",
+                   "paid amount", "pay amount", "payment", "total amount", "total"),
+        "created_at": ("下单时间", "创建时间", "订单创建时间", "created", "create time",
+                       "created time", "order time"),
+        "paid_at": ("付款时间", "支付时间", "pay time", "paid time", "payment time"),
+        "status": ("订单状态", "状态", "order status", "state"),
+        "refunded_at": ("退款时间", "refund time"),
+        "refund_amount": ("退款金额", "refund", "refund fee"),
+        "referrer_id": ("推荐人", "推荐人id", "分销员", "分销员id", "推广员", "referrer",
+                        "promoter id", "distributor id", "sharer id"),
+        "device_id": ("设备号", "设备id", "设备", "device"),
+        "ip": ("下单ip", "ip地址", "client ip", "ip address"),
+        "receiver_name": ("收货人", "收货人姓名", "收件人", "consignee", "receiver"),
+        "receiver_phone": ("收货人手机", "收货人手机号", "收货人电话", "收件人电话", "手机号",
+                           "联系电话", "receiver mobile", "mobile", "phone"),
+        "address": ("收货地址", "详细地址", "地址", "shipping address", "receiver address"),
+        "payment_account": ("支付账号", "付款账号", "支付账户", "payer", "payer account"),
+        "carrier": ("快递公司", "物流公司", "courier", "express company"),
+        "tracking_no": ("快递单号", "运单号", "物流单号", "tracking number", "waybill",
+                        "waybill no", "express no"),
+        "shipped_at": ("发货时间", "ship time", "shipped time"),
+        "delivered_at": ("签收时间", "核销时间", "确认收货时间", "收货时间", "sign time",
+                         "delivered time", "redeemed at"),
+        "review_rating": ("评分", "评价星级", "星级", "rating", "review score"),
+        "reviewed_at": ("评价时间", "review time"),
+    },
+    "accounts": {
+        "account_id": ("用户id", "会员id", "账号id", "用户", "会员", "user id", "member id",
+                       "uid"),
+        "registered_at": ("注册时间", "加入时间", "创建时间", "register time", "reg time",
+                          "created at", "create time"),
+        "inviter_id": ("邀请人", "邀请人id", "推荐人", "上级", "上级id", "inviter",
+                       "invited by", "referrer id", "parent id"),
+        "is_distributor": ("是否分销员", "是否推广员", "distributor", "is promoter"),
+        "phone": ("手机号", "手机", "手机号码", "电话", "mobile", "phone number", "tel"),
+        "device_id": ("设备号", "设备id", "注册设备", "device"),
+        "ip": ("注册ip", "ip地址", "register ip", "reg ip"),
+        "nickname": ("昵称", "用户昵称", "会员昵称", "nick", "nick name"),
+    },
+    "products": {
+        "product_id": ("商品id", "商品编号", "商品编码", "sku id", "sku", "item id", "goods id"),
+        "shop_id": ("店铺id", "店铺", "商家id", "shop", "store id", "kdt id"),
+        "name": ("商品名称", "商品名", "名称", "商品标题", "标题", "title", "product name",
+                 "item name", "goods name"),
+        "price": ("价格", "售价", "单价", "销售价", "list price", "sale price"),
+        "cost": ("成本", "成本价", "进价", "cost price"),
+        "category": ("类目", "商品类目", "分类", "商品分类", "category name"),
+        "is_virtual": ("是否虚拟", "是否虚拟商品", "虚拟商品", "virtual"),
+    },
+    "commissions": {
+        "order_id": ("订单号", "订单编号", "订单id", "order no", "tid"),
+        "beneficiary_id": ("受益人", "受益人id", "获佣人", "分销员", "分销员id", "beneficiary",
+                           "distributor id", "promoter id"),
+        "level": ("层级", "分佣层级", "级别", "等级", "tier"),
+        "amount": ("佣金", "佣金金额", "金额", "commission", "commission amount"),
+        "status": ("结算状态", "佣金状态", "状态"),
+        "settled_at": ("结算时间", "settle time", "settled time"),
+    },
+}
+
+RESERVED_COLUMNS = ("_row", "_file", "rowid")  # an input header with these names gets "_2"
+MAX_LINE_BYTES = 64 * 1024 * 1024  # longest CSV record DuckDB will read (a 10 MB field is fine)
+_SAMPLE_BYTES = 1024 * 1024  # bytes read to sniff the encoding and parse the header
+_CHUNK_BYTES = 16 * 1024 * 1024  # transcoding chunk
+_KEY_DROP = re.compile(r"[\s_\-./\u3000]+")
+_UNIT_SUFFIX = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")
+
+
+class InputError(Exception):
+    """A fatal problem with the input files; the message names the file and column or line."""
+
+
+@dataclass
+class RawTable:
+    name: str
+    file: str
+    rows: int
+    encoding: str
+    columns: list[str]  # raw column names in file order, as mapped to contract names
+
+
+def load_raw(
+    con: duckdb.DuckDBPyConnection, input_dir: Path, encoding: str | None = None
+) -> dict[str, RawTable]:
+    """Load every contract table found in ``input_dir`` into ``raw.<table>``.
+
+    ``encoding`` forces a text encoding for all CSV files (any Python codec name, e.g.
+    ``"gbk"``); by default each file is sniffed: UTF-8 (with or without BOM), UTF-16 with a
+    BOM, else GB18030 (a superset of GBK). Returns the loaded tables by name; absent
+    optional tables are not in the result but exist as empty ``raw`` tables.
+    """
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        raise InputError(f"input folder {input_dir} does not exist or is not a folder")
+    if encoding is not None:
+        encoding = _codec_name(encoding)
+    # Check every file's presence, encoding and header before the slow loads start.
+    plans = [_plan(table, input_dir, encoding) for table in contract.TABLES.values()]
+    con.execute("set preserve_insertion_order = true").fetchall()
+    loaded: dict[str, RawTable] = {}
+    for table, plan in zip(contract.TABLES.values(), plans, strict=True):
+        if plan is None:
+            create_empty_raw(con, table)
+            continue
+        loaded[table.name] = plan.load(con)
+        log.info("raw.%s: %d rows from %s (%s)", table.name, loaded[table.name].rows,
+                 plan.path.name, loaded[table.name].encoding)
+    return loaded
+
+
+def create_empty_raw(con: duckdb.DuckDBPyConnection, table: Table) -> None:
+    """``raw.<table>`` with the contract columns and no rows (an absent optional table)."""
+    cols = ", ".join(f"{c} varchar" for c in table.column_names)
+    con.execute(
+        f"create or replace table raw.{table.name} ({cols}, _row bigint, _file varchar)"
+    ).fetchall()
+
+
+def map_columns(table: Table, headers: list[str], label: str) -> list[str]:
+    """Raw column names for a file's headers: contract names via COLUMN_ALIASES, other
+    headers lower-cased and trimmed, made unique with a ``_2``, ``_3`` suffix."""
+    keys = [_match_key(h) for h in headers]
+    names: list[str | None] = [None] * len(headers)
+    aliases = COLUMN_ALIASES.get(table.name, {})
+    for column in table.columns:
+        for candidate in (column.name, *aliases.get(column.name, ())):
+            wanted = _match_key(candidate)
+            hit = next((i for i, k in enumerate(keys) if k == wanted and names[i] is None), None)
+            if hit is not None:
+                names[hit] = column.name
+                break
+    used = {n for n in names if n} | set(table.column_names) | set(RESERVED_COLUMNS)
+    for i, header in enumerate(headers):
+        if names[i] is None:
+            base = header.replace("\ufeff", "").strip().lower() or f"column_{i + 1}"
+            name, n = base, 2
+            while name in used:
+                name, n = f"{base}_{n}", n + 1
+            names[i] = name
+            used.add(name)
+    result = [n for n in names if n is not None]
+    missing = [c for c in table.required_columns if c not in result]
+    if missing:
+        shown = ", ".join(repr(h if len(h) <= 40 else h[:40] + "...") for h in headers[:30])
+        shown += " ..." if len(headers) > 30 else ""
+        raise InputError(
+            f"{label}: missing required column(s) {', '.join(missing)}; the header has "
+            f"{shown} (accepted header names: orderguard.ingest.COLUMN_ALIASES)"
+        )
+    return result
+
+
+def _match_key(header: str) -> str:
+    text = header.replace("\ufeff", "").strip().lower()
+    text = _UNIT_SUFFIX.sub("", text) or text
+    return _KEY_DROP.sub("", text)
+
+
+def _codec_name(encoding: str) -> str:
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError as exc:
+        raise InputError(f"unknown text encoding {encoding!r}") from exc
+
+
+def _find_file(table: Table, input_dir: Path) -> Path | None:
+    found = sorted(
+        p for p in input_dir.iterdir()
+        if p.name.lower() in (f"{table.name}.csv", f"{table.name}.parquet") and p.is_file()
+    )
+    if len(found) > 1:
+        names = " and ".join(p.name for p in found)
+        raise InputError(f"{input_dir}: found {names}; keep exactly one file for {table.name}")
+    return found[0] if found else None
+
+
+@dataclass
+class _Plan:
+    table: Table
+    path: Path
+    encoding: str  # Python codec name, or "parquet"
+    forced: bool  # the caller chose the encoding (no fallback)
+    names: list[str]
+
+    def load(self, con: duckdb.DuckDBPyConnection) -> RawTable:
+        if self.encoding == "parquet":
+            _create_raw_from_parquet(con, self)
+        elif self.encoding in ("utf-8", "utf-8-sig"):
+            try:
+                _create_raw_from_csv(con, self, self.path)
+            except InputError as exc:
+                # A UTF-8-looking first megabyte followed by GBK text further down.
+                sniffed_utf8 = self.encoding == "utf-8" and not self.forced
+                if not sniffed_utf8 or "not utf-8 encoded" not in str(exc):
+                    raise
+                log.info("%s is not UTF-8 after all; reading it as GB18030", self.path.name)
+                self.encoding = "gb18030"
+                self._load_transcoded(con)
+        else:
+            self._load_transcoded(con)
+        rows = con.execute(f"select count(*) from raw.{self.table.name}").fetchall()[0][0]
+        return RawTable(self.table.name, str(self.path), int(rows), self.encoding, self.names)
+
+    def _load_transcoded(self, con: duckdb.DuckDBPyConnection) -> None:
+        with tempfile.TemporaryDirectory(prefix="orderguard-ingest-") as tmp:
+            utf8 = Path(tmp) / f"{self.table.name}.utf8.csv"
+            _transcode(self.path, self.encoding, utf8)
+            _create_raw_from_csv(con, self, utf8)
+
+
+def _plan(table: Table, input_dir: Path, encoding: str | None) -> _Plan | None:
+    path = _find_file(table, input_dir)
+    if path is None:
+        if table.required:
+            raise InputError(
+                f"{input_dir}: required file {table.name}.csv (or {table.name}.parquet) "
+                "is missing"
+            )
+        return None
+    if path.stat().st_size == 0:
+        if table.required:
+            raise InputError(f"{path.name} is empty (0 bytes); expected a header row")
+        log.warning("%s is empty (0 bytes); treating %s as absent", path.name, table.name)
+        return None
+    if path.suffix.lower() == ".parquet":
+        return _Plan(table, path, "parquet", False, [])
+    with path.open("rb") as f:
+        head = f.read(_SAMPLE_BYTES)
+    codec = encoding or _sniff_encoding(head, path.name)
+    headers = _read_header(head, codec, path.name)
+    return _Plan(table, path, codec, encoding is not None, map_columns(table, headers, path.name))
+
+
+def _sniff_encoding(head: bytes, label: str) -> str:
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if head.startswith(b"PK\x03\x04"):
+        raise InputError(f"{label} is a zip archive or Excel workbook, not CSV: save it as CSV")
+    if head.startswith(b"PAR1"):
+        raise InputError(f"{label} holds Parquet data: name it {Path(label).stem}.parquet")
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        raise InputError(f"{label} is not a text CSV file (binary data: a NUL byte at byte {nul})")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        codecs.getincrementaldecoder("gb18030")().decode(head, final=False)
+        return "gb18030"
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{label} is neither UTF-8 nor GBK/GB18030 text (undecodable bytes at byte "
+            f"{exc.start}); is it a binary file?"
+        ) from None
+
+
+def _read_header(head: bytes, codec: str, label: str) -> list[str]:
+    try:
+        text = codecs.getincrementaldecoder(codec)().decode(head, final=False)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{label} is not valid {codec} text (at byte {exc.start})") from None
+    if "\x00" in text:
+        raise InputError(f"{label} is not a text CSV file (it contains NUL characters)")
+    text = text.lstrip("\ufeff")
+    try:
+        header = next(csv.reader(io.StringIO(text, newline=""), strict=True), [])
+    except csv.Error as exc:
+        raise InputError(f"{label}: the header row cannot be parsed as CSV ({exc})") from None
+    if not any(h.strip() for h in header):
+        raise InputError(f"{label}: the first line is not a header row (it is blank)")
+    return header
+
+
+def _transcode(src: Path, codec: str, dest: Path) -> None:
+    """Stream ``src`` from ``codec`` into UTF-8 at ``dest`` in chunks (constant memory)."""
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    offset = lines = 0
+    with src.open("rb") as fin, dest.open("wb") as fout:
+        while True:
+            chunk = fin.read(_CHUNK_BYTES)
+            try:
+                text = decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                at = max(exc.start, 0)
+                line = lines + chunk[:at].count(b"\n") + 1
+                raise InputError(
+                    f"{src.name} is not valid {codec} text: undecodable bytes near byte "
+                    f"{offset + at} (line {line}); pass the right encoding or re-export as UTF-8"
+                ) from None
+            if "\x00" in text:
+                raise InputError(f"{src.name} is not a text CSV file (it contains NUL characters)")
+            fout.write(text.encode("utf-8"))
+            if not chunk:
+                return
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+
+
+_CSV_OPTIONS = (
+    "auto_detect = false, header = true, delim = ',', quote = '\"', escape = '\"', "
+    "strict_mode = true, encoding = 'utf-8', columns = $columns, "
+    f"max_line_size = {MAX_LINE_BYTES}"
+)
+
+
+def _create_raw_from_csv(con: duckdb.DuckDBPyConnection, plan: _Plan, path: Path) -> None:
+    table = plan.table.name
+    sql = (
+        f"create or replace table raw.{table} as "
+        f"select *, null::bigint as _row, $file::varchar as _file "
+        f"from read_csv($path, {_CSV_OPTIONS})"
+    )
+    params = {"path": str(path), "file": plan.path.name,
+              "columns": {name: "VARCHAR" for name in plan.names}}
+    try:
+        con.execute(sql, params).fetchall()
+    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException,
+            duckdb.BinderException, duckdb.ParserException) as exc:
+        raise InputError(_describe_csv_error(plan.path.name, exc)) from None
+    except duckdb.Error as exc:
+        if "CSV Error" not in str(exc):
+            raise
+        raise InputError(_describe_csv_error(plan.path.name, exc)) from None
+    _number_rows(con, table)
+
+
+def _describe_csv_error(label: str, exc: Exception) -> str:
+    message = str(exc)
+    where = ""
+    line = re.search(r"CSV Error on Line: (\d+)", message)
+    if line:
+        number = int(line.group(1))
+        where = f" at line {number} (data row {number - 1})"
+    original = re.search(r"Original Line:\s?(.*)", message)
+    reason_text = message
+    if original:
+        reason_text = message[original.end():]
+    reason_text = re.split(r"\n\s*(?:Possible (?:fixes|Solution)|file = )", reason_text)[0]
+    reason_text = re.sub(r"^[\w ]*Error: ", "", reason_text.strip())
+    reason_text = " ".join(reason_text.split())[:300]
+    record = f"; the record starts {original.group(1)[:120]!r}" if original else ""
+    return f"{label}: cannot read the CSV{where}: {reason_text}{record}"
+
+
+def _number_rows(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    # Insertion order is file order (preserve_insertion_order), so rowid + 1 = record number.
+    con.execute(f"update raw.{table} set _row = rowid + 1").fetchall()
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _create_raw_from_parquet(con: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
+    label, table = plan.path.name, plan.table.name
+    try:
+        described = con.execute(
+            "describe select * from read_parquet($path)", {"path": str(plan.path)}
+        ).fetchall()
+    except duckdb.Error as exc:
+        reason = " ".join(str(exc).split())[:300]
+        raise InputError(f"{label} is not a readable Parquet file: {reason}") from None
+    source = [row[0] for row in described]
+    plan.names = map_columns(plan.table, source, label)
+    # Identifiers from the file are quoted (never values in SQL text: those are parameters).
+    select = ", ".join(
+        f"cast({_quote_ident(src)} as varchar) as {_quote_ident(dst)}"
+        for src, dst in zip(source, plan.names, strict=True)
+    )
+    try:
+        con.execute(
+            f"create or replace table raw.{table} as select {select}, "
+            "null::bigint as _row, $file::varchar as _file from read_parquet($path)",
+            {"path": str(plan.path), "file": label},
+        ).fetchall()
+    except duckdb.Error as exc:
+        reason = " ".join(str(exc).split())[:300]
+        raise InputError(f"{label} cannot be read as Parquet: {reason}") from None
+    _number_rows(con, table)

@@ -1,0 +1,297 @@
+"""ingest.load_raw: files in the input folder become raw.<table>, all VARCHAR, or an
+InputError that names the file and the column or line."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from orderguard import contract, ingest, warehouse
+from orderguard.ingest import InputError, load_raw
+
+CORPUS = Path(__file__).parent / "corpus"
+HEADER = "order_id,shop_id,buyer_id,product_id,quantity,amount,created_at,paid_at,status"
+ACCOUNTS = "account_id,registered_at\nU1,2026-01-01 10:00:00\nU2,2026-01-02 10:00:00\n"
+
+
+@pytest.fixture
+def con():
+    connection = warehouse.connect(":memory:")
+    yield connection
+    connection.close()
+
+
+def case(name: str, tmp_path: Path) -> Path:
+    """A copy of a corpus case, so a test may add files to it."""
+    folder = tmp_path / name
+    shutil.copytree(CORPUS / name, folder)
+    return folder
+
+
+def write_inputs(folder: Path, orders: bytes | str, accounts: str = ACCOUNTS) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    data = orders.encode() if isinstance(orders, str) else orders
+    (folder / "orders.csv").write_bytes(data)
+    (folder / "accounts.csv").write_text(accounts, encoding="utf-8")
+    return folder
+
+
+def rows(con, sql: str) -> list[tuple]:
+    return con.execute(sql).fetchall()
+
+
+def test_raw_tables_keep_every_value_as_text_with_row_and_file(con, tmp_path):
+    loaded = load_raw(con, case("chinese_headers", tmp_path))
+    assert loaded["orders"].rows == 3 and loaded["orders"].encoding == "utf-8"
+    types = {t for _, t in rows(con, "select column_name, data_type from information_schema.columns "
+                                      "where table_schema = 'raw' and table_name = 'orders' "
+                                      "and column_name not in ('_row')")}
+    assert types == {"VARCHAR"}
+    assert rows(con, "select _row, _file, amount, created_at from raw.orders order by _row")[0] == (
+        1, "orders.csv", "99.00", "2026/10/01 12:00")
+
+
+def test_chinese_headers_map_to_contract_names_and_the_first_alias_wins(con, tmp_path):
+    loaded = load_raw(con, case("chinese_headers", tmp_path))
+    assert loaded["orders"].columns == [
+        "order_id", "shop_id", "buyer_id", "product_id", "quantity", "amount", "订单金额",
+        "created_at", "paid_at", "status", "receiver_name", "receiver_phone", "address",
+        "tracking_no", "review_rating",
+    ]
+    # 实付金额 (paid) is the amount; 订单金额 stays as an extra column under its own name
+    assert rows(con, "select amount, \"订单金额\" from raw.orders where _row = 1") == [
+        ("99.00", "120.00")]
+    assert loaded["accounts"].columns == [
+        "account_id", "registered_at", "inviter_id", "is_distributor", "phone", "nickname"]
+
+
+def test_renamed_and_cased_headers_match_and_reserved_names_get_a_suffix(con, tmp_path):
+    loaded = load_raw(con, case("renamed_columns", tmp_path))
+    assert loaded["orders"].columns == [
+        "order_id", "shop_id", "buyer_id", "product_id", "quantity", "amount", "created_at",
+        "status", "remark", "_row_2", "rowid_2", "column_12",
+    ]
+    assert rows(con, "select _row, order_id, \"_row_2\" from raw.orders order by _row") == [
+        (1, "O1", "x"), (2, "O2", "x")]
+
+
+def test_a_utf8_bom_does_not_end_up_in_the_first_column_name(con, tmp_path):
+    loaded = load_raw(con, case("utf8_bom", tmp_path))
+    assert loaded["orders"].encoding == "utf-8-sig"
+    assert loaded["orders"].columns[0] == "order_id"
+    assert rows(con, "select order_id from raw.orders where _row = 1") == [("O1",)]
+
+
+def test_crlf_line_endings_leave_no_carriage_return_in_values(con, tmp_path):
+    load_raw(con, case("crlf", tmp_path))
+    assert rows(con, "select status, _row from raw.orders order by _row") == [
+        ("paid", 1), ("paid", 2)]
+    assert rows(con, "select count(*) from raw.accounts where nickname like '%\r%'") == [(0,)]
+
+
+def test_quoted_newlines_stay_inside_the_field_and_rows_count_records(con, tmp_path):
+    load_raw(con, case("quoted_newlines", tmp_path))
+    got = rows(con, "select _row, order_id, address from raw.orders order by _row")
+    assert got == [
+        (1, "O1", "浙江省杭州市\n西湖区文三路1号"),
+        (2, "O2", 'line one\r\nline "two", with comma'),
+        (3, "O3", "plain"),
+    ]
+
+
+def test_gbk_file_is_detected_and_transcoded(con, tmp_path):
+    text = HEADER + ",address\nO1,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,已付款,浙江省杭州市西湖区\n"
+    folder = write_inputs(tmp_path / "in", text.encode("gbk"))
+    loaded = load_raw(con, folder)
+    assert loaded["orders"].encoding == "gb18030"
+    assert rows(con, "select status, address from raw.orders") == [("已付款", "浙江省杭州市西湖区")]
+
+
+def test_gbk_text_after_a_utf8_looking_first_megabyte_falls_back_to_gb18030(con, tmp_path):
+    filler = "".join(f"O{i},S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid\n" for i in range(30_000))
+    text = HEADER + "\n" + filler + "OX,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,已付款\n"
+    assert len(filler) > 1024 * 1024
+    loaded = load_raw(con, write_inputs(tmp_path / "in", text.encode("gbk")))
+    assert loaded["orders"].encoding == "gb18030"
+    assert rows(con, "select _row, status from raw.orders where order_id = 'OX'") == [
+        (30_001, "已付款")]
+
+
+def test_an_explicit_encoding_is_honoured(con, tmp_path):
+    text = HEADER + "\nO1,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,已付款\n"
+    loaded = load_raw(con, write_inputs(tmp_path / "in", text.encode("gbk")), encoding="GBK")
+    assert loaded["orders"].encoding == "gbk"
+    assert rows(con, "select status from raw.orders") == [("已付款",)]
+    with pytest.raises(InputError, match="unknown text encoding"):
+        load_raw(con, tmp_path / "in", encoding="klingon")
+
+
+def test_utf16_with_bom_is_read(con, tmp_path):
+    text = HEADER + "\nO1,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,已付款\n"
+    loaded = load_raw(con, write_inputs(tmp_path / "in", text.encode("utf-16")))
+    assert loaded["orders"].encoding == "utf-16"
+    assert rows(con, "select order_id, status from raw.orders") == [("O1", "已付款")]
+
+
+def test_wrongly_forced_encoding_is_an_input_error_naming_the_file(con, tmp_path):
+    text = HEADER + "\nO1,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,已付款\n"
+    folder = write_inputs(tmp_path / "in", text.encode("gbk"))
+    with pytest.raises(InputError, match=r"orders\.csv.*(not valid|cannot read)"):
+        load_raw(con, folder, encoding="utf-8")
+
+
+def test_missing_required_column_names_file_and_column(con, tmp_path):
+    with pytest.raises(InputError, match=r"orders\.csv: missing required column\(s\) amount"):
+        load_raw(con, case("missing_column", tmp_path))
+
+
+def test_missing_required_file_names_it(con, tmp_path):
+    with pytest.raises(InputError, match=r"required file accounts\.csv .* is missing"):
+        load_raw(con, case("missing_file", tmp_path))
+
+
+def test_missing_input_folder_is_an_input_error(con, tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        load_raw(con, tmp_path / "nowhere")
+
+
+def test_csv_and_parquet_for_the_same_table_is_an_input_error(con, tmp_path):
+    folder = case("utf8_bom", tmp_path)
+    (folder / "Orders.parquet").write_bytes(b"PAR1")
+    with pytest.raises(InputError, match=r"Orders\.parquet and orders\.csv"):
+        load_raw(con, folder)
+
+
+def test_an_empty_required_file_is_an_input_error(con, tmp_path):
+    with pytest.raises(InputError, match=r"orders\.csv is empty \(0 bytes\)"):
+        load_raw(con, case("empty_file", tmp_path))
+
+
+def test_an_empty_optional_file_counts_as_absent(con, tmp_path):
+    folder = case("utf8_bom", tmp_path)
+    (folder / "products.csv").write_bytes(b"")
+    loaded = load_raw(con, folder)
+    assert "products" not in loaded
+    assert rows(con, "select count(*) from raw.products") == [(0,)]
+
+
+def test_a_header_only_file_gives_zero_rows(con, tmp_path):
+    loaded = load_raw(con, case("header_only", tmp_path))
+    assert loaded["orders"].rows == 0
+
+
+def test_an_absent_optional_table_replaces_last_nights_raw_table(con, tmp_path):
+    load_raw(con, case("commissions_products", tmp_path))
+    assert rows(con, "select count(*) from raw.products") == [(4,)]
+    loaded = load_raw(con, case("utf8_bom", tmp_path))
+    assert set(loaded) == {"orders", "accounts"}
+    for name in ("products", "commissions"):
+        assert rows(con, f"select count(*) from raw.{name}") == [(0,)]
+        cols = [r[0] for r in rows(con, f"describe raw.{name}")]
+        assert cols == [*contract.TABLES[name].column_names, "_row", "_file"]
+
+
+def test_file_names_match_case_insensitively(con, tmp_path):
+    loaded = load_raw(con, case("commissions_products", tmp_path))
+    assert Path(loaded["commissions"].file).name == "COMMISSIONS.CSV"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (random.Random(7).randbytes(4096), "not a text CSV file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 64, "not a text CSV file"),
+        (b"PK\x03\x04" + b"\x14\x00" * 40, "Excel workbook"),
+        (b"PAR1" + b"\x15\x04" * 40, "holds Parquet data"),
+        (bytes([0x81, 0x30, 0xFF, 0xFE, 0x80, 0x80]) * 200, "neither UTF-8 nor GBK"),
+    ],
+    ids=["random-bytes", "png", "xlsx", "parquet-named-csv", "undecodable"],
+)
+def test_binary_garbage_is_an_input_error_not_a_traceback(con, tmp_path, content, message):
+    folder = write_inputs(tmp_path / "in", content)
+    with pytest.raises(InputError, match=message) as info:
+        load_raw(con, folder)
+    assert "orders.csv" in str(info.value)
+
+
+def test_a_record_with_too_many_fields_names_the_file_and_line(con, tmp_path):
+    with pytest.raises(InputError, match=r"orders\.csv: .* line 3 \(data row 2\): "
+                                         r"Expected Number of Columns: 9 Found: 10"):
+        load_raw(con, case("malformed_row", tmp_path))
+
+
+def test_an_unterminated_quote_is_an_input_error(con, tmp_path):
+    folder = write_inputs(tmp_path / "in", HEADER + '\nO1,S1,U1,P1,1,"10.00,2026,,paid\n')
+    with pytest.raises(InputError, match=r"orders\.csv: cannot read the CSV"):
+        load_raw(con, folder)
+
+
+def test_a_blank_first_line_is_not_a_header(con, tmp_path):
+    folder = write_inputs(tmp_path / "in", "\n" + HEADER + "\n")
+    with pytest.raises(InputError, match=r"orders\.csv: the first line is not a header"):
+        load_raw(con, folder)
+
+
+def test_a_10_mb_field_loads_intact(con, tmp_path):
+    big = "浙" * (10 * 1024 * 1024 // 3 + 1)  # a little over 10 MB of UTF-8
+    text = (HEADER + ",address\n"
+            f"O1,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid,\"{big}\"\n"
+            "O2,S1,U2,P1,1,10.00,2026-10-01 12:00:00,,paid,short\n")
+    load_raw(con, write_inputs(tmp_path / "in", text))
+    assert rows(con, "select _row, strlen(address) from raw.orders order by _row") == [
+        (1, len(big.encode())), (2, 5)]
+
+
+def test_parquet_input_is_cast_to_text_and_mapped(con, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "accounts.csv").write_text(ACCOUNTS)
+    duckdb.sql(
+        "copy (select 'O' || i as \"订单号\", 'S1' as shop_id, 'U1' as buyer_id, 'P1' as product_id, "
+        "i::integer as quantity, 9.5::decimal(18,2) as amount, "
+        "timestamp '2026-10-01 12:00:00' as created_at, 'paid' as status, "
+        "'x' as \"weird\"\"; drop table raw.orders; --\" from range(1, 4) t(i)) "
+        f"to '{folder / 'orders.parquet'}' (format parquet)"
+    )
+    loaded = load_raw(con, folder)
+    assert loaded["orders"].encoding == "parquet"
+    assert loaded["orders"].columns[:3] == ["order_id", "shop_id", "buyer_id"]
+    assert loaded["orders"].columns[-1] == 'weird"; drop table raw.orders; --'
+    assert rows(con, "select _row, order_id, quantity, amount, created_at from raw.orders "
+                     "order by _row")[0] == (1, "O1", "1", "9.50", "2026-10-01 12:00:00")
+
+
+def test_a_broken_parquet_file_is_an_input_error(con, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "accounts.csv").write_text(ACCOUNTS)
+    (folder / "orders.parquet").write_bytes(b"PAR1 this is not parquet PAR1")
+    with pytest.raises(InputError, match=r"orders\.parquet is not a readable Parquet file"):
+        load_raw(con, folder)
+
+
+def test_row_numbers_follow_the_file_in_a_multithreaded_read(con, tmp_path):
+    """raw._row = rowid + 1 relies on insertion order surviving a parallel read."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "accounts.csv").write_text(ACCOUNTS)
+    duckdb.sql(
+        "copy (select 'O' || i as order_id, 'S' || (i % 7) as shop_id, 'U1' as buyer_id, "
+        "'P1' as product_id, '1' as quantity, '10.00' as amount, "
+        "'2026-10-01 12:00:00' as created_at, 'paid' as status, "
+        "repeat('地址', 1 + i % 40) as address from range(1, 400001) t(i)) "
+        f"to '{folder / 'orders.csv'}' (header, delimiter ',')"
+    )
+    con.execute("set threads = 4").fetchall()
+    load_raw(con, folder)
+    assert rows(con, "select count(*), count(*) filter (where _row = substr(order_id, 2)::bigint) "
+                     "from raw.orders") == [(400_000, 400_000)]
+
+
+def test_alias_table_names_only_contract_columns():
+    for table, aliases in ingest.COLUMN_ALIASES.items():
+        assert set(aliases) <= set(contract.TABLES[table].column_names), table
