@@ -133,3 +133,13 @@ def test_with_a_salt_phones_are_pseudonymised_consistently_in_the_published_file
         if token and by_order.get(order):
             same_masked.setdefault(token, set()).add(by_order[order])
     assert all(len(m) == 1 for m in same_masked.values())  # one token, one person
+
+
+def test_scoring_in_small_batches_gives_the_same_results(scanned_world, tmp_path, monkeypatch):
+    from orderguard import detect
+
+    monkeypatch.setattr(detect, "SCORING_BATCH_ROWS", 4000)
+    run_scan(ScanOptions(input_dir=scanned_world["input"], out_dir=tmp_path / "out",
+                         db_path=tmp_path / "wh.duckdb", models_dir=scanned_world["models"]))
+    for name in CONTRACT_OUTPUTS:
+        assert (tmp_path / "out" / name).read_bytes() == (scanned_world["out"] / name).read_bytes(), name

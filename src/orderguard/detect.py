@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from orderguard import allowlist, feedback, graphs, ring_ids, scoring, warehouse
 from orderguard.rules import RuleSet, rule_hits
@@ -21,6 +22,7 @@ from orderguard.rules import RuleSet, rule_hits
 log = logging.getLogger(__name__)
 
 RING_FLAGS = {kind: f"ring_{kind}" for kind in graphs.RING_KINDS}
+SCORING_BATCH_ROWS = 500_000
 
 
 def _ring_orders(con: duckdb.DuckDBPyConnection, rings: list[graphs.Ring]) -> pl.DataFrame:
@@ -185,7 +187,6 @@ def run_scoring_stage(
         pl.Series("forest_anomaly", anomaly),
         pl.Series("forest_rank", scoring.forest_rank(anomaly)),
     ).with_columns(forest_points_expr(cfg).alias("forest_points"))
-    features = warehouse.query(con, "select * from intermediate.order_features order by order_id")
     ring_orders = warehouse.query(con, "select * from intermediate.ring_orders")
     ring_flags = (
         ring_orders.with_columns(pl.lit(True).alias("hit"))
@@ -207,27 +208,54 @@ def run_scoring_stage(
         .first()
         .select("order_id", "ring_id", pl.col("kind").alias("ring_kind"))
     )
-    features = (
-        features.join(ring_flags, on="order_id", how="left")
-        .with_columns([pl.col(f).fill_null(False) for f in RING_FLAGS.values()])
-        .join(account_scores.drop("forest_points"), left_on="buyer_id", right_on="account_id",
-              how="left")
-    )
-    model_sup, sup = feedback.train_supervised(
-        features, feedback.labelled_orders(con), models_dir,
-        int(cfg.get("min_verdicts", 200)), seed,
-    )
-    if model_sup is not None:
-        points_sup = feedback.supervised_points(
-            features, model_sup, sup.meta["features"], cfg.get("supervised_max_points", 3.0)
+    context = account_scores.drop("forest_points")
+
+    def with_context(batch: pl.DataFrame) -> pl.DataFrame:
+        """Order features + ring flags + the buyer's forest rank (grain: one row per order)."""
+        return (
+            batch.join(ring_flags, on="order_id", how="left")
+            .with_columns([pl.col(f).fill_null(False) for f in RING_FLAGS.values()])
+            .join(context, left_on="buyer_id", right_on="account_id", how="left")
         )
-        features = features.join(points_sup, on="order_id", how="left")
-    else:
-        features = features.with_columns(pl.lit(0.0).alias("supervised_points"))
-    features = features.with_columns(pl.col("supervised_points").fill_null(0.0))
-    # the rule-independent inputs of tonight's scores, kept per night for backtests
-    warehouse.write_frame(con, "intermediate", "scoring_inputs", features)
-    scored = score_features(features, ruleset)
+
+    labels = feedback.labelled_orders(con)
+    con.register("verdict_labels", labels.to_arrow())
+    labelled = with_context(warehouse.query(
+        con, "select f.* from intermediate.order_features f semi join verdict_labels l "
+        "on f.order_id = l.order_id order by f.order_id"))
+    con.unregister("verdict_labels")
+    model_sup, sup = feedback.train_supervised(
+        labelled, labels, models_dir, int(cfg.get("min_verdicts", 200)), seed
+    )
+    # stream the orders through scoring in batches so memory stays flat as the window grows
+    parts = []
+    reader = con.cursor().sql("select * from intermediate.order_features").to_arrow_reader(
+        SCORING_BATCH_ROWS
+    )
+    for number, record_batch in enumerate(reader):
+        batch = with_context(pl.from_arrow(pa.Table.from_batches([record_batch])))
+        if model_sup is not None:
+            batch = batch.join(
+                feedback.supervised_points(
+                    batch, model_sup, sup.meta["features"], cfg.get("supervised_max_points", 3.0)
+                ),
+                on="order_id", how="left",
+            )
+        else:
+            batch = batch.with_columns(pl.lit(0.0).alias("supervised_points"))
+        batch = batch.with_columns(pl.col("supervised_points").fill_null(0.0))
+        # the rule-independent inputs of tonight's scores, kept per night for backtests
+        if number == 0:
+            warehouse.write_frame(con, "intermediate", "scoring_inputs", batch)
+        else:
+            warehouse.append_frame(con, "intermediate", "scoring_inputs", batch)
+        parts.append(score_features(batch, ruleset))
+    if not parts:
+        empty = with_context(warehouse.query(con, "select * from intermediate.order_features limit 0"))
+        empty = empty.with_columns(pl.lit(0.0).alias("supervised_points"))
+        warehouse.write_frame(con, "intermediate", "scoring_inputs", empty)
+        parts.append(score_features(empty, ruleset))
+    scored = pl.concat(parts)
     flag, high = float(cfg.get("flag_threshold", 0.6)), float(cfg.get("high_threshold", 0.8))
     source = "rules.toml thresholds"
     if review_budget:

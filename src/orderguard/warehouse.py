@@ -110,3 +110,13 @@ def write_frame(con: duckdb.DuckDBPyConnection, layer: str, name: str, frame: pl
     table = f"{_ident(layer)}.{_ident(name)}"
     arrow = frame.to_arrow()  # noqa: F841  (referenced by name in the SQL below)
     con.execute(f"create or replace table {table} as select * from arrow")
+
+
+def append_frame(con: duckdb.DuckDBPyConnection, layer: str, name: str, frame: pl.DataFrame) -> None:
+    """Append a Polars frame to an existing <layer>.<name> (columns matched by name)."""
+    table = f"{_ident(layer)}.{_ident(name)}"
+    con.register("_append_frame", frame.to_arrow())
+    try:
+        con.execute(f"insert into {table} by name select * from _append_frame")
+    finally:
+        con.unregister("_append_frame")
