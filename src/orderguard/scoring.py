@@ -69,6 +69,11 @@ class AccountForest:
         ).fit(x)
         self.n_fit_rows_ = len(x)
         self.features_ = list(ACCOUNT_FEATURES)
+        fitted = -self.model_.score_samples(x)
+        # what "anomalous" meant on the training sample, for the model's .meta.json
+        self.fit_anomaly_quantiles_ = {
+            str(q): round(float(np.quantile(fitted, q)), 6) for q in (0.5, 0.9, 0.98, 0.99, 0.999)
+        }
         return self
 
     def score_samples(self, frame: pl.DataFrame) -> np.ndarray:
@@ -117,6 +122,7 @@ def save_forest(forest: AccountForest, models_dir: Path, meta_extra: dict) -> Pa
         "seed": forest.random_state,
         "n_estimators": forest.n_estimators,
         "n_fit_rows": forest.n_fit_rows_,
+        "metrics": {"anomaly_quantiles_on_training_sample": forest.fit_anomaly_quantiles_},
         **meta_extra,
     }
     meta_path = models_dir / f"{MODEL_NAME}.meta.json"

@@ -1,0 +1,59 @@
+"""One end-to-end scan of a hostile export: broken rows quarantined, nothing lost, and no
+input text becomes a live formula, HTML or script in any published file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import polars as pl
+
+from orderguard.scan import ScanOptions, run_scan
+
+FORMULA = '=HYPERLINK("http://evil.example","点我")'
+SCRIPT = "<script>alert(1)</script>"
+
+
+def test_a_hostile_export_is_scanned_whole_and_published_inert(small_world, tmp_path):
+    src = tmp_path / "in"
+    shutil.copytree(small_world["input"], src)
+    orders = pl.read_csv(src / "orders.csv", infer_schema=False)
+    labels = pl.read_csv(small_world["labels"] / "orders.csv", infer_schema=False)
+    fake_shop = orders.join(labels, on="order_id").filter(pl.col("is_fraud") == "1")["shop_id"][0]
+    hostile = orders.with_columns(
+        # a shop whose id is a formula and receivers whose names and addresses are markup
+        pl.when(pl.col("shop_id") == fake_shop).then(pl.lit(FORMULA)).otherwise(pl.col("shop_id"))
+        .alias("shop_id"),
+        pl.lit(SCRIPT).alias("receiver_name"),
+        (pl.col("address") + pl.lit(SCRIPT)).alias("address"),
+    )
+    broken = hostile.head(4).with_columns(
+        pl.Series("order_id", ["BAD1", "BAD2", "BAD3", hostile["order_id"][10]]),
+        pl.Series("quantity", ["two", "1", "1", "1"]),
+        pl.Series("amount", ["10", "¥-5", "10", "10"]),
+        pl.Series("created_at", ["2026-10-02 10:00", "2026-10-02 10:00", "not a date", "2026-10-02 10:00"]),
+    )
+    huge = hostile.head(1).with_columns(pl.lit("BIG1").alias("order_id"),
+                                        pl.lit("x" * 10_000_000).alias("address"))  # a 10 MB field
+    pl.concat([hostile, broken, huge]).write_csv(src / "orders.csv")
+
+    run_scan(ScanOptions(input_dir=src, out_dir=tmp_path / "out", db_path=tmp_path / "wh.duckdb",
+                         models_dir=tmp_path / "models"))
+    out = tmp_path / "out"
+    run = json.loads((out / "run.json").read_text("utf-8"))
+    counts = run["counts"]["orders"]
+    assert counts["read"] == orders.height + 5
+    assert counts["quarantined"] == 5 and counts["read"] == counts["accepted"] + counts["quarantined"]
+    assert pl.read_parquet(out / "order_scores.parquet").height == counts["accepted"]
+    quarantine = pl.read_csv(out / "quarantine.csv", infer_schema=False)
+    assert quarantine.height == 5 and quarantine["reason"].str.len_chars().min() > 0
+
+    flagged = pl.read_csv(out / "flagged_orders.csv", infer_schema=False)
+    assert (flagged["shop_id"] == "'" + FORMULA).any(), "the formula shop is flagged and neutralised"
+    for name in ("flagged_orders.csv", "flagged_accounts.csv", "rings.csv", "quarantine.csv"):
+        frame = pl.read_csv(out / name, infer_schema=False)
+        for col in frame.columns:
+            cells = frame[col].drop_nulls()
+            assert not cells.str.contains(r"^[=+\-@\t\r]").any(), (name, col)
+    report = (out / "report.html").read_text("utf-8")
+    assert SCRIPT not in report  # escaped wherever input text is shown

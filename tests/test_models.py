@@ -1,0 +1,45 @@
+"""Model artifacts: what a scan trusts and what it refuses."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from orderguard import scoring
+
+
+def accounts(n: int = 400) -> pl.DataFrame:
+    return pl.DataFrame({"account_id": [f"U{i}" for i in range(n)],
+                         "n_orders": [i % 7 for i in range(n)],
+                         "device_accounts": [1 + (i % 50 == 0) * 9 for i in range(n)]})
+
+
+def test_a_trained_forest_is_saved_with_versions_features_window_seed_and_metrics(tmp_path):
+    loaded = scoring.load_or_train_forest(accounts(), tmp_path, 3, {"training_window": "w"})
+    assert loaded.action == "trained (no model yet)"
+    meta = json.loads((tmp_path / "isolation_forest.meta.json").read_text("utf-8"))
+    assert meta["versions"]["scikit-learn"] and meta["seed"] == 3 and meta["training_window"] == "w"
+    assert meta["features"] == list(scoring.ACCOUNT_FEATURES)
+    assert meta["metrics"]["anomaly_quantiles_on_training_sample"]
+    again = scoring.load_or_train_forest(accounts(), tmp_path, 3, {})
+    assert again.action == "loaded"
+
+
+def test_a_model_pickled_by_another_scikit_learn_is_refused_and_retrained(tmp_path):
+    scoring.load_or_train_forest(accounts(), tmp_path, 3, {})
+    meta_path = tmp_path / "isolation_forest.meta.json"
+    meta = json.loads(meta_path.read_text("utf-8"))
+    meta["versions"]["scikit-learn"] = "0.24.2"
+    meta_path.write_text(json.dumps(meta), "utf-8")
+    loaded = scoring.load_or_train_forest(accounts(), tmp_path, 3, {})
+    assert loaded.action.startswith("retrained (saved by scikit-learn 0.24.2")
+    assert json.loads(meta_path.read_text("utf-8"))["versions"]["scikit-learn"] != "0.24.2"
+
+
+def test_scores_are_higher_for_more_anomalous_accounts():
+    frame = accounts()
+    forest = scoring.AccountForest(n_estimators=50, random_state=1).fit(frame)
+    scores = forest.score_samples(frame)
+    odd = frame["device_accounts"].to_numpy() > 1
+    assert scores[odd].mean() > scores[~odd].mean()
