@@ -57,3 +57,21 @@ def test_a_hostile_export_is_scanned_whole_and_published_inert(small_world, tmp_
             assert not cells.str.contains(r"^[=+\-@\t\r]").any(), (name, col)
     report = (out / "report.html").read_text("utf-8")
     assert SCRIPT not in report  # escaped wherever input text is shown
+
+
+def test_a_shop_whose_rows_are_broken_is_named_and_the_rest_is_scanned(small_world, tmp_path):
+    src = tmp_path / "in"
+    shutil.copytree(small_world["input"], src)
+    orders = pl.read_csv(src / "orders.csv", infer_schema=False)
+    broken_shop = orders["shop_id"].value_counts(sort=True)["shop_id"][-1]
+    orders.with_columns(
+        pl.when(pl.col("shop_id") == broken_shop).then(pl.lit("n/a")).otherwise(pl.col("amount"))
+        .alias("amount")
+    ).write_csv(src / "orders.csv")
+    run = run_scan(ScanOptions(input_dir=src, out_dir=tmp_path / "out", db_path=tmp_path / "wh.duckdb",
+                               models_dir=tmp_path / "models"))
+    assert run["problems"]["failed_shops"] == [broken_shop]
+    broken_rows = orders.filter(pl.col("shop_id") == broken_shop).height
+    assert run["counts"]["orders"]["quarantined"] == broken_rows
+    assert run["summary"]["orders_scored"] == orders.height - broken_rows
+    assert broken_shop in (tmp_path / "out" / "report.html").read_text("utf-8")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import html
 import logging
 import os
 import time
@@ -110,7 +111,43 @@ def stage_validate(opts: ScanOptions) -> dict:
     """Validate tonight's export, add it to the history and open the lookback window."""
     with warehouse.connect(opts.db_path) as con:
         result = validate.stage(con, opts.run_id, known_accounts_table="ops.known_accounts")
-        return open_night(con, opts, result.counts)
+        problems = shop_problems(con, opts.run_id)
+        night = open_night(con, opts, result.counts)
+    return {**night, "problems": problems}
+
+
+def problems_section(problems: dict) -> str:
+    """HTML fragment naming the parts of tonight's export that failed validation."""
+    failed = problems.get("failed_shops", [])
+    if not problems.get("shops_with_rejected_orders"):
+        return ""
+    text = (f"<p><b>{len(failed)} shop(s) failed</b>: most of their orders were rejected "
+            f"({html.escape(', '.join(failed[:20]))}); the rest of the export was scanned.</p>"
+            if failed else "<p>Some orders were rejected; no shop failed as a whole.</p>")
+    table = report._table(pl.DataFrame(problems["shops_with_rejected_orders"]))
+    return f"<section><h2>导入问题 / Rejected rows by shop</h2>{text}{table}</section>"
+
+
+def shop_problems(con, run_id: str, failed_share: float = 0.5) -> dict:
+    """Which shops' rows were rejected: a shop with most of its orders quarantined is a failed
+    part of the export (the rest is still scanned), and the run says so."""
+    rows = warehouse.query(
+        con,
+        "select coalesce(nullif(trim(r.shop_id), ''), '(no shop id)') as shop_id, "
+        "count(*) as orders, count(q.row_number) as quarantined "
+        "from raw.orders r left join ops.quarantine q on q.run_id = $run_id "
+        "and q.table_name = 'orders' and q.row_number = r._row "
+        "group by 1 having count(q.row_number) > 0 order by 3 desc, 1",
+        {"run_id": run_id},
+    )
+    failed = rows.filter(pl.col("quarantined") >= failed_share * pl.col("orders"))
+    if failed.height:
+        log.warning("orders of %d shop(s) mostly rejected: %s", failed.height,
+                    ", ".join(failed["shop_id"].head(10)))
+    return {
+        "shops_with_rejected_orders": rows.head(50).to_dicts(),
+        "failed_shops": failed["shop_id"].to_list(),
+    }
 
 
 def open_night(con, opts: ScanOptions, counts: dict) -> dict:
@@ -169,7 +206,8 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
         run["finished_at"] = datetime.now().isoformat(timespec="seconds")
         record_run(con, run)
         report.write_report(con, staged / "report.html", run, ruleset,
-                            extra_sections=[health.report_section(con),
+                            extra_sections=[problems_section(run.get("problems", {})),
+                                            health.report_section(con),
                                             allowlist.report_section(con)])
         publish.write_json(staged / "run.json", run)
     final = publish.swap_in(Path(opts.out_dir), staged, run_date)
@@ -383,8 +421,8 @@ def run_scan(opts: ScanOptions, call_stage=call_directly) -> dict:
             run["raw"] = call_stage("ingest", stage_ingest, opts)
         with timer("stage"):
             staged = call_stage("stage", stage_validate, opts)
-        run["counts"], run["run_date"], run["window"] = (
-            staged["counts"], staged["run_date"], staged["window"])
+        run["counts"], run["run_date"], run["window"], run["problems"] = (
+            staged["counts"], staged["run_date"], staged["window"], staged["problems"])
         with timer("features"):
             run["intermediate_rows"] = call_stage("features", stage_features, opts, settings)
         with timer("graphs"):
