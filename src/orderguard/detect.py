@@ -82,13 +82,15 @@ def ring_frame(rings: list[graphs.Ring]) -> pl.DataFrame:
             "size": [len(r.members) for r in rings],
             "members": [";".join(r.members) for r in rings],
             "strength": [round(r.strength, 6) for r in rings],
+            "density": [float(r.meta.get("density", 0.0)) for r in rings],
             "evidence": [r.evidence for r in rings],
             "shops": [";".join(r.shops) for r in rings],
             "products": [";".join(r.products) for r in rings],
         },
         schema={
             "ring_id": pl.String, "kind": pl.String, "size": pl.Int64, "members": pl.String,
-            "strength": pl.Float64, "evidence": pl.String, "shops": pl.String, "products": pl.String,
+            "strength": pl.Float64, "density": pl.Float64, "evidence": pl.String,
+            "shops": pl.String, "products": pl.String,
         },
     )
 
@@ -154,11 +156,13 @@ def _account_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         """
         select a.*, coalesce(t.referral_depth, 0) as referral_depth,
                coalesce(t.downline_size, 0) as downline_size,
-               coalesce(r.ring_size, 0) as ring_size, coalesce(r.ring_strength, 0) as ring_strength
+               coalesce(r.ring_size, 0) as ring_size, coalesce(r.ring_strength, 0) as ring_strength,
+               coalesce(r.ring_density, 0) as ring_density
         from intermediate.account_features a
         left join intermediate.referral_tree t using (account_id)
         left join (
-            select m.account_id, max(g.size) as ring_size, max(g.strength) as ring_strength
+            select m.account_id, max(g.size) as ring_size, max(g.strength) as ring_strength,
+                   max(g.density) as ring_density
             from intermediate.ring_members m join intermediate.rings g using (ring_id)
             group by 1
         ) r using (account_id)

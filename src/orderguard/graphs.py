@@ -387,6 +387,27 @@ def merge_rings(candidates: list[Ring]) -> list[Ring]:
     return sorted(merged, key=lambda r: (RING_KINDS.index(r.kind), -r.strength, r.ring_id))
 
 
+def annotate_density(rings: list[Ring], pairs: pl.DataFrame) -> None:
+    """Each ring's density: the share of its member pairs that share an identifier, on a
+    NetworkX graph of the ring's own accounts (candidates only, never the whole platform)."""
+    rows = [(i, m) for i, r in enumerate(rings) if r.kind != "fake_shipping" for m in r.members]
+    for ring in rings:
+        ring.meta["density"] = 0.0
+    if not rows or pairs.is_empty():
+        return
+    members = pl.DataFrame(rows, schema=["ring", "account"], orient="row")
+    inner = (
+        pairs.select("account_a", "account_b")
+        .join(members.rename({"account": "account_a"}), on="account_a")
+        .join(members.rename({"account": "account_b"}), on=["account_b", "ring"])
+    )
+    for (i,), links in inner.group_by(["ring"]):
+        graph = nx.Graph()
+        graph.add_nodes_from(rings[i].members)
+        graph.add_edges_from(zip(links["account_a"], links["account_b"], strict=True))
+        rings[i].meta["density"] = round(nx.density(graph), 6)
+
+
 # --------------------------------------------------------------------------- stage
 
 
@@ -436,5 +457,6 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings) -> lis
         + deep_chain_rings(tree, settings)
     )
     rings = merge_rings(candidates)
+    annotate_density(rings, pairs)
     log.info("rings: %d candidates merged into %d", len(candidates), len(rings))
     return rings
