@@ -79,3 +79,34 @@ def test_concentration_in_a_one_product_shop_is_no_behaviour_in_common():
     # every buyer of a shop that sells one thing buys "the same product"
     assert graphs.identity_rings(*identity_group(1.0, 1.0), graphs.GraphSettings()) == []
     assert graphs.identity_rings(*identity_group(1.0, 0.5), graphs.GraphSettings()) == []
+
+
+def test_fraudar_peels_a_planted_dense_block_out_of_random_shopping():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    honest_rows = rng.integers(0, 500, 2000)
+    honest_cols = rng.integers(0, 300, 2000)
+    farm_rows = np.repeat(np.arange(500, 520), 6)  # 20 accounts ...
+    farm_cols = np.tile(np.arange(300, 306), 20)  # ... all on the same 6 product-days
+    rows = np.concatenate([honest_rows, farm_rows])
+    cols = np.concatenate([honest_cols, farm_cols])
+    block_rows, block_cols, density = graphs.fraudar_peel(rows, cols, 520, 306)
+    assert set(block_rows.tolist()) == set(range(500, 520))
+    assert set(block_cols.tolist()) == set(range(300, 306))
+    degree = np.bincount(cols, minlength=306)
+    whole = (1.0 / np.log(degree[cols] + 5.0)).sum() / (520 + 306)
+    assert density > 1.25 * whole
+
+
+def test_dense_blocks_are_never_a_crowd_or_most_of_the_graph():
+    import datetime as dt
+
+    days = [dt.date(2026, 10, 1) + dt.timedelta(days=d % 20) for d in range(4000)]
+    orders = pl.DataFrame({  # everybody buys everything a little: no block passes the gates
+        "buyer_id": [f"U{i % 400}" for i in range(4000)],
+        "product_id": [f"P{(i * 7) % 50}" for i in range(4000)],
+        "shop_id": ["S1"] * 4000,
+        "day": days,
+    })
+    assert graphs.dense_block_rings(orders, graphs.GraphSettings()) == []

@@ -9,6 +9,7 @@ drawings), never on every order.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import logging
 from dataclasses import dataclass, field
 
@@ -37,6 +38,9 @@ class GraphSettings:
     min_surprise: float = 8.0  # -log10 binomial tail of co-buying given product popularity
     min_co_buyer_share: float = 0.4  # a farm's accounts nearly all buy the target; a crowd's do not
     min_lift: float = 5.0  # co-buying share against the product's share of all buyers
+    dense_blocks: int = 5  # FRAUDAR blocks peeled per scan
+    dense_block_gate: float = 1.25  # a block must be denser than the graph as a whole
+    dense_block_max_share: float = 0.02  # ... and hold at most this share of all buyers
     self_referral_min_weight: float = 0.3
     malicious_min_orders: int = 8
     malicious_min_cancel_share: float = 0.7
@@ -387,6 +391,95 @@ def merge_rings(candidates: list[Ring]) -> list[Ring]:
     return sorted(merged, key=lambda r: (RING_KINDS.index(r.kind), -r.strength, r.ring_id))
 
 
+def fraudar_peel(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int
+                 ) -> tuple[np.ndarray, np.ndarray, float]:
+    """FRAUDAR (Hooi et al., KDD 2016): greedily peel the node whose removal costs least
+    edge weight and keep the densest remaining block. Columns (products) are down-weighted by
+    1/log(degree + 5), so camouflage purchases of popular items add little density.
+    Returns the block's row and column indices and its density (weight per node)."""
+    col_degree = np.bincount(cols, minlength=n_cols)
+    weight = 1.0 / np.log(col_degree[cols] + 5.0)
+    n = n_rows + n_cols
+    src = np.concatenate([rows, n_rows + cols])
+    dst = np.concatenate([n_rows + cols, rows])
+    w2 = np.concatenate([weight, weight])
+    order = np.argsort(src, kind="stable")
+    dst, w2 = dst[order], w2[order]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))])
+    priority = np.bincount(src, weights=np.concatenate([weight, weight]), minlength=n)
+    alive = np.ones(n, dtype=bool)
+    total, size = float(weight.sum()), n
+    heap = [(float(priority[i]), i) for i in range(n)]
+    heapq.heapify(heap)
+    best, best_removed, removed = total / max(size, 1), 0, []
+    while heap and size > 1:
+        value, node = heapq.heappop(heap)
+        if not alive[node] or value != priority[node]:
+            continue  # a stale heap entry
+        alive[node] = False
+        removed.append(node)
+        total -= priority[node]
+        size -= 1
+        for j in range(indptr[node], indptr[node + 1]):
+            other = dst[j]
+            if alive[other]:
+                priority[other] -= w2[j]
+                heapq.heappush(heap, (float(priority[other]), other))
+        if total / size > best:
+            best, best_removed = total / size, len(removed)
+    keep = np.ones(n, dtype=bool)
+    keep[removed[:best_removed]] = False
+    nodes = np.flatnonzero(keep)
+    return nodes[nodes < n_rows], nodes[nodes >= n_rows] - n_rows, best
+
+
+def dense_block_rings(orders: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
+    """Brushing seen as activity aggregation alone: dense blocks in the buyer x (product,
+    day) graph, peeled FRAUDAR-style. A block must be more than a handful of accounts, span
+    several product-days, be far denser than the graph as a whole and stay a small share of
+    all buyers, so it never returns a crowd or most of the graph."""
+    edges = orders.select("buyer_id", "product_id", "shop_id", "day").unique()
+    if edges.height < 10:
+        return []
+    buyers = edges["buyer_id"].unique().sort()
+    cells = edges.select("product_id", "day").unique().sort(["product_id", "day"])
+    edges = edges.join(buyers.to_frame().with_row_index("r"), on="buyer_id").join(
+        cells.with_row_index("c"), on=["product_id", "day"])
+    rows, cols = edges["r"].to_numpy().astype(np.int64), edges["c"].to_numpy().astype(np.int64)
+    n_rows, n_cols = len(buyers), cells.height
+    popularity = dict(
+        edges.group_by("product_id").agg((pl.col("r").n_unique() / n_rows).alias("rate")).iter_rows()
+    )
+    whole = float((1.0 / np.log(np.bincount(cols, minlength=n_cols)[cols] + 5.0)).sum()) / (n_rows + n_cols)
+    rings, alive = [], np.ones(len(rows), dtype=bool)
+    for _ in range(settings.dense_blocks):
+        if alive.sum() < 10:
+            break
+        block_rows, block_cols, density = fraudar_peel(rows[alive], cols[alive], n_rows, n_cols)
+        in_block = np.isin(rows, block_rows) & np.isin(cols, block_cols)
+        alive &= ~in_block
+        if not (settings.min_co_buyers <= len(block_rows) <= settings.dense_block_max_share * n_rows
+                and len(block_cols) >= 2 and density >= settings.dense_block_gate * whole):
+            continue
+        members = tuple(sorted(buyers.gather(block_rows).to_list()))
+        block = cells.with_row_index("c").filter(pl.col("c").is_in(block_cols))
+        # the block's accounts must concentrate on its products far beyond their popularity
+        top = (edges.filter(pl.col("r").is_in(block_rows) & pl.col("product_id").is_in(block["product_id"]))
+               .group_by("product_id").agg(pl.col("r").n_unique().alias("k")).sort("k", descending=True))
+        rate = popularity.get(top["product_id"][0], 1.0) if top.height else 1.0
+        if top.height == 0 or (top["k"][0] / len(block_rows)) / rate < settings.min_lift:
+            continue
+        shops = edges.filter(pl.col("c").is_in(block_cols))["shop_id"].unique().sort().to_list()
+        rings.append(Ring(
+            kind="brushing", members=members, strength=float(density / max(whole, 1e-9)),
+            evidence=(f"{len(members)} accounts form a dense block on {block['product_id'].n_unique()} "
+                      f"product(s) over {block['day'].n_unique()} day(s) ({density / whole:.1f}x the "
+                      "graph's density, popular products down-weighted)"),
+            shops=tuple(shops), products=tuple(block["product_id"].unique().sort().to_list()),
+        ))
+    return rings
+
+
 def annotate_density(rings: list[Ring], pairs: pl.DataFrame) -> None:
     """Each ring's density: the share of its member pairs that share an identifier, on a
     NetworkX graph of the ring's own accounts (candidates only, never the whole platform)."""
@@ -452,6 +545,9 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings) -> lis
         co_buying_rings(scan, settings)
         + identity_rings(components, accounts, identifiers, settings)
         + self_referral_rings(relations, links, alt_facts, settings)
+        + dense_block_rings(
+            q("select buyer_id, product_id, shop_id, created_at::date as day "
+              "from intermediate.order_keys"), settings)
         + malicious_rings(buyer_shop, settings)
         + fake_shipping_rings(waybills, settings)
         + deep_chain_rings(tree, settings)
