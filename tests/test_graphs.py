@@ -110,3 +110,16 @@ def test_dense_blocks_are_never_a_crowd_or_most_of_the_graph():
         "day": days,
     })
     assert graphs.dense_block_rings(orders, graphs.GraphSettings()) == []
+
+
+def test_invite_loops_appear_once_one_persons_accounts_are_contracted():
+    components = pl.DataFrame({"account_id": ["A1", "A2", "B1", "B2"], "component": [0, 0, 1, 1]})
+    invites = pl.DataFrame({
+        "inviter_id": ["A1", "B1", "C", "D"],
+        "account_id": ["A2", "C", "B2", "E"],  # A1 invites A2 (same person); B1 -> C -> B2 loops
+    })
+    loops = graphs.invite_loops(components, invites)
+    found = dict(zip(loops["account_id"], loops["invite_loop"], strict=True))
+    assert found["A1"] == found["A2"] == "invites own account"
+    assert {"B1", "B2", "C"} <= set(found)
+    assert "D" not in found and "E" not in found

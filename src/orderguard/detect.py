@@ -102,10 +102,16 @@ def run_graph_stage(con: duckdb.DuckDBPyConnection, settings: graphs.GraphSettin
     warehouse.write_frame(con, "intermediate", "rings", ring_frame(rings))
     warehouse.write_frame(con, "intermediate", "ring_members", ring_member_frame(rings))
     warehouse.write_frame(con, "intermediate", "ring_orders", _ring_orders(con, rings))
+    pairs = warehouse.query(con, "select * from intermediate.account_pairs")
+    invites = warehouse.query(
+        con, "select inviter_id, account_id from staging.accounts where inviter_id is not null"
+    )
+    loops = graphs.invite_loops(graphs.identity_components(pairs, settings), invites)
+    warehouse.write_frame(con, "intermediate", "invite_loops", loops)
     by_kind: dict[str, int] = {}
     for r in rings:
         by_kind[r.kind] = by_kind.get(r.kind, 0) + 1
-    return {"rings": len(rings), "by_kind": by_kind}
+    return {"rings": len(rings), "by_kind": by_kind, "accounts_on_invite_loops": loops.height}
 
 
 def forest_points_expr(cfg: dict) -> pl.Expr:
@@ -157,7 +163,8 @@ def _account_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         select a.*, coalesce(t.referral_depth, 0) as referral_depth,
                coalesce(t.downline_size, 0) as downline_size,
                coalesce(r.ring_size, 0) as ring_size, coalesce(r.ring_strength, 0) as ring_strength,
-               coalesce(r.ring_density, 0) as ring_density
+               coalesce(r.ring_density, 0) as ring_density,
+               (l.account_id is not null)::int as invite_loop
         from intermediate.account_features a
         left join intermediate.referral_tree t using (account_id)
         left join (
@@ -166,6 +173,7 @@ def _account_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
             from intermediate.ring_members m join intermediate.rings g using (ring_id)
             group by 1
         ) r using (account_id)
+        left join intermediate.invite_loops l using (account_id)
         order by a.account_id
         """,
     )

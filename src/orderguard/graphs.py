@@ -480,6 +480,37 @@ def dense_block_rings(orders: pl.DataFrame, settings: GraphSettings) -> list[Rin
     return rings
 
 
+def invite_loops(components: pl.DataFrame, invites: pl.DataFrame) -> pl.DataFrame:
+    """grain: one row per account on an invite loop once the accounts the identity graph says
+    are one person are contracted into one node: someone inviting their own other account
+    (a self-loop) or persons inviting each other round a cycle. NetworkX runs only on the
+    invite edges that touch a multi-account identity group."""
+    schema = {"account_id": pl.String, "invite_loop": pl.String}
+    if components.is_empty() or invites.is_empty():
+        return pl.DataFrame(schema=schema)
+    person = dict(zip(components["account_id"], components["component"].cast(pl.String), strict=True))
+    grouped = list(person)
+    touched = invites.filter(pl.col("inviter_id").is_in(grouped) | pl.col("account_id").is_in(grouped))
+    graph = nx.DiGraph()
+    for inviter, account in touched.iter_rows():
+        graph.add_edge(person.get(inviter, "a:" + inviter), person.get(account, "a:" + account))
+    loops: dict[str, str] = {}
+    for node in nx.nodes_with_selfloops(graph):
+        loops[node] = "invites own account"
+    for scc in nx.strongly_connected_components(graph):
+        if len(scc) > 1:
+            for node in scc:
+                loops.setdefault(node, "invite cycle between persons")
+    if not loops:
+        return pl.DataFrame(schema=schema)
+    rows = [
+        (account, loops[person.get(account, "a:" + account)])
+        for pair in touched.iter_rows() for account in pair
+        if person.get(account, "a:" + account) in loops
+    ]
+    return pl.DataFrame(rows, schema=schema, orient="row").unique().sort("account_id")
+
+
 def annotate_density(rings: list[Ring], pairs: pl.DataFrame) -> None:
     """Each ring's density: the share of its member pairs that share an identifier, on a
     NetworkX graph of the ring's own accounts (candidates only, never the whole platform)."""

@@ -28,7 +28,7 @@ ACCOUNT_FEATURES = (
     "age_at_first_order_days", "top_product_share", "device_accounts", "payer_accounts",
     "phone_accounts", "ip_accounts", "address_accounts", "shared_rarity_sum",
     "siblings_within_10min", "referral_depth", "downline_size", "ring_size", "ring_strength",
-    "ring_density",
+    "ring_density", "invite_loop",
 )  # fmt: skip
 
 MODEL_NAME = "isolation_forest"
