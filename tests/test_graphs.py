@@ -123,3 +123,13 @@ def test_invite_loops_appear_once_one_persons_accounts_are_contracted():
     assert found["A1"] == found["A2"] == "invites own account"
     assert {"B1", "B2", "C"} <= set(found)
     assert "D" not in found and "E" not in found
+
+
+def test_commission_flowing_to_the_buyers_own_other_account_is_found():
+    components = pl.DataFrame({"account_id": ["B", "B-alt", "H"], "component": [3, 3, 4]})
+    commissions = pl.DataFrame({
+        "order_id": ["O1", "O1", "O2"], "buyer_id": ["B", "B", "H"],
+        "beneficiary_id": ["X", "B-alt", "Y"], "level": [1, 2, 1],
+    })
+    found = graphs.commission_to_self(components, commissions)
+    assert found.to_dicts() == [{"order_id": "O1", "self_commission_level": 2}]

@@ -106,8 +106,15 @@ def run_graph_stage(con: duckdb.DuckDBPyConnection, settings: graphs.GraphSettin
     invites = warehouse.query(
         con, "select inviter_id, account_id from staging.accounts where inviter_id is not null"
     )
-    loops = graphs.invite_loops(graphs.identity_components(pairs, settings), invites)
+    components = graphs.identity_components(pairs, settings)
+    loops = graphs.invite_loops(components, invites)
     warehouse.write_frame(con, "intermediate", "invite_loops", loops)
+    commissions = warehouse.query(
+        con, "select c.order_id, o.buyer_id, c.beneficiary_id, c.level from staging.commissions c "
+        "join staging.orders o using (order_id)"
+    )
+    warehouse.write_frame(con, "intermediate", "self_commission",
+                          graphs.commission_to_self(components, commissions))
     by_kind: dict[str, int] = {}
     for r in rings:
         by_kind[r.kind] = by_kind.get(r.kind, 0) + 1
@@ -221,6 +228,7 @@ def run_scoring_stage(
         .select("order_id", "ring_id", pl.col("kind").alias("ring_kind"))
     )
     context = account_scores.drop("forest_points")
+    self_commission = warehouse.query(con, "select * from intermediate.self_commission")
 
     def with_context(batch: pl.DataFrame) -> pl.DataFrame:
         """Order features + ring flags + the buyer's forest rank (grain: one row per order)."""
@@ -228,6 +236,7 @@ def run_scoring_stage(
             batch.join(ring_flags, on="order_id", how="left")
             .with_columns([pl.col(f).fill_null(False) for f in RING_FLAGS.values()])
             .join(context, left_on="buyer_id", right_on="account_id", how="left")
+            .join(self_commission, on="order_id", how="left")
         )
 
     labels = feedback.labelled_orders(con)

@@ -511,6 +511,24 @@ def invite_loops(components: pl.DataFrame, invites: pl.DataFrame) -> pl.DataFram
     return pl.DataFrame(rows, schema=schema, orient="row").unique().sort("account_id")
 
 
+def commission_to_self(components: pl.DataFrame, commissions: pl.DataFrame) -> pl.DataFrame:
+    """grain: one row per order whose commission flows up to the buyer's own person: a
+    beneficiary the identity graph puts in the buyer's identity group."""
+    if components.is_empty() or commissions.is_empty():
+        return pl.DataFrame(schema={"order_id": pl.String, "self_commission_level": pl.Int64})
+    person = components.select("account_id", "component")
+    return (
+        commissions.join(person.rename({"account_id": "buyer_id", "component": "buyer_person"}),
+                         on="buyer_id")
+        .join(person.rename({"account_id": "beneficiary_id", "component": "beneficiary_person"}),
+              on="beneficiary_id")
+        .filter((pl.col("buyer_person") == pl.col("beneficiary_person"))
+                & (pl.col("buyer_id") != pl.col("beneficiary_id")))
+        .group_by("order_id").agg(pl.col("level").min().cast(pl.Int64).alias("self_commission_level"))
+        .sort("order_id")
+    )
+
+
 def annotate_density(rings: list[Ring], pairs: pl.DataFrame) -> None:
     """Each ring's density: the share of its member pairs that share an identifier, on a
     NetworkX graph of the ring's own accounts (candidates only, never the whole platform)."""

@@ -164,6 +164,7 @@ FEATURE_ZH = {  # the measured fact behind a reason, in words support can read
     "cancel_share_at_shop": "在本店取消/退款占比",
     "commission_max_level": "佣金层级",
     "buyer_referral_depth": "推荐层级",
+    "self_commission_level": "佣金流向本人其他账号的层级",
 }
 
 
