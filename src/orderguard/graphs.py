@@ -38,7 +38,7 @@ class GraphSettings:
     min_surprise: float = 8.0  # -log10 binomial tail of co-buying given product popularity
     min_co_buyer_share: float = 0.4  # a farm's accounts nearly all buy the target; a crowd's do not
     min_lift: float = 5.0  # co-buying share against the product's share of all buyers
-    dense_blocks: int = 5  # FRAUDAR blocks peeled per scan
+    dense_blocks: int = 3  # FRAUDAR blocks peeled per scan
     dense_block_gate: float = 1.25  # a block must be denser than the graph as a whole
     dense_block_max_share: float = 0.02  # ... and hold at most this share of all buyers
     self_referral_min_weight: float = 0.3
@@ -439,6 +439,9 @@ def dense_block_rings(orders: pl.DataFrame, settings: GraphSettings) -> list[Rin
     several product-days, be far denser than the graph as a whole and stay a small share of
     all buyers, so it never returns a crowd or most of the graph."""
     edges = orders.select("buyer_id", "product_id", "shop_id", "day").unique()
+    # an account on a single product-day adds no density to any block; leaving those out
+    # keeps the peel small at platform scale
+    edges = edges.filter(pl.len().over("buyer_id") >= 2)
     if edges.height < 10:
         return []
     buyers = edges["buyer_id"].unique().sort()
