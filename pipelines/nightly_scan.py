@@ -1,7 +1,8 @@
 """The nightly risk scan as a Prefect flow: each stage of orderguard.scan is one task."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: a served run gets the flow function pickled by
+# value, and a string annotation ("ScanParameters") could not be resolved there (every
+# scheduled run failed parameter validation; tests/test_deployment.py).
 import uuid
 from pathlib import Path
 
@@ -43,7 +44,7 @@ class ScanParameters(BaseModel):
         )
 
     @classmethod
-    def from_options(cls, opts: scan.ScanOptions) -> ScanParameters:
+    def from_options(cls, opts: scan.ScanOptions) -> "ScanParameters":
         return cls(
             input_dir=str(opts.input_dir), out_dir=str(opts.out_dir), db_path=str(opts.db_path),
             rules_path=str(opts.rules_path) if opts.rules_path else None,

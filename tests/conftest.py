@@ -12,6 +12,17 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 @pytest.fixture(scope="session")
+def prefect_server():
+    """One Prefect test server per session (about 25 s to start on 2 cores), shared by every
+    test that runs a real flow. It runs no scheduler: tests/test_deployment.py starts a full
+    server for the scheduled run."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
 def small_world(tmp_path_factory) -> dict[str, Path]:
     """A 3,000-account world with every fraud kind and every honest crowd."""
     from orderguard.generate import generate_to_folders

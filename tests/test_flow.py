@@ -1,18 +1,11 @@
-"""The nightly scan as a real Prefect flow (one run against one shared test server)."""
+"""The nightly scan as a real Prefect flow (one run against the session's test server,
+conftest.prefect_server)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def prefect_server():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.mark.flow

@@ -134,7 +134,8 @@ def rule_hits(features: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
         points: pl.Expr = pl.lit(rule.points)
         for shop, body in ruleset.shop_overrides.items():
             if code in body and "points" in body[code]:
-                points = pl.when(pl.col("shop_id") == shop).then(pl.lit(float(body[code]["points"]))).otherwise(points)
+                override = pl.lit(float(body[code]["points"]))
+                points = pl.when(pl.col("shop_id") == shop).then(override).otherwise(points)
         term = pl.when(pl.col(code)).then(points).otherwise(0.0)
         point_terms.append(term)
         if rule.target != "shop":
