@@ -97,3 +97,23 @@ def test_a_night_far_smaller_than_usual_fails_loudly(nightly_world, scanned_nigh
         run_scan(ScanOptions(input_dir=small, out_dir=tmp_path / "out", db_path=db,
                              models_dir=scanned_nights["models"], run_date="2026-12-01"))
     assert not (tmp_path / "out" / "order_scores.parquet").exists()
+
+
+def test_later_nights_update_earlier_orders_and_clean_nights_lose_nothing(nightly_world, scanned_nights):
+    import duckdb
+
+    rows = pl.concat([
+        pl.read_csv(nightly_world["root"] / "exports" / n / "orders.csv", infer_schema=False)
+        .with_columns(pl.lit(n).alias("night"))
+        for n in nightly_world["nights"]
+    ])
+    latest = rows.sort("night").group_by("order_id").last()
+    updated = rows.group_by("order_id").agg(pl.col("status").n_unique().alias("states"))
+    assert updated.filter(pl.col("states") > 1).height > 0, "some orders change state across nights"
+    with duckdb.connect(str(scanned_nights["db"]), read_only=True) as con:
+        history = con.sql("select order_id, status from staging.orders_history").pl()
+    merged = latest.select("order_id", "status").join(history, on="order_id", suffix="_kept")
+    assert merged.height == latest.height
+    assert (merged["status"] == merged["status_kept"]).all()
+    for run in scanned_nights["runs"]:
+        assert run["counts"]["orders"]["quarantined"] == 0

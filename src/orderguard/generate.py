@@ -216,25 +216,76 @@ def write_world(world: World, out_dir: str | Path, labels_dir: str | Path, fmt: 
         for name, df in world.inputs().items():
             _write(df, out / name, fmt)
         return
-    orders = world.orders.with_columns(pl.col("created_at").dt.date().alias("_d"))
+    orders = world.orders
     accounts = world.accounts.with_columns(pl.col("registered_at").dt.date().alias("_d"))
-    com = world.commissions.join(orders.select("order_id", "_d"), on="order_id", how="left")
     cfg = world.config or GeneratorConfig()
-    first = orders["_d"].min() if orders.height else cfg.start
-    days = cfg.days if world.config else (orders["_d"].max() - first).days + 1
+    first = orders["created_at"].min().date() if orders.height else cfg.start
+    days = cfg.days if world.config else (orders["created_at"].max().date() - first).days + 1
+    events = ("created_at", "paid_at", "shipped_at", "delivered_at", "refunded_at", "reviewed_at")
     for i in range(days):
         day = cfg.start + dt.timedelta(days=i) if world.config else first + dt.timedelta(i)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
         folder = out / day.isoformat()
         folder.mkdir(parents=True, exist_ok=True)
-        o = orders.filter(pl.col("_d") == day)
-        c = com.filter(pl.col("_d") == day)
+        # tonight's export: orders created today, plus a row for every older order that
+        # changed today (paid, shipped, delivered, refunded, reviewed), each as it stood at
+        # midnight: a later night's row for a known order is an update
+        touched = pl.any_horizontal(
+            [pl.col(c).dt.date() == day for c in events]
+        ) & (pl.col("created_at") < end)
+        o = orders_as_of(orders.filter(touched), end)
+        c = commissions_as_of(world.commissions, orders, o["order_id"], end)
         active = pl.concat([o["buyer_id"], o["referrer_id"].drop_nulls(),
                             c["beneficiary_id"]]).unique()
         acc = accounts.filter((pl.col("_d") == day) | pl.col("account_id").is_in(active.implode()))
-        _write(o.drop("_d").select(ORDERS.column_names), folder / "orders", fmt)
+        _write(o.select(ORDERS.column_names), folder / "orders", fmt)
         _write(acc.drop("_d").select(ACCOUNTS.column_names), folder / "accounts", fmt)
-        _write(c.drop("_d").select(COMMISSIONS.column_names), folder / "commissions", fmt)
+        _write(c.select(COMMISSIONS.column_names), folder / "commissions", fmt)
         _write(world.products, folder / "products", fmt)
+
+
+def orders_as_of(orders: pl.DataFrame, end: dt.datetime) -> pl.DataFrame:
+    """Each order as the shop's system showed it at `end`: later events not yet happened."""
+    def known(col: str) -> pl.Expr:
+        return pl.when(pl.col(col) < end).then(pl.col(col)).otherwise(None)
+
+    shipped = pl.col("shipped_at") < end
+    return orders.with_columns(
+        pl.when(pl.col("refunded_at") < end).then(pl.lit("refunded"))
+        .when(pl.col("status") == "cancelled").then(pl.lit("cancelled"))
+        .when((pl.col("status") == "completed") & (pl.col("reviewed_at") < end)).then(pl.lit("completed"))
+        .when(pl.col("delivered_at") < end).then(pl.lit("delivered"))
+        .when(shipped).then(pl.lit("shipped"))
+        .when(pl.col("paid_at") < end).then(pl.lit("paid"))
+        .otherwise(pl.lit("created")).alias("status"),
+        known("paid_at"), known("shipped_at"), known("delivered_at"), known("refunded_at"),
+        known("reviewed_at"),
+        pl.when(pl.col("refunded_at") < end).then(pl.col("refund_amount")).otherwise(None)
+        .alias("refund_amount"),
+        pl.when(pl.col("reviewed_at") < end).then(pl.col("review_rating")).otherwise(None)
+        .alias("review_rating"),
+        pl.when(shipped).then(pl.col("tracking_no")).otherwise(None).alias("tracking_no"),
+        pl.when(shipped).then(pl.col("carrier")).otherwise(None).alias("carrier"),
+    )
+
+
+def commissions_as_of(commissions: pl.DataFrame, orders: pl.DataFrame, order_ids: pl.Series,
+                      end: dt.datetime) -> pl.DataFrame:
+    """Commission rows of tonight's orders as they stood at `end` (pending until settled,
+    reversed once the order is refunded)."""
+    refunds = orders.select("order_id", "refunded_at")
+    return (
+        commissions.filter(pl.col("order_id").is_in(order_ids.implode()))
+        .join(refunds, on="order_id", how="left")
+        .with_columns(
+            pl.when((pl.col("status") == "reversed") & (pl.col("refunded_at") < end))
+            .then(pl.lit("reversed"))
+            .when(pl.col("settled_at") < end).then(pl.lit("settled"))
+            .otherwise(pl.lit("pending")).alias("status"),
+            pl.when(pl.col("settled_at") < end).then(pl.col("settled_at")).otherwise(None)
+            .alias("settled_at"),
+        )
+    )
 
 
 def generate_to_folders(out_dir: str | Path, labels_dir: str | Path, accounts: int = 5000,

@@ -1,6 +1,7 @@
--- grain: one row: as_of, the latest plausible order time of this input batch. Times more
--- than a day after it are impossible. It is the latest created_at in orders (accounts'
--- registered_at when orders has none) among times in 2000-2099, ignoring values more than a
+-- grain: one row: as_of, the latest plausible time of this input batch. Times more than a
+-- day after it are impossible. It is the later of the latest created_at in orders and the
+-- latest registered_at in accounts (a night's export of updates to older orders still
+-- carries tonight's registrations) among times in 2000-2099, ignoring values more than a
 -- year beyond the 90th percentile, so one garbage "2099-01-01" cannot move the clock.
 with
 raw_orders as (
@@ -40,7 +41,7 @@ find_latest_account as (
     where ts >= timestamp '2000-01-01' and ts < timestamp '2100-01-01' and ts <= bound
 ),
 choose_clock as (
-    select coalesce(o.as_of, a.as_of) as as_of
+    select greatest(o.as_of, a.as_of) as as_of
     from find_latest_order o cross join find_latest_account a
 )
 select * from choose_clock
