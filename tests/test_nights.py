@@ -117,3 +117,13 @@ def test_later_nights_update_earlier_orders_and_clean_nights_lose_nothing(nightl
     assert (merged["status"] == merged["status_kept"]).all()
     for run in scanned_nights["runs"]:
         assert run["counts"]["orders"]["quarantined"] == 0
+
+
+def test_rule_hits_are_kept_night_after_night(nightly_world, scanned_nights):
+    import duckdb
+
+    with duckdb.connect(str(scanned_nights["db"]), read_only=True) as con:
+        rows = con.sql("select run_date, code, hits, flagged from ops.rule_hits").pl()
+    assert sorted(rows["run_date"].unique()) == nightly_world["nights"]
+    assert rows.group_by("run_date", "code").len()["len"].max() == 1
+    assert (rows["flagged"] <= rows["hits"]).all() and rows["hits"].sum() > 0

@@ -196,3 +196,31 @@ def rule_precision(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         .agg(pl.len().alias("verdicts"), pl.col("label").mean().round(4).alias("precision"))
         .sort("code")
     )
+
+
+def record_rule_hits(con: duckdb.DuckDBPyConnection, run_date: str) -> int:
+    """ops.rule_hits, grain: one row per (run_date, code): tonight's hits and flagged orders
+    per reason code, and precision among orders with verdicts, so rules can be followed
+    night after night. A rerun of a night replaces its rows."""
+    hits = warehouse.query(
+        con,
+        "select code, count(*) as hits, count(*) filter (where risk_level <> 'low') as flagged "
+        "from (select unnest(reason_codes) as code, risk_level from marts.order_scores) "
+        "group by 1 order by 1",
+    )
+    precision = rule_precision(con)
+    rows = hits.join(precision, on="code", how="left").select(
+        pl.lit(run_date).alias("run_date"), "code", "hits", "flagged",
+        pl.col("verdicts").fill_null(0), "precision",
+    )
+    con.execute(
+        "create table if not exists ops.rule_hits (run_date varchar, code varchar, hits bigint, "
+        "flagged bigint, verdicts bigint, precision double)"
+    )
+    con.execute("delete from ops.rule_hits where run_date = $d", {"d": run_date})
+    con.register("tonight_rule_hits", rows.to_arrow())
+    try:
+        con.execute("insert into ops.rule_hits by name select * from tonight_rule_hits")
+    finally:
+        con.unregister("tonight_rule_hits")
+    return rows.height

@@ -27,6 +27,7 @@ from orderguard import (
     config,
     detect,
     features,
+    feedback,
     graphs,
     health,
     history,
@@ -205,6 +206,7 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
         run["summary"] = summary
         run["finished_at"] = datetime.now().isoformat(timespec="seconds")
         record_run(con, run)
+        feedback.record_rule_hits(con, run["run_date"])
         report.write_report(con, staged / "report.html", run, ruleset,
                             extra_sections=[problems_section(run.get("problems", {})),
                                             health.report_section(con),
