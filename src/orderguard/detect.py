@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -319,7 +318,3 @@ def run_scoring_stage(
         flagged=flagged,
         supervised=sup.reason,
     )
-
-
-def anomaly_summary(values: np.ndarray) -> dict:
-    return {q: float(np.quantile(values, q)) for q in (0.5, 0.9, 0.99)} if len(values) else {}
