@@ -24,14 +24,11 @@ import multiprocessing
 import os
 import platform
 import resource
-import shutil
 import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-
-import polars as pl
 
 from orderguard import partitions, warehouse
 from orderguard.generate import generate_to_folders
@@ -40,22 +37,6 @@ from orderguard.scan import ScanOptions, run_scan
 RESULTS = Path(__file__).parent / "results" / "partitions.json"
 
 
-def split_by_shop(source: Path, dest: Path, groups: int) -> list[Path]:
-    orders = pl.read_csv(source / "orders.csv", infer_schema=False)
-    commissions = pl.read_csv(source / "commissions.csv", infer_schema=False)
-    shops = sorted(orders["shop_id"].unique())
-    folders = []
-    for g in range(groups):
-        folder = dest / f"shops-{g}"
-        folder.mkdir(parents=True)
-        mine = orders.filter(pl.col("shop_id").is_in(shops[g::groups]))
-        mine.write_csv(folder / "orders.csv")
-        commissions.filter(pl.col("order_id").is_in(mine["order_id"].implode())).write_csv(
-            folder / "commissions.csv")
-        for name in ("accounts.csv", "products.csv"):
-            shutil.copy(source / name, folder / name)
-        folders.append(folder)
-    return folders
 
 
 def one_partition(folder: str, out_dir: str) -> dict:
@@ -84,7 +65,7 @@ def main() -> int:
         root = Path(tmp)
         t0 = time.perf_counter()
         generate_to_folders(root / "world", root / "labels", accounts=args.accounts, seed=args.seed)
-        folders = split_by_shop(root / "world", root / "night", args.partitions)
+        folders = partitions.split_by_shop(root / "world", root / "night", args.partitions)
         print(f"generated and split in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
         per_partition = []

@@ -16,30 +16,12 @@ OUTPUTS = ("order_scores.parquet", "flagged_orders.csv", "rings.csv", "flagged_a
            "quarantine.csv")
 
 
-def split_by_shop(source: Path, dest: Path, groups: int = 2) -> list[Path]:
-    """One export folder per shop group: its orders and their commissions, all accounts and
-    products in each (reference rows every partition may carry)."""
-    orders = pl.read_csv(source / "orders.csv", infer_schema=False)
-    commissions = pl.read_csv(source / "commissions.csv", infer_schema=False)
-    shops = sorted(orders["shop_id"].unique())
-    folders = []
-    for g in range(groups):
-        folder = dest / f"shops-{g}"
-        folder.mkdir(parents=True)
-        mine = orders.filter(pl.col("shop_id").is_in(shops[g::groups]))
-        mine.write_csv(folder / "orders.csv")
-        commissions.filter(pl.col("order_id").is_in(mine["order_id"].implode())).write_csv(
-            folder / "commissions.csv")
-        for name in ("accounts.csv", "products.csv"):
-            (folder / name).write_bytes((source / name).read_bytes())
-        folders.append(folder)
-    return folders
 
 
 @pytest.fixture(scope="module")
 def shop_partitions(small_world, tmp_path_factory) -> Path:
     night = tmp_path_factory.mktemp("partitioned") / "night"
-    split_by_shop(small_world["input"], night)
+    partitions.split_by_shop(small_world["input"], night)
     return night
 
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 
 from orderguard import contract, ingest, scan, validate, warehouse
 
@@ -329,3 +330,23 @@ class PartitionedStages:
                                            "seconds": m["seconds"],
                                            "input_fingerprint": m["input_fingerprint"]}
                                for m in manifests}}
+
+
+def split_by_shop(source: Path, dest: Path, groups: int = 2) -> list[Path]:
+    """One export folder per shop group: its orders and their commissions, all accounts and
+    products in each (reference rows every partition may carry)."""
+    orders = pl.read_csv(source / "orders.csv", infer_schema=False)
+    commissions = pl.read_csv(source / "commissions.csv", infer_schema=False)
+    shops = sorted(orders["shop_id"].unique())
+    folders = []
+    for g in range(groups):
+        folder = dest / f"shops-{g}"
+        folder.mkdir(parents=True)
+        mine = orders.filter(pl.col("shop_id").is_in(shops[g::groups]))
+        mine.write_csv(folder / "orders.csv")
+        commissions.filter(pl.col("order_id").is_in(mine["order_id"].implode())).write_csv(
+            folder / "commissions.csv")
+        for name in ("accounts.csv", "products.csv"):
+            (folder / name).write_bytes((source / name).read_bytes())
+        folders.append(folder)
+    return folders
