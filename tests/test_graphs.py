@@ -1,4 +1,5 @@
 import polars as pl
+import pytest
 
 from orderguard import graphs
 
@@ -94,9 +95,30 @@ def test_fraudar_peels_a_planted_dense_block_out_of_random_shopping():
     block_rows, block_cols, density = graphs.fraudar_peel(rows, cols, 520, 306)
     assert set(block_rows.tolist()) == set(range(500, 520))
     assert set(block_cols.tolist()) == set(range(300, 306))
+    # peeled in vectorised rounds all the way (as the bulk of a platform graph is): same block
+    batched_rows, batched_cols, _ = graphs.fraudar_peel(rows, cols, 520, 306, exact_below=0)
+    assert set(batched_rows.tolist()) == set(range(500, 520))
+    assert set(batched_cols.tolist()) == set(range(300, 306))
     degree = np.bincount(cols, minlength=306)
     whole = (1.0 / np.log(degree[cols] + 5.0)).sum() / (520 + 306)
     assert density > 1.25 * whole
+
+
+def test_peeling_only_the_dense_core_finds_the_same_block():
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    rows = np.concatenate([rng.integers(0, 3000, 5000), np.repeat(np.arange(3000, 3030), 8)])
+    cols = np.concatenate([rng.integers(0, 2000, 5000), np.tile(np.arange(2000, 2008), 30)])
+    weight = graphs.fraudar_weights(cols, 2008)
+    whole = weight.sum() / (3030 + 2008)
+    core = graphs.weighted_core(rows, cols, weight, 3030, 2008, 1.25 * whole)
+    assert core.sum() < 0.8 * len(rows)  # light shoppers fall out of the core
+    full = graphs.fraudar_peel(rows, cols, 3030, 2008, weight)
+    cored = graphs.fraudar_peel(rows[core], cols[core], 3030, 2008, weight[core])
+    assert set(cored[0].tolist()) == set(full[0].tolist()) == set(range(3000, 3030))
+    assert set(cored[1].tolist()) == set(full[1].tolist()) == set(range(2000, 2008))
+    assert cored[2] == pytest.approx(full[2])
 
 
 def test_dense_blocks_are_never_a_crowd_or_most_of_the_graph():

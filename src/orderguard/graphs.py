@@ -172,21 +172,28 @@ def identity_rings(
     joined = joined.with_columns(
         (pl.col("top_product_share") / pl.col("top_product_buyer_rate")).alias("top_product_lift")
     )
+    groups = (
+        joined.group_by("component", maintain_order=True)
+        .agg(
+            pl.len().alias("size"),
+            pl.col("device_accounts").max().fill_null(0).alias("devices"),
+            pl.col("payer_accounts").max().fill_null(0).alias("payers"),
+            pl.col("top_product_share").fill_null(0).mean().alias("top_share"),
+            pl.col("top_product_lift").fill_null(0).median().fill_null(0).alias("lift"),
+            pl.col("fast_pay_share").fill_null(0).mean().alias("fast"),
+            pl.col("account_id").sort().alias("members"),
+        )
+        .filter(
+            (pl.col("size") >= 5)
+            # a big identity group alone can be an office; it needs behaviour in common too
+            & ((pl.col("devices") >= 5) | (pl.col("payers") >= 4))
+            & (((pl.col("top_share") >= 0.5) & (pl.col("lift") >= settings.min_lift))
+               | (pl.col("fast") >= 0.5))
+        )
+    )
     rings = []
-    for _, group in joined.group_by(["component"], maintain_order=True):
-        size = group.height
-        if size < 5:
-            continue
-        devices = group["device_accounts"].max()
-        payers = group["payer_accounts"].max()
-        top_share = group["top_product_share"].fill_null(0).mean()
-        lift = group["top_product_lift"].fill_null(0).median() or 0.0
-        concentrated = top_share >= 0.5 and lift >= settings.min_lift
-        fast = group["fast_pay_share"].fill_null(0).mean()
-        # a big identity group alone can be an office; it needs behaviour in common too
-        if not ((devices or 0) >= 5 or (payers or 0) >= 4) or (not concentrated and fast < 0.5):
-            continue
-        members = tuple(sorted(group["account_id"].to_list()))
+    for group in groups.iter_rows(named=True):
+        members = tuple(group["members"])
         shared = (
             identifiers.filter(pl.col("account_id").is_in(members))
             .group_by("id_type")
@@ -198,8 +205,9 @@ def identity_rings(
             Ring(
                 kind="brushing",
                 members=members,
-                strength=float(size),
-                evidence=f"{size} accounts on {parts}; {top_share:.0%} of their orders on one product",
+                strength=float(group["size"]),
+                evidence=(f"{group['size']} accounts on {parts}; {group['top_share']:.0%} of their "
+                          "orders on one product"),
             )
         )
     return rings
@@ -391,46 +399,95 @@ def merge_rings(candidates: list[Ring]) -> list[Ring]:
     return sorted(merged, key=lambda r: (RING_KINDS.index(r.kind), -r.strength, r.ring_id))
 
 
-def fraudar_peel(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int
+def fraudar_weights(cols: np.ndarray, n_cols: int) -> np.ndarray:
+    """FRAUDAR's column weighting: a cell bought by many down-weighted by 1/log(degree + 5),
+    so camouflage purchases of popular items add little density."""
+    return 1.0 / np.log(np.bincount(cols, minlength=n_cols)[cols] + 5.0)
+
+
+def weighted_core(rows: np.ndarray, cols: np.ndarray, weight: np.ndarray, n_rows: int,
+                  n_cols: int, floor: float, alive: np.ndarray | None = None) -> np.ndarray:
+    """Which edges survive repeatedly dropping every node whose weighted degree is below
+    `floor`. Every node of a block with density (weight per node) >= floor has at least that
+    much weight inside it, so such blocks lie wholly in this core and peeling only the core
+    finds them at a fraction of the cost."""
+    alive = np.ones(len(rows), dtype=bool) if alive is None else alive.copy()
+    while True:
+        row_degree = np.bincount(rows[alive], weights=weight[alive], minlength=n_rows)
+        col_degree = np.bincount(cols[alive], weights=weight[alive], minlength=n_cols)
+        keep = alive & (row_degree[rows] >= floor) & (col_degree[cols] >= floor)
+        if keep.sum() == alive.sum():
+            return alive
+        alive = keep
+
+
+def fraudar_peel(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int,
+                 weight: np.ndarray | None = None, slack: float = 0.3, exact_below: int = 20_000,
                  ) -> tuple[np.ndarray, np.ndarray, float]:
     """FRAUDAR (Hooi et al., KDD 2016): greedily peel the node whose removal costs least
-    edge weight and keep the densest remaining block. Columns (products) are down-weighted by
-    1/log(degree + 5), so camouflage purchases of popular items add little density.
-    Returns the block's row and column indices and its density (weight per node)."""
-    col_degree = np.bincount(cols, minlength=n_cols)
-    weight = 1.0 / np.log(col_degree[cols] + 5.0)
-    n = n_rows + n_cols
-    src = np.concatenate([rows, n_rows + cols])
-    dst = np.concatenate([n_rows + cols, rows])
-    w2 = np.concatenate([weight, weight])
-    order = np.argsort(src, kind="stable")
-    dst, w2 = dst[order], w2[order]
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))])
-    priority = np.bincount(src, weights=np.concatenate([weight, weight]), minlength=n)
+    edge weight and keep the densest remaining block. Edge weights default to
+    `fraudar_weights` of these edges.
+
+    While more than `exact_below` nodes remain, each round peels in one vectorised step every
+    node within `slack` of the least costly one (a (1 + slack) relaxation of the greedy step:
+    the bulk of honest shoppers goes in a few hundred numpy rounds); the last nodes, where a
+    block small enough to be a farm lives, are peeled one at a time exactly.
+    Returns the block's row and column indices and its density (weight per node of the rows
+    and columns that have edges)."""
+    if weight is None:
+        weight = fraudar_weights(cols, n_cols)
+    # only nodes with edges take part: isolated ones would be peeled first at no gain
+    row_ids, rows = np.unique(rows, return_inverse=True)
+    col_ids, cols = np.unique(cols, return_inverse=True)
+    n_rows, n = len(row_ids), len(row_ids) + len(col_ids)
+    head, tail, w = rows, cols + n_rows, np.asarray(weight, dtype=np.float64)
+    priority = np.bincount(head, weights=w, minlength=n) + np.bincount(tail, weights=w, minlength=n)
     alive = np.ones(n, dtype=bool)
-    total, size = float(weight.sum()), n
-    heap = [(float(priority[i]), i) for i in range(n)]
+    peeled_at = np.full(n, np.iinfo(np.int64).max)  # the step each node was peeled in
+    live = np.arange(n)
+    total, size, step = float(w.sum()), n, 0
+    best, best_step = total / max(size, 1), 0
+    while size > exact_below:
+        least = priority[live].min()
+        batch = live[priority[live] <= least * (1.0 + slack) + 1e-12]
+        if len(batch) >= size:
+            break  # the rest are all alike: the exact steps below settle them
+        alive[batch], peeled_at[batch] = False, step
+        live = live[alive[live]]
+        cut = ~(alive[head] & alive[tail])
+        cut_w = w[cut]
+        priority -= (np.bincount(head[cut], weights=cut_w, minlength=n)
+                     + np.bincount(tail[cut], weights=cut_w, minlength=n))
+        head, tail, w = head[~cut], tail[~cut], w[~cut]
+        total -= float(cut_w.sum())
+        size -= len(batch)
+        step += 1
+        if total / size > best:
+            best, best_step = total / size, step
+    # exact greedy on what is left: a heap of (cost, node) with stale entries skipped
+    src, dst = np.concatenate([head, tail]), np.concatenate([tail, head])
+    order = np.argsort(src, kind="stable")
+    dst, w2 = dst[order], np.concatenate([w, w])[order]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))])
+    heap = [(float(priority[i]), int(i)) for i in live]
     heapq.heapify(heap)
-    best, best_removed, removed = total / max(size, 1), 0, []
     while heap and size > 1:
         value, node = heapq.heappop(heap)
         if not alive[node] or value != priority[node]:
-            continue  # a stale heap entry
-        alive[node] = False
-        removed.append(node)
+            continue
+        alive[node], peeled_at[node] = False, step
         total -= priority[node]
         size -= 1
+        step += 1
         for j in range(indptr[node], indptr[node + 1]):
             other = dst[j]
             if alive[other]:
                 priority[other] -= w2[j]
                 heapq.heappush(heap, (float(priority[other]), other))
         if total / size > best:
-            best, best_removed = total / size, len(removed)
-    keep = np.ones(n, dtype=bool)
-    keep[removed[:best_removed]] = False
-    nodes = np.flatnonzero(keep)
-    return nodes[nodes < n_rows], nodes[nodes >= n_rows] - n_rows, best
+            best, best_step = total / size, step
+    nodes = np.flatnonzero(peeled_at >= best_step)
+    return row_ids[nodes[nodes < n_rows]], col_ids[nodes[nodes >= n_rows] - n_rows], best
 
 
 def dense_block_rings(orders: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
@@ -453,14 +510,19 @@ def dense_block_rings(orders: pl.DataFrame, settings: GraphSettings) -> list[Rin
     popularity = dict(
         edges.group_by("product_id").agg((pl.col("r").n_unique() / n_rows).alias("rate")).iter_rows()
     )
-    whole = float((1.0 / np.log(np.bincount(cols, minlength=n_cols)[cols] + 5.0)).sum()) / (n_rows + n_cols)
-    rings, alive = [], np.ones(len(rows), dtype=bool)
+    weight = fraudar_weights(cols, n_cols)
+    whole = float(weight.sum()) / (n_rows + n_cols)
+    # a block below the density gate is never kept, so only its core needs peeling
+    alive = weighted_core(rows, cols, weight, n_rows, n_cols, settings.dense_block_gate * whole)
+    rings = []
     for _ in range(settings.dense_blocks):
         if alive.sum() < 10:
             break
-        block_rows, block_cols, density = fraudar_peel(rows[alive], cols[alive], n_rows, n_cols)
+        block_rows, block_cols, density = fraudar_peel(rows[alive], cols[alive], n_rows, n_cols,
+                                                       weight[alive])
         in_block = np.isin(rows, block_rows) & np.isin(cols, block_cols)
-        alive &= ~in_block
+        alive = weighted_core(rows, cols, weight, n_rows, n_cols, settings.dense_block_gate * whole,
+                              alive & ~in_block)
         if not (settings.min_co_buyers <= len(block_rows) <= settings.dense_block_max_share * n_rows
                 and len(block_cols) >= 2 and density >= settings.dense_block_gate * whole):
             continue
