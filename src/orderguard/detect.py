@@ -101,7 +101,7 @@ def run_graph_stage(con: duckdb.DuckDBPyConnection, settings: graphs.GraphSettin
     warehouse.write_frame(con, "intermediate", "rings", ring_frame(rings))
     warehouse.write_frame(con, "intermediate", "ring_members", ring_member_frame(rings))
     warehouse.write_frame(con, "intermediate", "ring_orders", _ring_orders(con, rings))
-    pairs = warehouse.query(con, "select * from intermediate.account_pairs")
+    pairs = graphs.linking_pairs(con, settings)
     invites = warehouse.query(
         con, "select inviter_id, account_id from staging.accounts where inviter_id is not null"
     )

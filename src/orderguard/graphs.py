@@ -68,6 +68,28 @@ def ring_id_for(kind: str, members: tuple[str, ...]) -> str:
 # --------------------------------------------------------------------------- identity
 
 
+def linking_pairs(con: duckdb.DuckDBPyConnection, settings: GraphSettings) -> pl.DataFrame:
+    """The account pairs `identity_components` can use, filtered in DuckDB: at platform scale
+    account_pairs has tens of millions of rows and most link too weakly to group anyone."""
+    return warehouse.query(
+        con, "select account_a, account_b, strong_weight, n_families from intermediate.account_pairs "
+        "where strong_weight >= $strong_link_min or n_families >= 2",
+        {"strong_link_min": settings.strong_link_min})
+
+
+def pairs_within(con: duckdb.DuckDBPyConnection, accounts: list[str]) -> pl.DataFrame:
+    """The account pairs with both accounts among `accounts` (ring members, a few thousand)."""
+    con.register("_pairs_within_accounts", pl.DataFrame({"account_id": accounts},
+                                                        schema={"account_id": pl.String}).to_arrow())
+    try:
+        return warehouse.query(
+            con, "select p.account_a, p.account_b from intermediate.account_pairs p "
+            "semi join _pairs_within_accounts a on a.account_id = p.account_a "
+            "semi join _pairs_within_accounts b on b.account_id = p.account_b")
+    finally:
+        con.unregister("_pairs_within_accounts")
+
+
 def identity_components(pairs: pl.DataFrame, settings: GraphSettings) -> pl.DataFrame:
     """grain: one row per account in a component of >= 2 accounts.
 
@@ -79,9 +101,8 @@ def identity_components(pairs: pl.DataFrame, settings: GraphSettings) -> pl.Data
     if linked.is_empty():
         return pl.DataFrame(schema={"account_id": pl.String, "component": pl.Int64})
     ids = pl.concat([linked["account_a"], linked["account_b"]]).unique().sort()
-    index = {a: i for i, a in enumerate(ids.to_list())}
-    rows = np.fromiter((index[a] for a in linked["account_a"]), dtype=np.int64)
-    cols = np.fromiter((index[b] for b in linked["account_b"]), dtype=np.int64)
+    rows = ids.search_sorted(linked["account_a"]).to_numpy()  # ids is sorted and holds them all
+    cols = ids.search_sorted(linked["account_b"]).to_numpy()
     graph = sparse.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(ids), len(ids)))
     _, labels = connected_components(graph, directed=False)
     return pl.DataFrame({"account_id": ids, "component": labels.astype(np.int64)})
@@ -251,7 +272,8 @@ def self_referral_rings(
         r["account_id"]: r
         for r in alt_facts.select(
             "account_id", "registered_at", "arbitrage_orders", "commission_total"
-        ).iter_rows(named=True)
+        ).filter(pl.col("account_id").is_in(pl.concat([inner["account_a"], inner["account_b"]])))
+        .iter_rows(named=True)
     }
     rings = []
     for (owner,), group in inner.sort("distributor_id").group_by(["distributor_id"], maintain_order=True):
@@ -621,8 +643,7 @@ def annotate_density(rings: list[Ring], pairs: pl.DataFrame) -> None:
 def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings) -> list[Ring]:
     """Run every detector over the intermediate tables and merge their candidates."""
     q = lambda sql: warehouse.query(con, sql)  # noqa: E731
-    pairs = q("select * from intermediate.account_pairs")
-    components = identity_components(pairs, settings)
+    components = identity_components(linking_pairs(con, settings), settings)
     accounts = q("select * from intermediate.account_features")
     identifiers = q(
         "select account_id, id_type, id_value from intermediate.account_identifiers "
@@ -636,7 +657,9 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings) -> lis
         " select inviter_id, account_id from staging.accounts where inviter_id is not null)"
         " where distributor_id <> account_id order by 1, 2"
     )
-    links = pairs.filter(pl.col("max_weight") >= settings.self_referral_min_weight)
+    links = warehouse.query(
+        con, "select account_a, account_b, max_weight, shared_types from intermediate.account_pairs "
+        "where max_weight >= $min_weight", {"min_weight": settings.self_referral_min_weight})
     alt_facts = q(
         "select a.account_id, a.registered_at, "
         " count(*) filter (where r.refund_after_settle_h between 0 and 72) as arbitrage_orders,"
@@ -667,6 +690,6 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings) -> lis
         + deep_chain_rings(tree, settings)
     )
     rings = merge_rings(candidates)
-    annotate_density(rings, pairs)
+    annotate_density(rings, pairs_within(con, sorted({m for r in rings for m in r.members})))
     log.info("rings: %d candidates merged into %d", len(candidates), len(rings))
     return rings
