@@ -15,9 +15,7 @@ import hmac
 import json
 import logging
 import os
-import re
 import shutil
-from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -227,57 +225,33 @@ def write_verdict_template(order_ids: pl.Series, path: Path) -> None:
     write_csv(frame.select(VERDICT_COLUMNS), path)
 
 
-_XLSX_TIME = (1980, 1, 1, 0, 0, 0)
-
-
 def write_xlsx(frame: pl.DataFrame, path: Path, sheet: str = "flagged_orders") -> None:
     """The same rows as an Excel workbook: text cells stored as text (never formulas), a
-    frozen header row and a filter. Written byte-for-byte reproducibly (fixed timestamps)."""
+    frozen header row and a filter. XlsxWriter streams rows to disk (constant memory) and
+    stamps fixed times, so a rerun writes the same bytes."""
     import datetime as dt
-    import io
-    import zipfile
 
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.utils import get_column_letter
+    import xlsxwriter
+    from xlsxwriter.utility import xl_col_to_name
 
     safe = neutralise_formulas(frame)
-    wb = Workbook(write_only=True)
-    wb.properties.creator = "orderguard"
-    wb.properties.created = wb.properties.modified = dt.datetime(2000, 1, 1)
-    ws = wb.create_sheet(sheet)
-    ws.freeze_panes = "A2"
-    widths = {c: min(60, max(10, len(c) + 2)) for c in safe.columns}
-    for c, dtype in safe.schema.items():
-        if dtype == pl.String and safe.height:
-            longest = safe[c].head(200).str.len_chars().max() or 0
-            widths[c] = min(60, max(widths[c], int(longest) + 2))
-    for i, c in enumerate(safe.columns, start=1):
-        ws.column_dimensions[get_column_letter(i)].width = widths[c]
-    ws.auto_filter.ref = f"A1:{get_column_letter(max(1, safe.width))}{safe.height + 1}"
-    text_cols = {c for c, t in safe.schema.items() if t == pl.String}
-    ws.append(list(safe.columns))
-    for row in safe.iter_rows():
-        cells = []
-        for c, value in zip(safe.columns, row, strict=True):
-            if isinstance(value, Decimal):
-                value = float(value)
-            cell = WriteOnlyCell(ws, value=value)
-            if c in text_cols and value is not None:
-                cell.data_type = "s"  # text stays text, whatever it starts with
-            cells.append(cell)
-        ws.append(cells)
-    buf = io.BytesIO()
-    wb.save(buf)
-    buf.seek(0)
-    with zipfile.ZipFile(buf) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            fixed = zipfile.ZipInfo(info.filename, date_time=_XLSX_TIME)
-            fixed.compress_type = zipfile.ZIP_DEFLATED
-            data = src.read(info.filename)
-            if info.filename == "docProps/core.xml":  # openpyxl stamps the save time here
-                data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2000-01-01T00:00:00Z", data)
-            dst.writestr(fixed, data)
+    options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_numbers": False,
+               "strings_to_urls": False}
+    with xlsxwriter.Workbook(str(path), options) as wb:
+        wb.set_properties({"author": "orderguard", "created": dt.datetime(2000, 1, 1)})
+        ws = wb.add_worksheet(sheet)
+        ws.freeze_panes(1, 0)
+        for i, (c, dtype) in enumerate(safe.schema.items()):
+            width = min(60, max(10, len(c) + 2))
+            if dtype == pl.String and safe.height:
+                width = min(60, max(width, int(safe[c].head(200).str.len_chars().max() or 0) + 2))
+            ws.set_column(i, i, width)
+        ws.autofilter(f"A1:{xl_col_to_name(max(1, safe.width) - 1)}{safe.height + 1}")
+        ws.write_row(0, 0, safe.columns)
+        decimals = [c for c, t in safe.schema.items() if isinstance(t, pl.Decimal)]
+        rows = safe.with_columns(pl.col(decimals).cast(pl.Float64)) if decimals else safe
+        for r, row in enumerate(rows.iter_rows(), start=1):
+            ws.write_row(r, 0, row)
 
 
 def swap_in(out_dir: Path, staged: Path, run_date: str) -> Path:
