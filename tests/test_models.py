@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import polars as pl
+import pytest
 
 from orderguard import scoring
 
@@ -74,3 +75,11 @@ def test_a_model_saved_before_one_sided_features_is_retrained(tmp_path):
     meta_path.write_text(json.dumps(meta), "utf-8")
     loaded = scoring.load_or_train_forest(accounts(), tmp_path, 3, {})
     assert loaded.action == "retrained (feature directions changed)"
+
+
+def test_forest_points_go_to_the_top_share_and_only_a_sliver_orders_everyone_else():
+    ranks = pl.DataFrame({"forest_rank": [0.0, 0.5, 0.97, 0.99, 1.0]})
+    points = ranks.select(scoring.forest_points(pl.col("forest_rank"), 1.0, 0.02, 0.05)).to_series()
+    assert points.to_list() == pytest.approx([0.0, 0.025, 0.0485, 0.5495, 1.05])
+    untied = ranks.select(scoring.forest_points(pl.col("forest_rank"), 1.0, 0.02)).to_series()
+    assert untied.to_list() == pytest.approx([0.0, 0.0, 0.0, 0.5, 1.0])

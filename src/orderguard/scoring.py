@@ -183,9 +183,12 @@ def forest_rank(anomaly: np.ndarray) -> np.ndarray:
     return less / max(len(anomaly) - 1, 1)
 
 
-def forest_points(rank: pl.Expr, max_points: float, top_share: float) -> pl.Expr:
-    """Points only for the most anomalous accounts: the top `top_share` by rank."""
-    return (max_points * ((rank - (1 - top_share)) / top_share).clip(0.0, 1.0)).fill_null(0.0)
+def forest_points(rank: pl.Expr, max_points: float, top_share: float, tie_points: float = 0.0) -> pl.Expr:
+    """Up to `max_points` for the most anomalous accounts (the top `top_share` by rank), plus
+    at most `tie_points` for every account by its rank: far too little to flag anything, it
+    orders the orders the rules leave tied by the forest's graded opinion."""
+    top = max_points * ((rank - (1 - top_share)) / top_share).clip(0.0, 1.0)
+    return (top + tie_points * rank).fill_null(0.0)
 
 
 def combine(points: pl.Expr, scale: float) -> pl.Expr:
