@@ -46,9 +46,9 @@ the only change is the supervised layer that ``detect.run_scoring_stage`` trains
 ``min_verdicts`` exist). Quality is measured on the later 70 % only, unsupervised beside with
 verdicts.
 
-Metrics: order scores are tied in large blocks (every order no rule fired on scores 0).
-``average_precision`` is scikit-learn's, which scores a tied block at the precision at its
-end (pessimistic); ``average_precision_random_ties`` is the mean AP over 10 random orders of
+Metrics: order scores can tie in blocks (orders with the same rules and the same forest
+rank). ``average_precision`` is scikit-learn's, which scores a tied block at the precision at
+its end (pessimistic); ``average_precision_random_ties`` is the mean AP over 10 random orders of
 tied scores (what a reviewer working down a list in arbitrary order within a tie sees). P@K
 breaks ties by a fixed random shuffle of the rows (seed 0), never by id or file order.
 Baselines, computed the same way: Fraud_Data's two hand rules (device shared by 2+ users
@@ -56,7 +56,15 @@ in the file, plus purchase at most 60 s after signup, one point each); YelpChi: 
 review count alone (fewer reviews = more suspicious). Fraud_Data also reports
 ``signal_ceiling`` under ``references_using_labels``: NOT a detector but each group's fraud
 rate read from the labels, for groups by (purchase within a minute of signup, users on the
-device, other users on the device who did so); no score built from those facts can beat it.
+device, other users on the device who did so); no score built from those facts can beat it;
+and ``label_trained_all_columns``: NOT a detector but a gradient-boosted model fitted on the
+labels (5-fold cross-validated) with every column of the file, mapped or not (seconds from
+signup to purchase, value, age, hour and weekday of signup and purchase, source, browser,
+sex) plus those device facts. The verdict path reports the same model fitted on the earliest
+30 % and scored on the later 70 % (``label_trained_all_columns_early_to_later``): the most
+any supervised layer could learn from these verdicts. YelpChi's reference
+``review_count_then_business_spam_rate`` breaks the review count's ties by each business's
+spam rate read from the labels: the most a business-level signal could add.
 """
 
 from __future__ import annotations
@@ -74,6 +82,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.model_selection import KFold, cross_val_predict
 
 from orderguard import feedback, scoring, warehouse
 from orderguard.evaluate import ablation_scores, ranking_metrics
@@ -129,7 +139,18 @@ def load_fraud_data(data_dir: Path) -> dict:
         pl.col("signup_time"),
         pl.col("device_id"),
     )
-    return {"orders": orders, "accounts": accounts, "truth": truth, "dropped_rows": dropped}
+    # every column of the file as a number, mapped or not: only for the label-trained reference
+    columns = frame.select(
+        ("O" + pl.col("user_id")).alias("order_id"),
+        (pl.col("purchase_time") - pl.col("signup_time")).dt.total_seconds().alias("seconds_to_purchase"),
+        pl.col("purchase_value").cast(pl.Float64),
+        pl.col("age").cast(pl.Float64),
+        *[pl.col(c).dt.hour().alias(f"{c}_hour") for c in ("signup_time", "purchase_time")],
+        *[pl.col(c).dt.weekday().alias(f"{c}_weekday") for c in ("signup_time", "purchase_time")],
+        *[pl.col(c).cast(pl.Categorical).to_physical().alias(c) for c in ("source", "browser", "sex")],
+    )
+    return {"orders": orders, "accounts": accounts, "truth": truth, "dropped_rows": dropped,
+            "file_columns": columns}
 
 
 def load_yelpchi(data_dir: Path) -> dict:
@@ -223,6 +244,20 @@ def score_table(out: Path, truth: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFr
     return shuffle_rows(orders.sort("order_id")), shuffle_rows(accounts)
 
 
+def label_trained(train: pl.DataFrame, test: pl.DataFrame | None = None) -> np.ndarray:
+    """NOT a detector: a gradient-boosted model fitted on the labels (every column but
+    order_id and label), scored on `test`, or 5-fold cross-validated when there is none."""
+    def x(frame: pl.DataFrame) -> np.ndarray:
+        return frame.drop("order_id", "label").cast(pl.Float64).to_numpy()
+
+    model = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.05, max_depth=3, random_state=0)
+    y = train["label"].to_numpy()
+    if test is None:
+        folds = KFold(5, shuffle=True, random_state=0)
+        return cross_val_predict(model, x(train), y, cv=folds, method="predict_proba")[:, 1]
+    return model.fit(x(train), y).predict_proba(x(test))[:, 1]
+
+
 def level_report(frame: pl.DataFrame, baselines: dict[str, pl.Expr],
                  references: dict[str, pl.Expr] | None = None) -> dict:
     y = frame["label"].to_numpy()
@@ -288,14 +323,20 @@ def bench_fraud_data(data_dir: Path, work: Path) -> dict:
         (pl.col("device_users") >= 2).cast(pl.Int8).alias("shared_device_only"),
         pl.col("within_a_minute").cast(pl.Int8).alias("within_a_minute_only"),
     )
+    # NOT a detector either: what a model trained on the labels gets from every column of the
+    # file (mapped or not) plus the three device facts; the ceiling for any score from them
+    known = truth.select(
+        "order_id", "label", "device_users", "others_within_a_minute", "within_a_minute"
+    ).join(data["file_columns"], on="order_id")
+    rules = rules.with_columns(pl.Series("label_trained_all_columns", label_trained(known)))
     orders = orders.join(rules, on="order_id", how="left", maintain_order="left")
     accounts = accounts.join(
         orders.select("account_id", "hand_rules", "shared_device_only", "within_a_minute_only",
-                      "signal_ceiling"),
+                      "signal_ceiling", "label_trained_all_columns"),
         on="account_id", how="left", maintain_order="left",
     )
     baselines = {b: pl.col(b) for b in ("hand_rules", "shared_device_only", "within_a_minute_only")}
-    ceiling = {"signal_ceiling": pl.col("signal_ceiling")}
+    ceiling = {c: pl.col(c) for c in ("signal_ceiling", "label_trained_all_columns")}
     result = {
         "file": str(FRAUD_FILE),
         "dropped_rows": data["dropped_rows"],
@@ -303,11 +344,12 @@ def bench_fraud_data(data_dir: Path, work: Path) -> dict:
         "account": level_report(accounts, baselines, ceiling),
         "scan": run_summary(run, seconds),
     }
-    result["verdicts"] = verdict_path(data, folder, work, orders)
+    result["verdicts"] = verdict_path(data, folder, work, orders, known)
     return result
 
 
-def verdict_path(data: dict, folder: Path, work: Path, unsupervised: pl.DataFrame) -> dict:
+def verdict_path(data: dict, folder: Path, work: Path, unsupervised: pl.DataFrame,
+                 known: pl.DataFrame) -> dict:
     """Verdicts from the earliest 30 % of the period train the supervised layer; quality is
     measured on the later 70 % only."""
     truth = data["truth"]
@@ -331,6 +373,10 @@ def verdict_path(data: dict, folder: Path, work: Path, unsupervised: pl.DataFram
     after = supervised.join(later_ids, on="order_id", how="semi", maintain_order="left")
     after = before.select("order_id").join(after, on="order_id", how="left", maintain_order="left")
     y = before["label"].to_numpy()
+    # the ceiling for verdicts: a model fitted on the earliest 30 % with every column of the file
+    early_known = known.join(early.select("order_id"), on="order_id", how="semi")
+    later_known = before.select("order_id").join(known, on="order_id", how="left", maintain_order="left")
+    trained = label_trained(early_known, later_known)
     result = {
         "cut": str(cut),
         "period": [str(start), str(end)],
@@ -343,6 +389,7 @@ def verdict_path(data: dict, folder: Path, work: Path, unsupervised: pl.DataFram
             "with_verdicts": metrics(y, after["score"].to_numpy()),
             "hand_rules": metrics(y, before["hand_rules"].to_numpy()),
             "signal_ceiling_uses_labels": metrics(y, before["signal_ceiling"].to_numpy()),
+            "label_trained_all_columns_early_to_later": metrics(y, trained),
         },
         "scan": run_summary(run, seconds),
     }
@@ -364,9 +411,17 @@ def bench_yelpchi(data_dir: Path, work: Path) -> dict:
     orders = orders.join(reviews, on="account_id", how="left", maintain_order="left")
     accounts = accounts.join(reviews, on="account_id", how="left", maintain_order="left")
     baselines = {"review_count": -pl.col("user_reviews").cast(pl.Float64)}
+    # NOT a detector: the review count, with ties broken by each business's spam rate read
+    # from the labels (the most a business-level signal could add to it)
+    business = data["orders"].select("order_id", "shop_id").join(data["truth"], on="order_id")
+    rate = business.group_by("shop_id").agg(pl.col("label").cast(pl.Float64).mean().alias("business_rate"))
+    orders = orders.join(business.join(rate, on="shop_id").select("order_id", "business_rate"),
+                         on="order_id", how="left", maintain_order="left")
+    references = {"review_count_then_business_spam_rate":
+                  -pl.col("user_reviews").cast(pl.Float64) + pl.col("business_rate")}
     return {
         "file": str(YELP_FILE),
-        "order": level_report(orders, baselines),
+        "order": level_report(orders, baselines, references),
         "account": level_report(accounts, baselines),
         "scan": run_summary(run, seconds),
     }

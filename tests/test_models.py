@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import polars as pl
+import pytest
 
 from orderguard import scoring
 
@@ -43,3 +45,41 @@ def test_scores_are_higher_for_more_anomalous_accounts():
     scores = forest.score_samples(frame)
     odd = frame["device_accounts"].to_numpy() > 1
     assert scores[odd].mean() > scores[~odd].mean()
+
+
+def test_a_heavy_buyer_is_not_an_anomaly_but_a_crowded_device_is():
+    # one side of each feature is suspicious: many orders is no evidence, many accounts
+    # on one device is
+    n = 400
+    frame = pl.DataFrame({"account_id": [f"U{i}" for i in range(n)],
+                          "n_orders": [60 if i < 4 else 1 + i % 3 for i in range(n)],
+                          "device_accounts": [12 if 4 <= i < 8 else 1 for i in range(n)]})
+    forest = scoring.AccountForest(n_estimators=100, random_state=1).fit(frame)
+    scores = forest.score_samples(frame)
+    heavy, crowded, ordinary = scores[:4], scores[4:8], scores[8:]
+    assert heavy.max() <= ordinary.max()
+    assert crowded.min() > ordinary.max()
+
+
+def test_accounts_the_forest_cannot_tell_apart_share_one_rank():
+    ranks = scoring.forest_rank(np.array([0.3, 0.1, 0.3, 0.5, 0.2]))
+    assert ranks.tolist() == [0.5, 0.0, 0.5, 1.0, 0.25]
+    assert scoring.forest_rank(np.ones(5)).tolist() == [0.0] * 5  # no points by table position
+
+
+def test_a_model_saved_before_one_sided_features_is_retrained(tmp_path):
+    scoring.load_or_train_forest(accounts(), tmp_path, 3, {})
+    meta_path = tmp_path / "isolation_forest.meta.json"
+    meta = json.loads(meta_path.read_text("utf-8"))
+    del meta["directions"]
+    meta_path.write_text(json.dumps(meta), "utf-8")
+    loaded = scoring.load_or_train_forest(accounts(), tmp_path, 3, {})
+    assert loaded.action == "retrained (feature directions changed)"
+
+
+def test_forest_points_go_to_the_top_share_and_only_a_sliver_orders_everyone_else():
+    ranks = pl.DataFrame({"forest_rank": [0.0, 0.5, 0.97, 0.99, 1.0]})
+    points = ranks.select(scoring.forest_points(pl.col("forest_rank"), 1.0, 0.02, 0.05)).to_series()
+    assert points.to_list() == pytest.approx([0.0, 0.025, 0.0485, 0.5495, 1.05])
+    untied = ranks.select(scoring.forest_points(pl.col("forest_rank"), 1.0, 0.02)).to_series()
+    assert untied.to_list() == pytest.approx([0.0, 0.0, 0.0, 0.5, 1.0])

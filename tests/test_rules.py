@@ -19,9 +19,9 @@ def test_one_weak_signal_alone_stays_below_the_flag_threshold():
     scale = ruleset.scoring["scale"]
     flag = ruleset.scoring["flag_threshold"]
     for rule in ruleset.rules.values():
-        if rule.family in ("ring", "logistics") or rule.points == 0:
+        if rule.family in ("ring", "logistics") or rule.max_points == 0:
             continue
-        assert 1 - math.exp(-rule.points / scale) < flag, rule.code
+        assert 1 - math.exp(-rule.max_points / scale) < flag, rule.code
 
 
 def test_rules_fire_with_their_conditions_and_name_reasons_strongest_first():
@@ -86,3 +86,42 @@ def test_ordering_at_once_alone_is_weak_but_a_batch_of_new_accounts_behind_one_d
     flag = ruleset.scoring["flag_threshold"]
     assert score[0] < flag <= score[1]
     assert score[2] < flag and score[3] < flag
+
+
+def test_a_graded_rule_scales_its_points_with_the_strength_of_the_evidence(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        '[rules.CROWDED]\nzh = "设备拥挤"\nen = "crowded device"\nfeature = "device_accounts"\n'
+        'op = ">="\nthreshold = 5\npoints = 1.0\n'
+        'grade = { feature = "device_accounts", weak = 5, strong = 25, max_points = 2.0 }\n',
+        "utf-8",
+    )
+    features = pl.DataFrame({"device_accounts": [4, 5, 15, 25, 400, None]})
+    hits = rule_hits(features, load_rules(path))
+    assert hits["rule_points"].to_list() == [0.0, 1.0, 1.5, 2.0, 2.0, 0.0]
+    assert hits["reason_codes"].to_list()[2] == ["CROWDED"]
+
+
+def test_a_grade_without_a_range_is_a_clear_error(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        '[rules.X]\nfeature = "a"\nop = ">"\nthreshold = 1\npoints = 1.0\n'
+        'grade = { feature = "a", weak = 1, strong = 1, max_points = 2.0 }\n',
+        "utf-8",
+    )
+    with pytest.raises(RuleConfigError, match="weak != strong"):
+        load_rules(path)
+
+
+def test_the_fewer_orders_an_account_has_the_more_its_thin_history_counts_but_never_flags():
+    import math
+
+    ruleset = load_rules()
+    features = pl.DataFrame({"shop_id": ["S1"] * 4, "buyer_orders": [1, 2, 5, 30]})
+    hits = rule_hits(features, ruleset)
+    points = hits["rule_points"].to_list()
+    assert hits["THIN_HISTORY"].to_list() == [True, True, True, False]
+    assert points[0] > points[1] > points[2] > points[3] == 0.0
+    # a one-shot account is how every first-time customer of a promotion looks: it only
+    # orders the list, far below what a flag needs even beside another weak signal
+    assert 1 - math.exp(-(points[0] + 1.0) / ruleset.scoring["scale"]) < ruleset.scoring["flag_threshold"]

@@ -122,20 +122,29 @@ def run_graph_stage(con: duckdb.DuckDBPyConnection, settings: graphs.GraphSettin
 
 def forest_points_expr(cfg: dict) -> pl.Expr:
     return scoring.forest_points(
-        pl.col("forest_rank"), cfg.get("forest_max_points", 1.0), cfg.get("forest_top_share", 0.02)
+        pl.col("forest_rank"), cfg.get("forest_max_points", 1.0), cfg.get("forest_top_share", 0.02),
+        cfg.get("forest_tie_points", 0.0),
     )
+
+
+def forest_anomalous_expr(cfg: dict) -> pl.Expr:
+    """The account is in the forest's top share (the tie-breaking points alone are no reason)."""
+    return scoring.forest_points(pl.col("forest_rank"), 1.0, cfg.get("forest_top_share", 0.02)) > 0
 
 
 def score_features(features: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
     """grain: one row per order. Rule points + forest points + supervised points -> score.
     Shared by the nightly scan and the backtest, so both score the same way."""
     cfg = ruleset.scoring
-    features = features.with_columns(forest_points_expr(cfg).alias("forest_points"))
+    features = features.with_columns(
+        forest_points_expr(cfg).alias("forest_points"), forest_anomalous_expr(cfg).alias("forest_anomalous")
+    )
     hits = rule_hits(features, ruleset)
     extra = features["forest_points"] + features["supervised_points"]
     scored = features.select("order_id", "shop_id", "buyer_id", "created_at", "amount").with_columns(
         pl.Series("rule_points", hits["rule_points"]),
         features["forest_points"],
+        features["forest_anomalous"],
         features["supervised_points"],
         pl.Series("points", hits["rule_points"] + extra),
         pl.Series("buyer_points", hits["buyer_rule_points"] + extra),
@@ -297,7 +306,7 @@ def run_scoring_stage(
     )
     # every flagged order names at least one reason: the forest's, when no rule fired
     scored = scored.with_columns(
-        pl.when((pl.col("reason_codes").list.len() == 0) & (pl.col("forest_points") > 0))
+        pl.when((pl.col("reason_codes").list.len() == 0) & pl.col("forest_anomalous"))
         .then(pl.lit(["FOREST_ANOMALY"]))
         .otherwise(pl.col("reason_codes"))
         .alias("reason_codes")

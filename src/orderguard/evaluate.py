@@ -44,20 +44,24 @@ def ranking_metrics(y: np.ndarray, score: np.ndarray, k: int) -> dict:
 
 def ablation_scores(scores: pl.DataFrame, rules_path: str | None = None) -> dict[str, np.ndarray]:
     """Recompute each order's score from its parts: ring (graph) rules, other rules, forest,
-    supervised model."""
+    supervised model. Ring rules count their declared points; the other rules the rest of
+    the scan's `rule_points` when the scores carry it."""
     ruleset = load_rules(rules_path)
     scale = ruleset.scoring.get("scale", 2.5)
     graph_codes = {c for c, r in ruleset.rules.items() if r.family == "ring"}
     points = {c: r.points for c, r in ruleset.rules.items()}
+    graph_points = pl.col("reason_codes").list.eval(
+        pl.when(pl.element().is_in(list(graph_codes)))
+        .then(pl.element().replace_strict(points, default=0.0)).otherwise(0.0)
+    ).list.sum()
+    # graded rules award more than their declared points: take the scan's own rule points
+    all_points = (
+        pl.col("rule_points") if "rule_points" in scores.columns
+        else pl.col("reason_codes").list.eval(pl.element().replace_strict(points, default=0.0)).list.sum()
+    )
     parts = scores.select(
-        pl.col("reason_codes").list.eval(
-            pl.when(pl.element().is_in(list(graph_codes))).then(0.0)
-            .otherwise(pl.element().replace_strict(points, default=0.0))
-        ).list.sum().alias("plain"),
-        pl.col("reason_codes").list.eval(
-            pl.when(pl.element().is_in(list(graph_codes)))
-            .then(pl.element().replace_strict(points, default=0.0)).otherwise(0.0)
-        ).list.sum().alias("graph"),
+        (all_points - graph_points).alias("plain"),
+        graph_points.alias("graph"),
         pl.col("forest_points").fill_null(0.0),
         pl.col("supervised_points").fill_null(0.0),
     )

@@ -33,6 +33,21 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class Grade:
+    """Scale a rule's points by the strength of its evidence: `points` at `weak`, rising
+    linearly to `max_points` at `strong` (either side of `weak`), capped there. Orders with
+    the same rules then rank by how strong the evidence is, not in arbitrary tied blocks."""
+
+    feature: str
+    weak: float
+    strong: float
+    max_points: float
+
+    def strength(self) -> pl.Expr:
+        return ((pl.col(self.feature) - self.weak) / (self.strong - self.weak)).clip(0.0, 1.0).fill_null(0.0)
+
+
+@dataclass(frozen=True)
 class Rule:
     code: str
     zh: str
@@ -42,6 +57,11 @@ class Rule:
     points: float
     also: tuple[Condition, ...] = ()
     target: str = "buyer"  # "shop": evidence against the shop/programme, not the buyer
+    grade: Grade | None = None
+
+    @property
+    def max_points(self) -> float:
+        return self.points if self.grade is None else self.grade.max_points
 
 
 @dataclass
@@ -66,6 +86,18 @@ def _condition(code: str, spec: dict) -> Condition:
         raise RuleConfigError(f"rule {code}: missing {exc.args[0]!r}") from exc
 
 
+def _grade(code: str, spec: dict | None, points: float) -> Grade | None:
+    if spec is None:
+        return None
+    try:
+        grade = Grade(spec["feature"], float(spec["weak"]), float(spec["strong"]), float(spec["max_points"]))
+    except KeyError as exc:
+        raise RuleConfigError(f"rule {code}: grade is missing {exc.args[0]!r}") from exc
+    if grade.weak == grade.strong or grade.max_points < points:
+        raise RuleConfigError(f"rule {code}: grade needs weak != strong and max_points >= points")
+    return grade
+
+
 def load_rules(path: str | Path | None = None) -> RuleSet:
     if path is None:
         text = resources.files("orderguard").joinpath("rules.toml").read_text("utf-8")
@@ -88,6 +120,7 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
             points=float(spec.get("points", 1.0)),
             also=tuple(_condition(code, c) for c in spec.get("also", [])),
             target=spec.get("target", "buyer"),
+            grade=_grade(code, spec.get("grade"), float(spec.get("points", 1.0))),
         )
     overrides = {
         shop: body.get("rules", {}) for shop, body in data.get("shops", {}).items()
@@ -128,7 +161,9 @@ def rule_hits(features: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
         for extra in rule.also:
             hit = hit & _compare(extra, pl.lit(extra.threshold))
         exprs.append(hit.alias(code))
-    hits = features.select(["shop_id", *exprs]) if "shop_id" in features.columns else features.select(exprs)
+    graded = sorted({r.grade.feature for r in ruleset.rules.values() if r.grade} & set(features.columns))
+    carried = list(dict.fromkeys(c for c in ("shop_id", *graded) if c in features.columns))
+    hits = features.select([*carried, *exprs])
     point_terms, buyer_terms = [], []
     for code, rule in ruleset.rules.items():
         points: pl.Expr = pl.lit(rule.points)
@@ -136,6 +171,8 @@ def rule_hits(features: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
             if code in body and "points" in body[code]:
                 override = pl.lit(float(body[code]["points"]))
                 points = pl.when(pl.col("shop_id") == shop).then(override).otherwise(points)
+        if rule.grade is not None and rule.grade.feature in graded:
+            points = points + (rule.grade.max_points - rule.points) * rule.grade.strength()
         term = pl.when(pl.col(code)).then(points).otherwise(0.0)
         point_terms.append(term)
         if rule.target != "shop":
@@ -148,4 +185,4 @@ def rule_hits(features: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
         pl.sum_horizontal(point_terms).alias("rule_points"),
         pl.sum_horizontal(buyer_terms).alias("buyer_rule_points"),
         reasons.alias("reason_codes"),
-    ).drop("shop_id", strict=False)
+    ).drop(carried)

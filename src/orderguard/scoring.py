@@ -30,6 +30,13 @@ ACCOUNT_FEATURES = (
     "siblings_within_10min", "referral_depth", "downline_size", "ring_size", "ring_strength",
     "ring_density", "invite_loop",
 )  # fmt: skip
+# One score direction (higher = more suspicious) also inside the forest: for each feature only
+# one tail is suspicious. Many orders, shops or products and an old account are no evidence
+# (a loyal heavy buyer is rare, not suspect), so for these only the LOW side may isolate an
+# account; for every other feature (sharing, speed, concentration, rings) only the HIGH side.
+# The benign side is clipped at the training median before the forest sees it.
+LOW_IS_SUSPICIOUS = frozenset({"n_orders", "n_shops", "n_products", "age_at_first_order_days"})
+DIRECTIONS = {name: "low" if name in LOW_IS_SUSPICIOUS else "high" for name in ACCOUNT_FEATURES}
 
 MODEL_NAME = "isolation_forest"
 
@@ -37,6 +44,8 @@ MODEL_NAME = "isolation_forest"
 class AccountForest:
     """IsolationForest over account features; `score_samples` is higher = more anomalous.
 
+    Each feature is one-sided (see DIRECTIONS): values on its benign side of the training
+    median count as the median, so only the suspicious tail can isolate an account.
     Fitted on at most `max_fit_rows` accounts (a sample) and applied in batches, so the
     cost stays flat as the platform grows."""
 
@@ -60,11 +69,18 @@ class AccountForest:
             cols.append(np.log1p(np.clip(values, 0, None)))
         return np.column_stack(cols) if cols else np.zeros((frame.height, 0))
 
+    def one_sided(self, x: np.ndarray) -> np.ndarray:
+        """Clip each column's benign side at the training median (`medians_`)."""
+        low = np.array([DIRECTIONS[name] == "low" for name in ACCOUNT_FEATURES])
+        return np.where(low, np.minimum(x, self.medians_), np.maximum(x, self.medians_))
+
     def fit(self, frame: pl.DataFrame) -> AccountForest:
         x = self.matrix(frame)
         rng = np.random.default_rng(self.random_state)
         if len(x) > self.max_fit_rows:
             x = x[np.sort(rng.choice(len(x), self.max_fit_rows, replace=False))]
+        self.medians_ = np.median(x, axis=0) if len(x) else np.zeros(x.shape[1])
+        x = self.one_sided(x)
         self.model_ = IsolationForest(
             n_estimators=self.n_estimators, random_state=self.random_state, n_jobs=1
         ).fit(x)
@@ -78,7 +94,7 @@ class AccountForest:
         return self
 
     def score_samples(self, frame: pl.DataFrame) -> np.ndarray:
-        x = self.matrix(frame)
+        x = self.one_sided(self.matrix(frame))
         out = np.empty(len(x))
         for start in range(0, len(x), self.batch_rows):
             chunk = x[start : start + self.batch_rows]
@@ -120,6 +136,7 @@ def save_forest(forest: AccountForest, models_dir: Path, meta_extra: dict) -> Pa
         "model": MODEL_NAME,
         "versions": versions(),
         "features": list(ACCOUNT_FEATURES),
+        "directions": DIRECTIONS,
         "seed": forest.random_state,
         "n_estimators": forest.n_estimators,
         "n_fit_rows": forest.n_fit_rows_,
@@ -143,6 +160,8 @@ def load_or_train_forest(accounts: pl.DataFrame, models_dir: Path, seed: int,
                       f"running {sklearn.__version__}")
         elif meta.get("features") != list(ACCOUNT_FEATURES):
             reason = "feature list changed"
+        elif meta.get("directions") != DIRECTIONS:
+            reason = "feature directions changed"
         else:
             forest = joblib.load(path)
             return LoadedModel(forest, path, meta, "loaded")
@@ -155,15 +174,21 @@ def load_or_train_forest(accounts: pl.DataFrame, models_dir: Path, seed: int,
 
 
 def forest_rank(anomaly: np.ndarray) -> np.ndarray:
-    """Each account's anomaly as a rank in 0..1 (robust to the forest's score scale)."""
+    """Each account's anomaly as a rank in 0..1 (robust to the forest's score scale): the
+    share of accounts strictly less anomalous. Equal anomalies share a rank, so accounts the
+    forest cannot tell apart never get points by their position in the table."""
     if len(anomaly) == 0:
         return anomaly
-    return anomaly.argsort(kind="stable").argsort(kind="stable") / max(len(anomaly) - 1, 1)
+    less = np.searchsorted(np.sort(anomaly), anomaly, side="left")
+    return less / max(len(anomaly) - 1, 1)
 
 
-def forest_points(rank: pl.Expr, max_points: float, top_share: float) -> pl.Expr:
-    """Points only for the most anomalous accounts: the top `top_share` by rank."""
-    return (max_points * ((rank - (1 - top_share)) / top_share).clip(0.0, 1.0)).fill_null(0.0)
+def forest_points(rank: pl.Expr, max_points: float, top_share: float, tie_points: float = 0.0) -> pl.Expr:
+    """Up to `max_points` for the most anomalous accounts (the top `top_share` by rank), plus
+    at most `tie_points` for every account by its rank: far too little to flag anything, it
+    orders the orders the rules leave tied by the forest's graded opinion."""
+    top = max_points * ((rank - (1 - top_share)) / top_share).clip(0.0, 1.0)
+    return (top + tie_points * rank).fill_null(0.0)
 
 
 def combine(points: pl.Expr, scale: float) -> pl.Expr:

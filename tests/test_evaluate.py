@@ -1,0 +1,22 @@
+import numpy as np
+import polars as pl
+
+from orderguard.evaluate import ablation_scores
+from orderguard.scoring import combine
+
+
+def test_ablations_take_graded_rule_points_from_the_scan_and_ring_points_as_declared():
+    scores = pl.DataFrame({
+        "reason_codes": [["RING_BRUSHING", "THIN_HISTORY"], ["THIN_HISTORY"], []],
+        "rule_points": [3.5 + 0.1, 0.05, 0.0],  # THIN_HISTORY is graded: 0.1 and 0.05
+        "forest_points": [0.5, 0.0, 0.01],
+        "supervised_points": [0.0, 0.0, 0.0],
+    })
+    parts = ablation_scores(scores)
+
+    def score(points):
+        return pl.select(combine(pl.lit(pl.Series(points)), 2.5)).to_series().to_numpy()
+
+    np.testing.assert_allclose(parts["rules_only"], score([0.1, 0.05, 0.0]))
+    np.testing.assert_allclose(parts["rules_graph"], score([3.6, 0.05, 0.0]))
+    np.testing.assert_allclose(parts["rules_graph_forest"], score([4.1, 0.05, 0.01]))
