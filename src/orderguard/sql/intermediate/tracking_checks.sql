@@ -8,10 +8,11 @@ with order_keys as (
     from intermediate.order_keys
     where tracking_no is not null and trim(tracking_no) <> ''
 ),
-shape as (
+shape as materialized (  -- read three times: parse each waybill once
     select *,
-        regexp_replace(regexp_replace(tracking_no, '[0-9]', '9', 'g'), '[A-Z]', 'A', 'g')
-            as waybill_shape,
+        -- digits -> 9, letters -> A, one character at a time
+        translate(tracking_no, '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ',
+                  '9999999999AAAAAAAAAAAAAAAAAAAAAAAAAA') as waybill_shape,
         try_cast(regexp_extract(tracking_no, '([0-9]{6,})$', 1) as hugeint) as waybill_number,
         regexp_replace(tracking_no, '[0-9]{6,}$', '') as waybill_prefix
     from order_keys
