@@ -71,7 +71,8 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 def merge_night(con: duckdb.DuckDBPyConnection, run_date: str) -> dict[str, int]:
     """Upsert tonight's staged rows into staging.<table>_history (later night wins)."""
     con.execute(
-        "create or replace table ops.tonight_orders as select distinct order_id from staging.orders"
+        # order_id is unique among accepted orders (validation quarantines repeats)
+        "create or replace table ops.tonight_orders as select order_id from staging.orders"
     )
     sizes = {}
     for table, keys in HISTORY_KEYS.items():
@@ -119,21 +120,20 @@ def use_window(con: duckdb.DuckDBPyConnection, run_date: str, lookback_days: int
     con.execute(
         "create or replace table staging.orders as select * exclude (_night) "
         "from staging.orders_history where created_at >= $start and created_at < $end "
-        "or order_id in (select order_id from ops.tonight_orders) order by order_id",
+        "or order_id in (select order_id from ops.tonight_orders)",
         params,
     )
     con.execute(
         "create or replace table staging.accounts as select * exclude (_night) "
-        "from staging.accounts_history order by account_id"
+        "from staging.accounts_history"
     )
     con.execute(
         "create or replace table staging.products as select * exclude (_night) "
-        "from staging.products_history order by product_id"
+        "from staging.products_history"
     )
     con.execute(
         "create or replace table staging.commissions as select * exclude (_night) "
-        "from staging.commissions_history where order_id in (select order_id from staging.orders) "
-        "order by order_id, level, beneficiary_id"
+        "from staging.commissions_history where order_id in (select order_id from staging.orders)"
     )
     rows = int(warehouse.scalar(con, "select count(*) from staging.orders"))
     log.info("lookback window %s .. %s: %d orders", start, end, rows)
