@@ -74,6 +74,8 @@ def scan(input_dir: Path, work: Path) -> dict:
     run = json.loads((out / "run.json").read_text("utf-8"))
     result.pop("stdout")
     result["stages_s"] = run["stage_seconds"]
+    result["stages_cpu_s"] = run.get("stage_cpu_seconds", {})
+    result["stages_peak_rss_gib"] = {k: round(v / 1024, 2) for k, v in run.get("stage_peak_rss_mib", {}).items()}
     result["orders_scored"] = run["summary"]["orders_scored"]
     return result
 

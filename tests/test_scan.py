@@ -56,4 +56,7 @@ def test_the_run_record_says_which_model_scored_and_how_thresholds_were_set(scan
     assert run["scoring"]["model_action"].startswith("trained")
     assert (scanned_world["models"] / "isolation_forest.meta.json").exists()
     assert "threshold" in run["scoring"]["threshold_source"]
-    assert set(run["stage_seconds"]) >= {"ingest", "stage", "features", "graphs", "score"}
+    stages = {"ingest", "stage", "features", "graphs", "score", "publish"}
+    for figures in ("stage_seconds", "stage_cpu_seconds", "stage_peak_rss_mib"):
+        assert set(run[figures]) == stages, figures
+    assert all(mib > 50 for mib in run["stage_peak_rss_mib"].values()), "a Python process holds > 50 MiB"

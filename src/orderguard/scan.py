@@ -11,6 +11,7 @@ import hashlib
 import html
 import logging
 import os
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -211,6 +212,8 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
                             extra_sections=[problems_section(run.get("problems", {})),
                                             health.report_section(con),
                                             allowlist.report_section(con)])
+        if run.get("run_id") in _TIMERS:
+            _TIMERS[run["run_id"]].so_far(run)
         publish.write_json(staged / "run.json", run)
     final = publish.swap_in(Path(opts.out_dir), staged, run_date)
     return {"published": str(final), **summary}
@@ -417,8 +420,7 @@ def run_scan(opts: ScanOptions, call_stage=call_directly) -> dict:
     ruleset = load_rules(opts.rules_path)
     settings = graphs.GraphSettings()
     run = new_run(opts)
-    with scan_lock(Path(opts.db_path)):
-        timer = StageTimer(run)
+    with scan_lock(Path(opts.db_path)), StageTimer(run).registered() as timer:
         with timer("ingest"):
             run["raw"] = call_stage("ingest", stage_ingest, opts)
         with timer("stage"):
@@ -437,14 +439,75 @@ def run_scan(opts: ScanOptions, call_stage=call_directly) -> dict:
     return run
 
 
+_TIMERS: dict[str, StageTimer] = {}  # run_id -> its timer, for stage_publish
+
+
 class StageTimer:
+    """Per stage: wall seconds, CPU seconds (all threads) and peak resident memory, sampled
+    twice a second, into run["stage_seconds"], ["stage_cpu_seconds"], ["stage_peak_rss_mib"].
+    The publish stage writes run.json before it ends, so it records its own figures so far
+    (`so_far`) just before that."""
+
     def __init__(self, run: dict):
         self.run = run
+        for key in ("stage_seconds", "stage_cpu_seconds", "stage_peak_rss_mib"):
+            run.setdefault(key, {})
+        self._current: tuple[str, float, float] | None = None
+        self._peak = 0
+
+    def so_far(self, run: dict | None = None) -> None:
+        """Record the current stage's figures so far in self.run (and in `run`, the copy a
+        Prefect task was handed)."""
+        if self._current is None:
+            return
+        name, wall, cpu = self._current
+        figures = {"stage_seconds": round(time.perf_counter() - wall, 3),
+                   "stage_cpu_seconds": round(time.process_time() - cpu, 3),
+                   "stage_peak_rss_mib": round(max(self._peak, resident_mib()))}
+        for target in {id(self.run): self.run, id(run): run}.values():
+            if target is not None:
+                for key, value in figures.items():
+                    target.setdefault(key, {})[name] = value
+
+    @contextmanager
+    def registered(self):
+        """Findable by run_id while the scan runs (stage_publish records its own figures)."""
+        _TIMERS[self.run["run_id"]] = self
+        try:
+            yield self
+        finally:
+            _TIMERS.pop(self.run["run_id"], None)
 
     @contextmanager
     def __call__(self, name: str):
-        started = time.perf_counter()
+        self._current = (name, time.perf_counter(), time.process_time())
+        self._peak = resident_mib()
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.5):
+                self._peak = max(self._peak, resident_mib())
+
+        sampler = threading.Thread(target=sample, name=f"rss-{name}", daemon=True)
+        sampler.start()
         log.info("stage %s ...", name)
-        yield
-        self.run["stage_seconds"][name] = round(time.perf_counter() - started, 3)
-        log.info("stage %s done in %.1f s", name, self.run["stage_seconds"][name])
+        try:
+            yield
+        finally:
+            done.set()
+            sampler.join()
+        self.so_far()
+        self._current = None
+        log.info("stage %s done in %.1f s (%.1f s CPU, peak %d MiB)", name,
+                 self.run["stage_seconds"][name], self.run["stage_cpu_seconds"][name],
+                 self.run["stage_peak_rss_mib"][name])
+
+
+def resident_mib() -> float:
+    """This process's resident memory now (Linux /proc; elsewhere the peak so far)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
