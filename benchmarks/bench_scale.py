@@ -5,7 +5,8 @@
 
 For each size it generates a world in the data contract (CSV and Parquet), measures in the
 same run the floor (DuckDB alone loads the orders and counts distinct buyers per device,
-address, payer and IP), then runs `orderguard scan --no-prefect` in a child process and
+address, payer and IP; in memory, the headline, and into a database file as the scan's
+warehouse is), then runs `orderguard scan --no-prefect` in a child process and
 records wall time, CPU time and peak resident memory for the whole scan and per stage
 (from run.json and the child's rusage), the ratio to the floor and the growth from the
 smallest to the largest size. Nothing here is a test; figures are written to JSON.
@@ -50,17 +51,25 @@ def child(cmd: list[str], env: dict | None = None) -> dict:
     }
 
 
-def floor(orders_path: Path) -> dict:
+def floor(orders_path: Path, database: str = ":memory:") -> dict:
+    """DuckDB alone: load the orders and count distinct buyers per identifier, into memory
+    (the headline floor) or into a database file like the scan's warehouse."""
     reader = "read_parquet" if orders_path.suffix == ".parquet" else "read_csv"
     options = "" if reader == "read_parquet" else ", header=true"
+    if database != ":memory:":
+        Path(database).unlink(missing_ok=True)
     script = (
         "import duckdb, sys\n"
-        "con = duckdb.connect()\n"
+        "con = duckdb.connect(sys.argv[2])\n"
         f"sql = {FLOOR_SQL!r}.format(reader={reader!r}, options={options!r})\n"
         "for statement in [s for s in sql.split(';') if s.strip()]:\n"
         "    con.execute(statement, {'path': sys.argv[1]} if '$path' in statement else None).fetchall()\n"
     )
-    return child([sys.executable, "-c", script, str(orders_path)])
+    try:
+        return child([sys.executable, "-c", script, str(orders_path), database])
+    finally:
+        if database != ":memory:":
+            Path(database).unlink(missing_ok=True)
 
 
 def scan(input_dir: Path, work: Path) -> dict:
@@ -75,7 +84,8 @@ def scan(input_dir: Path, work: Path) -> dict:
     result.pop("stdout")
     result["stages_s"] = run["stage_seconds"]
     result["stages_cpu_s"] = run.get("stage_cpu_seconds", {})
-    result["stages_peak_rss_gib"] = {k: round(v / 1024, 2) for k, v in run.get("stage_peak_rss_mib", {}).items()}
+    peaks = run.get("stage_peak_rss_mib", {})
+    result["stages_peak_rss_gib"] = {k: round(v / 1024, 2) for k, v in peaks.items()}
     result["orders_scored"] = run["summary"]["orders_scored"]
     return result
 
@@ -104,8 +114,12 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
             f = floor(folder / "in" / f"orders.{fmt}")
             f.pop("stdout")
+            on_disk = floor(folder / "in" / f"orders.{fmt}", str(folder / "floor.duckdb"))
+            on_disk.pop("stdout")
+            f["into_database_file"] = on_disk
             s = scan(folder / "in", folder)
             s["ratio_to_floor"] = round(s["wall_s"] / max(f["wall_s"], 0.1), 2)
+            s["ratio_to_file_floor"] = round(s["wall_s"] / max(on_disk["wall_s"], 0.1), 2)
             results["runs"][f"{size}-{fmt}"] = {"orders": size, "format": fmt, "floor": f, "scan": s}
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(results, indent=2), "utf-8")  # partial results
