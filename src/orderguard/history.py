@@ -5,6 +5,7 @@ without rescanning everything.
     staging.<table>            tonight's validated rows (validate.stage)
       -> staging.<table>_history   every night so far; a row from a later night wins
       -> staging.<table>           replaced by the lookback window the features read
+                                   (orders and accounts: views over the history)
     ops.tonight_orders         the orders of tonight's export: the ones published
 
 A later night's row for a known order is an update (a refund, a delivery), not a duplicate;
@@ -117,14 +118,28 @@ def use_window(con: duckdb.DuckDBPyConnection, run_date: str, lookback_days: int
     start = window_start(con, run_date, lookback_days)
     end = datetime.combine(date.fromisoformat(run_date) + timedelta(days=1), datetime.min.time())
     params = {"start": start, "end": end}
+    # staging.orders and staging.accounts are views over the history, not copies: at
+    # platform scale a copy of every order's full row each night cost more than the
+    # features that read it. The window's bounds live in ops.scan_window; tonight's orders
+    # from before the window (late updates) are listed in ops.window_extra.
     con.execute(
-        "create or replace table staging.orders as select * exclude (_night) "
-        "from staging.orders_history where created_at >= $start and created_at < $end "
-        "or order_id in (select order_id from ops.tonight_orders)",
-        params,
+        "create or replace table ops.scan_window as "
+        "select $start::timestamp as window_start, $end::timestamp as window_end", params)
+    con.execute(
+        "create or replace table ops.window_extra as select order_id from staging.orders_history "
+        "where order_id in (select order_id from ops.tonight_orders) "
+        "and not (created_at >= $start and created_at < $end)", params)
+    warehouse.drop_table(con, "staging", "orders")
+    con.execute(
+        "create or replace view staging.orders as select * exclude (_night) "
+        "from staging.orders_history "
+        "where created_at >= (select window_start from ops.scan_window) "
+        "and created_at < (select window_end from ops.scan_window) "
+        "or order_id in (select order_id from ops.window_extra)"
     )
+    warehouse.drop_table(con, "staging", "accounts")
     con.execute(
-        "create or replace table staging.accounts as select * exclude (_night) "
+        "create or replace view staging.accounts as select * exclude (_night) "
         "from staging.accounts_history"
     )
     con.execute(

@@ -81,6 +81,7 @@ def build_model(
     """Materialise sql/<layer>/<name>.sql as table <layer>.<name>; returns its row count."""
     select = sql_text(layer, name)
     table = f"{_ident(layer)}.{_ident(name)}"
+    drop_view(con, layer, name)  # e.g. last night's staging.orders window view
     con.execute(f"create or replace table {table} as\n{select}", bind(select, params))
     return int(con.execute(f"select count(*) from {table}").fetchall()[0][0])
 
@@ -103,6 +104,20 @@ def table_exists(con: duckdb.DuckDBPyConnection, layer: str, name: str) -> bool:
             {"layer": layer, "name": name},
         )
     )
+
+
+def drop_view(con: duckdb.DuckDBPyConnection, layer: str, name: str) -> None:
+    """Drop <layer>.<name> if it is a view, so a table of that name can replace it."""
+    if scalar(con, "select count(*) from information_schema.tables where table_schema = $layer "
+              "and table_name = $name and table_type = 'VIEW'", {"layer": layer, "name": name}):
+        con.execute(f"drop view {_ident(layer)}.{_ident(name)}")
+
+
+def drop_table(con: duckdb.DuckDBPyConnection, layer: str, name: str) -> None:
+    """Drop <layer>.<name> if it is a table, so a view of that name can replace it."""
+    if scalar(con, "select count(*) from information_schema.tables where table_schema = $layer "
+              "and table_name = $name and table_type = 'BASE TABLE'", {"layer": layer, "name": name}):
+        con.execute(f"drop table {_ident(layer)}.{_ident(name)}")
 
 
 def write_frame(con: duckdb.DuckDBPyConnection, layer: str, name: str, frame: pl.DataFrame) -> None:
