@@ -15,15 +15,14 @@ members as (
     select ai.account_id, ai.id_type, ai.id_value, g.n_accounts
     from account_identifiers ai join groups g using (id_type, id_value)
 ),
-bought as (
+bought as materialized (  -- one pass over the orders; popularity is counted from it
     select distinct buyer_id as account_id, product_id, shop_id from intermediate.order_keys
 ),
 product_popularity as (
-    select product_id, count(distinct buyer_id) as product_buyers from intermediate.order_keys
-    group by 1
+    select product_id, count(distinct account_id) as product_buyers from bought group by 1
 ),
 all_buyers as (
-    select count(distinct buyer_id) as n from intermediate.order_keys
+    select count(distinct account_id) as n from bought
 ),
 co_buy as (
     select m.id_type, m.id_value, m.n_accounts, b.product_id, any_value(b.shop_id) as shop_id,
