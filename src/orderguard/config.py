@@ -38,6 +38,9 @@ def prefect_home() -> Path:
 
 # DuckDB resources are set explicitly so a nightly scan never fights the machine.
 DUCKDB_MEMORY_LIMIT = os.environ.get("ORDERGUARD_DUCKDB_MEMORY", "8GB")
+# ... and less in the stages where Python holds large frames at the same time (graphs, score,
+# publish): DuckDB keeps its cache up to its limit, and both together passed 12 GiB at 10M
+DUCKDB_MEMORY_BESIDE_PYTHON = os.environ.get("ORDERGUARD_DUCKDB_MEMORY_BESIDE_PYTHON", "3GB")
 DUCKDB_THREADS = int(os.environ.get("ORDERGUARD_DUCKDB_THREADS", str(os.cpu_count() or 2)))
 
 # All timestamps are stored as naive Asia/Shanghai wall-clock time.

@@ -175,12 +175,12 @@ def stage_features(opts: ScanOptions, settings: graphs.GraphSettings) -> dict[st
 
 
 def stage_graphs(opts: ScanOptions, settings: graphs.GraphSettings) -> dict:
-    with warehouse.connect(opts.db_path) as con:
+    with warehouse.connect(opts.db_path, memory_limit=config.DUCKDB_MEMORY_BESIDE_PYTHON) as con:
         return detect.run_graph_stage(con, settings)
 
 
 def stage_score(opts: ScanOptions, ruleset: RuleSet, run_date: str) -> dict:
-    with warehouse.connect(opts.db_path) as con:
+    with warehouse.connect(opts.db_path, memory_limit=config.DUCKDB_MEMORY_BESIDE_PYTHON) as con:
         result = detect.run_scoring_stage(
             con, ruleset, Path(opts.models_dir), opts.seed, opts.review_budget
         )
@@ -198,7 +198,7 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
             1 - pow(2.718281828459045, -3.5 / ruleset.scoring.get("scale", 2.5))
         ),
     }
-    with warehouse.connect(opts.db_path) as con:
+    with warehouse.connect(opts.db_path, memory_limit=config.DUCKDB_MEMORY_BESIDE_PYTHON) as con:
         for name in ("order_scores", "rings", "flagged_accounts"):
             warehouse.build_model(con, "marts", name, params)
         run["health"] = health.build_health_marts(con, params)

@@ -29,7 +29,8 @@ class WarehouseBusyError(RuntimeError):
     """Another process holds the DuckDB file (a scan is already running)."""
 
 
-def connect(db_path: str | Path | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(db_path: str | Path | None = None, read_only: bool = False,
+            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     path = Path(db_path) if db_path else config.default_db_path()
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,7 +42,10 @@ def connect(db_path: str | Path | None = None, read_only: bool = False) -> duckd
                 f"the warehouse {path} is in use by another process (is a scan running?): {exc}"
             ) from exc
         raise
-    con.execute(f"set memory_limit = '{config.DUCKDB_MEMORY_LIMIT}'")
+    limit = memory_limit or config.DUCKDB_MEMORY_LIMIT
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit):
+        raise ValueError(f"not a DuckDB memory limit: {limit!r} (e.g. '8GB')")
+    con.execute(f"set memory_limit = '{limit}'")
     con.execute(f"set threads = {int(config.DUCKDB_THREADS)}")
     if not read_only:
         for layer in LAYERS:
