@@ -95,10 +95,12 @@ def test_fraudar_peels_a_planted_dense_block_out_of_random_shopping():
     block_rows, block_cols, density = graphs.fraudar_peel(rows, cols, 520, 306)
     assert set(block_rows.tolist()) == set(range(500, 520))
     assert set(block_cols.tolist()) == set(range(300, 306))
-    # peeled in vectorised rounds all the way (as the bulk of a platform graph is): same block
-    batched_rows, batched_cols, _ = graphs.fraudar_peel(rows, cols, 520, 306, exact_below=0)
-    assert set(batched_rows.tolist()) == set(range(500, 520))
-    assert set(batched_cols.tolist()) == set(range(300, 306))
+    # peeled in vectorised rounds (as the bulk of a platform graph is): the same block, whether
+    # rounds take only near-cheapest nodes all the way or a 5 % share until 100 nodes are left
+    for batched in ({"exact_below": 0, "round_share": 0.0}, {"exact_below": 100, "round_share": 0.05}):
+        batched_rows, batched_cols, _ = graphs.fraudar_peel(rows, cols, 520, 306, **batched)
+        assert set(batched_rows.tolist()) == set(range(500, 520)), batched
+        assert set(batched_cols.tolist()) == set(range(300, 306)), batched
     degree = np.bincount(cols, minlength=306)
     whole = (1.0 / np.log(degree[cols] + 5.0)).sum() / (520 + 306)
     assert density > 1.25 * whole

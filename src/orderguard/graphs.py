@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 
 import duckdb
@@ -399,22 +400,29 @@ def merge_rings(candidates: list[Ring]) -> list[Ring]:
             (r for r in candidates if r.kind == kind), key=lambda r: (-r.strength, r.members)
         )
         groups: list[Ring] = []
+        group_members: list[set[str]] = []
+        groups_of: dict[str, list[int]] = {}  # account -> the groups holding it, oldest first
         for ring in pool:
-            target = None
-            for g in groups:
-                overlap = len(set(g.members) & set(ring.members))
-                if overlap and overlap >= 0.5 * min(len(g.members), len(ring.members)):
-                    target = g
-                    break
+            members = set(ring.members)
+            overlaps = Counter(g for m in members for g in groups_of.get(m, ()))
+            target = next((g for g in sorted(overlaps)
+                           if overlaps[g] >= 0.5 * min(len(group_members[g]), len(members))), None)
             if target is None:
                 groups.append(Ring(**{**ring.__dict__, "meta": dict(ring.meta)}))
-            else:
-                target.members = tuple(sorted(set(target.members) | set(ring.members)))
-                target.shops = tuple(sorted(set(target.shops) | set(ring.shops)))
-                target.products = tuple(sorted(set(target.products) | set(ring.products)))
-                target.strength = max(target.strength, ring.strength)
-                if ring.evidence not in target.evidence and target.evidence.count(";") < 3:
-                    target.evidence += "; " + ring.evidence
+                group_members.append(members)
+                for m in members:
+                    groups_of.setdefault(m, []).append(len(groups) - 1)
+                continue
+            group = groups[target]
+            for m in members - group_members[target]:
+                groups_of.setdefault(m, []).append(target)
+            group_members[target] |= members
+            group.members = tuple(sorted(group_members[target]))
+            group.shops = tuple(sorted(set(group.shops) | set(ring.shops)))
+            group.products = tuple(sorted(set(group.products) | set(ring.products)))
+            group.strength = max(group.strength, ring.strength)
+            if ring.evidence not in group.evidence and group.evidence.count(";") < 3:
+                group.evidence += "; " + ring.evidence
         merged.extend(groups)
     for ring in merged:
         ring.ring_id = ring_id_for(ring.kind, ring.members)
@@ -433,27 +441,31 @@ def weighted_core(rows: np.ndarray, cols: np.ndarray, weight: np.ndarray, n_rows
     `floor`. Every node of a block with density (weight per node) >= floor has at least that
     much weight inside it, so such blocks lie wholly in this core and peeling only the core
     finds them at a fraction of the cost."""
-    alive = np.ones(len(rows), dtype=bool) if alive is None else alive.copy()
-    while True:
-        row_degree = np.bincount(rows[alive], weights=weight[alive], minlength=n_rows)
-        col_degree = np.bincount(cols[alive], weights=weight[alive], minlength=n_cols)
-        keep = alive & (row_degree[rows] >= floor) & (col_degree[cols] >= floor)
-        if keep.sum() == alive.sum():
-            return alive
-        alive = keep
+    edges = np.arange(len(rows)) if alive is None else np.flatnonzero(alive)
+    while True:  # each pass looks only at the edges still in
+        r, c, w = rows[edges], cols[edges], weight[edges]
+        keep = ((np.bincount(r, weights=w, minlength=n_rows)[r] >= floor)
+                & (np.bincount(c, weights=w, minlength=n_cols)[c] >= floor))
+        if keep.all():
+            break
+        edges = edges[keep]
+    core = np.zeros(len(rows), dtype=bool)
+    core[edges] = True
+    return core
 
 
 def fraudar_peel(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int,
                  weight: np.ndarray | None = None, slack: float = 0.3, exact_below: int = 20_000,
-                 ) -> tuple[np.ndarray, np.ndarray, float]:
+                 round_share: float = 0.05) -> tuple[np.ndarray, np.ndarray, float]:
     """FRAUDAR (Hooi et al., KDD 2016): greedily peel the node whose removal costs least
     edge weight and keep the densest remaining block. Edge weights default to
     `fraudar_weights` of these edges.
 
     While more than `exact_below` nodes remain, each round peels in one vectorised step every
-    node within `slack` of the least costly one (a (1 + slack) relaxation of the greedy step:
-    the bulk of honest shoppers goes in a few hundred numpy rounds); the last nodes, where a
-    block small enough to be a farm lives, are peeled one at a time exactly.
+    node within `slack` of the least costly one, and at least the cheapest `round_share` of
+    them (a relaxation of the greedy step: the bulk of honest shoppers goes in about a hundred
+    numpy rounds, long before a farm's well-connected accounts become the cheapest); the last
+    nodes, where a block small enough to be a farm lives, are peeled one at a time exactly.
     Returns the block's row and column indices and its density (weight per node of the rows
     and columns that have edges)."""
     if weight is None:
@@ -470,8 +482,11 @@ def fraudar_peel(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int,
     total, size, step = float(w.sum()), n, 0
     best, best_step = total / max(size, 1), 0
     while size > exact_below:
-        least = priority[live].min()
-        batch = live[priority[live] <= least * (1.0 + slack) + 1e-12]
+        costs = priority[live]
+        # at least the cheapest `round_share` of the nodes per round: a bounded number of rounds
+        cut_at = max(costs.min() * (1.0 + slack), np.partition(costs, int(len(costs) * round_share))[
+            int(len(costs) * round_share)])
+        batch = live[costs <= cut_at + 1e-12]
         if len(batch) >= size:
             break  # the rest are all alike: the exact steps below settle them
         alive[batch], peeled_at[batch] = False, step
