@@ -116,6 +116,20 @@ def test_xlsx_holds_the_same_rows_as_text_never_as_formulas(scanned_world):
     assert all(c.data_type != "f" for row in ws.iter_rows() for c in row)
 
 
+def test_a_night_too_big_for_excel_keeps_its_top_rows_in_the_xlsx_and_all_in_the_csv(tmp_path):
+    from openpyxl import load_workbook
+
+    frame = pl.DataFrame({"order_id": [f"O{i}" for i in range(30)],
+                          "score": [1 - i / 100 for i in range(30)],
+                          "reasons": ["=HYPERLINK(1)"] * 30})
+    left_out = publish.write_xlsx(frame, tmp_path / "f.xlsx", max_rows=20)
+    assert left_out == 10
+    rows = list(load_workbook(tmp_path / "f.xlsx").active.iter_rows(values_only=True))
+    assert [r[0] for r in rows[1:21]] == [f"O{i}" for i in range(20)], "the highest scores first"
+    assert "10" in rows[-1][0] and "flagged_orders.csv" in rows[-1][0]
+    assert all(not str(r[2]).startswith("=") for r in rows[1:21]), "formulas neutralised"
+
+
 def test_support_fills_the_verdict_template_and_feedback_reads_it_back(scanned_world, tmp_path):
     from orderguard import cli, feedback, warehouse
 

@@ -230,7 +230,7 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions) -> dic
     scores.write_parquet(staged / "order_scores.parquet", statistics=False)
     flagged = support_orders(con, ruleset, opts.pseudonym_salt)
     publish.write_csv(flagged, staged / "flagged_orders.csv")
-    publish.write_xlsx(flagged, staged / "flagged_orders.xlsx")
+    xlsx_left_out = publish.write_xlsx(flagged, staged / "flagged_orders.xlsx")
     publish.write_verdict_template(flagged["order_id"], staged / "verdicts_template.csv")
     accounts = warehouse.query(
         con,
@@ -304,6 +304,7 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions) -> dic
             for r in top.iter_rows(named=True)
         ],
         "quarantined_rows": quarantine.height,
+        "xlsx_rows_left_out": xlsx_left_out,  # flagged orders only in the CSV (publish.XLSX_MAX_ROWS)
         "top_reasons": {r: n for r, n in top_reasons.iter_rows()},
     }
 
