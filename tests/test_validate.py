@@ -90,7 +90,9 @@ def test_staging_tables_have_contract_columns_and_types_even_when_absent(con):
         ).fetchall()
         want = [(c.name, DUCK_TYPES[c.type]) for c in table.columns]
         assert got == [*want, ("_row", "BIGINT"), ("_file", "VARCHAR")], table.name
-        assert not warehouse.table_exists(con, "staging", f"{table.name}_checked")
+        # working tables go, except orders_checked: staging.orders is a view on it until the
+        # history merge takes tonight's orders in (history.use_window drops it)
+        assert warehouse.table_exists(con, "staging", f"{table.name}_checked") == (table.name == "orders")
 
 
 def test_chinese_statuses_and_headers_become_contract_values(con):

@@ -137,6 +137,8 @@ def use_window(con: duckdb.DuckDBPyConnection, run_date: str, lookback_days: int
         "and created_at < (select window_end from ops.scan_window) "
         "or order_id in (select order_id from ops.window_extra)"
     )
+    # tonight's validated orders now live in the history (staging.orders was a view on them)
+    con.execute("drop table if exists staging.orders_checked")
     warehouse.drop_table(con, "staging", "accounts")
     con.execute(
         "create or replace view staging.accounts as select * exclude (_night) "

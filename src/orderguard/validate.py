@@ -104,6 +104,9 @@ _MODELS = (
     "commissions_checked", "commissions",
     "quarantine",
 )
+# staging.orders only filters orders_checked and is read once, by the history merge: a view,
+# not a second copy of every order (history.use_window drops orders_checked after the merge)
+_VIEW_MODELS = {"orders"}
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 
 
@@ -144,7 +147,7 @@ def stage(
     }
     for model in _MODELS:
         started = time.perf_counter()
-        rows = warehouse.build_model(con, "staging", model, params)
+        rows = warehouse.build_model(con, "staging", model, params, as_view=model in _VIEW_MODELS)
         log.info("staging.%s: %d rows in %.1f s", model, rows, time.perf_counter() - started)
 
     counts: dict[str, dict[str, int]] = {}
@@ -173,7 +176,8 @@ def stage(
         con.execute("rollback").fetchall()
         raise
     for name in contract.TABLES:
-        con.execute(f"drop table if exists staging.{name}_checked").fetchall()
+        if name not in _VIEW_MODELS:
+            con.execute(f"drop table if exists staging.{name}_checked").fetchall()
     return StageResult(counts)
 
 

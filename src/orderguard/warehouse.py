@@ -80,11 +80,19 @@ def _ident(name: str) -> str:
 
 
 def build_model(
-    con: duckdb.DuckDBPyConnection, layer: str, name: str, params: dict[str, Any] | None = None
+    con: duckdb.DuckDBPyConnection, layer: str, name: str, params: dict[str, Any] | None = None,
+    as_view: bool = False,
 ) -> int:
-    """Materialise sql/<layer>/<name>.sql as table <layer>.<name>; returns its row count."""
+    """Materialise sql/<layer>/<name>.sql as table <layer>.<name> (or define it as a view, for
+    a model that only filters a table and is read once or twice); returns its row count."""
     select = sql_text(layer, name)
     table = f"{_ident(layer)}.{_ident(name)}"
+    if as_view:
+        if bind(select, params):
+            raise ValueError(f"{table}: a view cannot take parameters")
+        drop_table(con, layer, name)
+        con.execute(f"create or replace view {table} as\n{select}")
+        return int(con.execute(f"select count(*) from {table}").fetchall()[0][0])
     drop_view(con, layer, name)  # e.g. last night's staging.orders window view
     con.execute(f"create or replace table {table} as\n{select}", bind(select, params))
     return int(con.execute(f"select count(*) from {table}").fetchall()[0][0])
