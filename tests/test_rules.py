@@ -125,3 +125,18 @@ def test_the_fewer_orders_an_account_has_the_more_its_thin_history_counts_but_ne
     # a one-shot account is how every first-time customer of a promotion looks: it only
     # orders the list, far below what a flag needs even beside another weak signal
     assert 1 - math.exp(-(points[0] + 1.0) / ruleset.scoring["scale"]) < ruleset.scoring["flag_threshold"]
+
+
+def test_reason_codes_list_every_rule_that_fired_in_the_given_order():
+    import random
+
+    from orderguard.rules import reason_lists
+
+    random.seed(3)
+    codes = [f"R{i}" for i in range(70)]
+    hits = pl.DataFrame({c: [random.random() < 0.3 for _ in range(200)] for c in codes})
+    want = [[c for c in codes[:10] if row[c]] for row in hits.iter_rows(named=True)]
+    assert reason_lists(hits, codes[:10]).to_list() == want  # through bit masks
+    assert reason_lists(hits, codes).to_list() == [  # more rules than a mask holds
+        [c for c in codes if row[c]] for row in hits.iter_rows(named=True)]
+    assert reason_lists(hits, []).to_list() == [[]] * 200

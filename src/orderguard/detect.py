@@ -194,6 +194,20 @@ def _account_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     )
 
 
+def _chunks(reader: pa.RecordBatchReader, rows: int):
+    """The reader's record batches (DuckDB hands out ~120k rows at a time) gathered into
+    tables of at least `rows` rows: fewer, larger scoring passes."""
+    pending, count = [], 0
+    for record_batch in reader:
+        pending.append(record_batch)
+        count += record_batch.num_rows
+        if count >= rows:
+            yield pa.Table.from_batches(pending)
+            pending, count = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
+
+
 def run_scoring_stage(
     con: duckdb.DuckDBPyConnection,
     ruleset: RuleSet,
@@ -261,8 +275,8 @@ def run_scoring_stage(
     reader = con.cursor().sql("select * from intermediate.order_features").to_arrow_reader(
         SCORING_BATCH_ROWS
     )
-    for number, record_batch in enumerate(reader):
-        batch = with_context(pl.from_arrow(pa.Table.from_batches([record_batch])))
+    for number, table in enumerate(_chunks(reader, SCORING_BATCH_ROWS)):
+        batch = with_context(pl.from_arrow(table))
         if model_sup is not None:
             batch = batch.join(
                 feedback.supervised_points(

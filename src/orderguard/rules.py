@@ -178,11 +178,30 @@ def rule_hits(features: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
         if rule.target != "shop":
             buyer_terms.append(term)
     ordered = sorted(ruleset.rules.values(), key=lambda r: (-r.points, r.code))
-    reasons = pl.concat_list(
-        [pl.when(pl.col(r.code)).then(pl.lit(r.code)).otherwise(pl.lit(None, pl.String)) for r in ordered]
-    ).list.drop_nulls()
-    return hits.with_columns(
+    hits = hits.with_columns(
         pl.sum_horizontal(point_terms).alias("rule_points"),
         pl.sum_horizontal(buyer_terms).alias("buyer_rule_points"),
-        reasons.alias("reason_codes"),
     ).drop(carried)
+    return hits.with_columns(reason_lists(hits, [r.code for r in ordered]))
+
+
+def reason_lists(hits: pl.DataFrame, codes: list[str]) -> pl.Series:
+    """`reason_codes`: per row, the codes (in the given order) whose boolean column is true.
+    Rows share few distinct combinations, so each combination's list is built once and
+    looked up through a bit mask: building a list per row took ~6 s per million orders."""
+    if len(codes) > 62:  # more rules than bits in a mask: build each row's list
+        return hits.select(pl.concat_list(
+            [pl.when(pl.col(c)).then(pl.lit(c)).otherwise(pl.lit(None, pl.String)) for c in codes]
+        ).list.drop_nulls().alias("reason_codes")).to_series()
+    if not codes:
+        return pl.Series("reason_codes", [[]] * hits.height, dtype=pl.List(pl.String))
+    masks = hits.select(
+        pl.sum_horizontal([pl.col(c).cast(pl.Int64) * (1 << i) for i, c in enumerate(codes)]).alias("mask")
+    )
+    combos = masks["mask"].unique().sort().to_list()
+    lookup = pl.DataFrame({
+        "mask": pl.Series(combos, dtype=pl.Int64),
+        "reason_codes": pl.Series([[c for i, c in enumerate(codes) if m >> i & 1] for m in combos],
+                                  dtype=pl.List(pl.String)),
+    })
+    return masks.join(lookup, on="mask", how="left", maintain_order="left")["reason_codes"]
