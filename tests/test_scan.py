@@ -60,3 +60,30 @@ def test_the_run_record_says_which_model_scored_and_how_thresholds_were_set(scan
     for figures in ("stage_seconds", "stage_cpu_seconds", "stage_peak_rss_mib"):
         assert set(run[figures]) == stages, figures
     assert all(mib > 50 for mib in run["stage_peak_rss_mib"].values()), "a Python process holds > 50 MiB"
+
+
+def test_a_review_budget_flags_at_most_that_many_orders_a_day_the_highest_first(scanned_world, tmp_path):
+    import shutil
+
+    from orderguard import detect, warehouse
+    from orderguard.rules import load_rules
+
+    shutil.copy(scanned_world["db"], tmp_path / "wh.duckdb")  # the shared world stays as it is
+    shutil.copytree(scanned_world["models"], tmp_path / "models")
+    with warehouse.connect(tmp_path / "wh.duckdb") as con:
+        unlimited = warehouse.query(con, "select order_id, risk_level from intermediate.order_scores")
+        result = detect.run_scoring_stage(con, load_rules(), tmp_path / "models", 7, review_budget=3)
+        scores = warehouse.query(
+            con, "select order_id, created_at::date as day, score, risk_level from intermediate.order_scores")
+    assert result.threshold_source.startswith("review budget of 3")
+    assert scores.height == unlimited.height
+    flagged = scores.filter(pl.col("risk_level") != "low")
+    assert 0 < flagged.height == result.flagged
+    assert flagged.group_by("day").len()["len"].max() <= 3
+    was_flagged = set(unlimited.filter(pl.col("risk_level") != "low")["order_id"])
+    assert set(flagged["order_id"]) <= was_flagged, "a budget only takes flags away"
+    for (day,), group in flagged.group_by(["day"]):  # the day's top scores, none skipped
+        unflagged = scores.filter((pl.col("day") == day) & (pl.col("risk_level") == "low")
+                                  & pl.col("order_id").is_in(list(was_flagged)))
+        if unflagged.height:
+            assert unflagged["score"].max() <= group["score"].min()

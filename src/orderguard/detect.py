@@ -270,11 +270,33 @@ def run_scoring_stage(
     model_sup, sup = feedback.train_supervised(
         labelled, labels, models_dir, int(cfg.get("min_verdicts", 200)), seed
     )
-    # stream the orders through scoring in batches so memory stays flat as the window grows
-    parts = []
+    flag, high = float(cfg.get("flag_threshold", 0.6)), float(cfg.get("high_threshold", 0.8))
+    # entities support cleared (ops.allowlist) keep their score but raise no alert
+    as_of = warehouse.scalar(con, "select max(created_at) from staging.orders")
+    allowlist.ensure_table(con)
+    suppressed = allowlist.suppressed_orders(con, as_of)
+
+    def finish(scored: pl.DataFrame) -> pl.DataFrame:
+        """Risk level (before any review budget), suppression, the forest's reason, the ring."""
+        scored = scored.join(suppressed, on="order_id", how="left")
+        return scored.with_columns(
+            pl.when(pl.col("suppressed_by").is_null())
+            .then(scoring.risk_level(pl.col("score"), flag, high))
+            .otherwise(pl.lit("low"))
+            .alias("risk_level"),
+            # every flagged order names at least one reason: the forest's, when no rule fired
+            pl.when((pl.col("reason_codes").list.len() == 0) & pl.col("forest_anomalous"))
+            .then(pl.lit(["FOREST_ANOMALY"]))
+            .otherwise(pl.col("reason_codes"))
+            .alias("reason_codes"),
+        ).join(primary_ring, on="order_id", how="left")
+
+    # stream the orders through scoring in batches, each written out as it is done, so memory
+    # stays flat as the window grows (holding 10M scored orders took ~10 GiB)
     reader = con.cursor().sql("select * from intermediate.order_features").to_arrow_reader(
         SCORING_BATCH_ROWS
     )
+    batches = 0
     for number, table in enumerate(_chunks(reader, SCORING_BATCH_ROWS)):
         batch = with_context(pl.from_arrow(table))
         if model_sup is not None:
@@ -288,48 +310,30 @@ def run_scoring_stage(
             batch = batch.with_columns(pl.lit(0.0).alias("supervised_points"))
         batch = batch.with_columns(pl.col("supervised_points").fill_null(0.0))
         # the rule-independent inputs of tonight's scores, kept per night for backtests
-        if number == 0:
-            warehouse.write_frame(con, "intermediate", "scoring_inputs", batch)
-        else:
-            warehouse.append_frame(con, "intermediate", "scoring_inputs", batch)
-        parts.append(score_features(batch, ruleset))
-    if not parts:
+        write = warehouse.write_frame if number == 0 else warehouse.append_frame
+        write(con, "intermediate", "scoring_inputs", batch)
+        write(con, "intermediate", "order_scores", finish(score_features(batch, ruleset)))
+        batches += 1
+    if not batches:
         empty = with_context(warehouse.query(con, "select * from intermediate.order_features limit 0"))
         empty = empty.with_columns(pl.lit(0.0).alias("supervised_points"))
         warehouse.write_frame(con, "intermediate", "scoring_inputs", empty)
-        parts.append(score_features(empty, ruleset))
-    scored = pl.concat(parts)
-    flag, high = float(cfg.get("flag_threshold", 0.6)), float(cfg.get("high_threshold", 0.8))
+        warehouse.write_frame(con, "intermediate", "order_scores", finish(score_features(empty, ruleset)))
     source = "rules.toml thresholds"
     if review_budget:
         # support reviews `review_budget` orders a day: flag the top K of each day at most
-        rank = pl.col("score").rank("ordinal", descending=True).over(pl.col("created_at").dt.date())
-        scored = scored.with_columns((rank <= review_budget).alias("in_budget"))
+        con.execute(
+            "update intermediate.order_scores set risk_level = 'low' where order_id in ("
+            " select order_id from intermediate.order_scores qualify row_number() over ("
+            "  partition by created_at::date order by score desc, order_id) > $budget)",
+            {"budget": int(review_budget)},
+        ).fetchall()
         source = f"review budget of {review_budget} orders per day with rules.toml thresholds"
-    else:
-        scored = scored.with_columns(pl.lit(True).alias("in_budget"))
-    # entities support cleared (ops.allowlist) keep their score but raise no alert
-    as_of = warehouse.scalar(con, "select max(created_at) from staging.orders")
-    allowlist.ensure_table(con)
-    scored = scored.join(allowlist.suppressed_orders(con, as_of), on="order_id", how="left")
-    scored = scored.with_columns(
-        pl.when(pl.col("in_budget") & pl.col("suppressed_by").is_null())
-        .then(scoring.risk_level(pl.col("score"), flag, high))
-        .otherwise(pl.lit("low"))
-        .alias("risk_level")
-    )
-    # every flagged order names at least one reason: the forest's, when no rule fired
-    scored = scored.with_columns(
-        pl.when((pl.col("reason_codes").list.len() == 0) & pl.col("forest_anomalous"))
-        .then(pl.lit(["FOREST_ANOMALY"]))
-        .otherwise(pl.col("reason_codes"))
-        .alias("reason_codes")
-    )
-    scored = scored.join(primary_ring, on="order_id", how="left").sort("order_id")
-    warehouse.write_frame(con, "intermediate", "order_scores", scored.drop("in_budget"))
     warehouse.write_frame(con, "intermediate", "account_scores", account_scores)
-    flagged = int(scored.filter(pl.col("risk_level") != "low").height)
-    log.info("scored %d orders, %d flagged (%s)", scored.height, flagged, model.action)
+    scored_rows = int(warehouse.scalar(con, "select count(*) from intermediate.order_scores"))
+    flagged = int(warehouse.scalar(
+        con, "select count(*) from intermediate.order_scores where risk_level <> 'low'"))
+    log.info("scored %d orders, %d flagged (%s)", scored_rows, flagged, model.action)
     return ScoreResult(
         model_path=str(model.path),
         model_action=model.action,
@@ -337,7 +341,7 @@ def run_scoring_stage(
         high_threshold=high,
         threshold_source=source,
         review_budget=review_budget,
-        scored=scored.height,
+        scored=scored_rows,
         flagged=flagged,
         supervised=sup.reason,
     )
