@@ -95,17 +95,17 @@ def ring_frame(rings: list[graphs.Ring]) -> pl.DataFrame:
 
 
 def run_graph_stage(con: duckdb.DuckDBPyConnection, settings: graphs.GraphSettings) -> dict:
-    rings = graphs.detect_rings(con, settings)
+    # one person's accounts: used by the ring detectors, invite loops and self-commission
+    components = graphs.identity_components(graphs.linking_pairs(con, settings), settings)
+    rings = graphs.detect_rings(con, settings, components)
     # issue 5: a ring that mostly carries over from an earlier night keeps that night's id
     rings = ring_ids.stabilise(con, rings)
     warehouse.write_frame(con, "intermediate", "rings", ring_frame(rings))
     warehouse.write_frame(con, "intermediate", "ring_members", ring_member_frame(rings))
     warehouse.write_frame(con, "intermediate", "ring_orders", _ring_orders(con, rings))
-    pairs = graphs.linking_pairs(con, settings)
     invites = warehouse.query(
         con, "select inviter_id, account_id from staging.accounts where inviter_id is not null"
     )
-    components = graphs.identity_components(pairs, settings)
     loops = graphs.invite_loops(components, invites)
     warehouse.write_frame(con, "intermediate", "invite_loops", loops)
     commissions = warehouse.query(
@@ -296,7 +296,7 @@ def run_scoring_stage(
     reader = con.cursor().sql("select * from intermediate.order_features").to_arrow_reader(
         SCORING_BATCH_ROWS
     )
-    batches = 0
+    number = -1
     for number, table in enumerate(_chunks(reader, SCORING_BATCH_ROWS)):
         batch = with_context(pl.from_arrow(table))
         if model_sup is not None:
@@ -313,8 +313,7 @@ def run_scoring_stage(
         write = warehouse.write_frame if number == 0 else warehouse.append_frame
         write(con, "intermediate", "scoring_inputs", batch)
         write(con, "intermediate", "order_scores", finish(score_features(batch, ruleset)))
-        batches += 1
-    if not batches:
+    if number < 0:  # no orders at all: empty tables with the right columns
         empty = with_context(warehouse.query(con, "select * from intermediate.order_features limit 0"))
         empty = empty.with_columns(pl.lit(0.0).alias("supervised_points"))
         warehouse.write_frame(con, "intermediate", "scoring_inputs", empty)

@@ -484,8 +484,8 @@ def fraudar_peel(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int,
     while size > exact_below:
         costs = priority[live]
         # at least the cheapest `round_share` of the nodes per round: a bounded number of rounds
-        cut_at = max(costs.min() * (1.0 + slack), np.partition(costs, int(len(costs) * round_share))[
-            int(len(costs) * round_share)])
+        share = int(len(costs) * round_share)
+        cut_at = max(costs.min() * (1.0 + slack), np.partition(costs, share)[share])
         batch = live[costs <= cut_at + 1e-12]
         if len(batch) >= size:
             break  # the rest are all alike: the exact steps below settle them
@@ -655,10 +655,11 @@ def annotate_density(rings: list[Ring], pairs: pl.DataFrame) -> None:
 # --------------------------------------------------------------------------- stage
 
 
-def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings) -> list[Ring]:
-    """Run every detector over the intermediate tables and merge their candidates."""
+def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
+                 components: pl.DataFrame) -> list[Ring]:
+    """Run every detector over the intermediate tables and merge their candidates.
+    `components` is `identity_components` of `linking_pairs` (the caller reuses it)."""
     q = lambda sql: warehouse.query(con, sql)  # noqa: E731
-    components = identity_components(linking_pairs(con, settings), settings)
     accounts = q("select * from intermediate.account_features")
     identifiers = q(
         "select account_id, id_type, id_value from intermediate.account_identifiers "

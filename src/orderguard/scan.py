@@ -465,10 +465,9 @@ class StageTimer:
         figures = {"stage_seconds": round(time.perf_counter() - wall, 3),
                    "stage_cpu_seconds": round(time.process_time() - cpu, 3),
                    "stage_peak_rss_mib": round(max(self._peak, resident_mib()))}
-        for target in {id(self.run): self.run, id(run): run}.values():
-            if target is not None:
-                for key, value in figures.items():
-                    target.setdefault(key, {})[name] = value
+        for target in (self.run, run or self.run):
+            for key, value in figures.items():
+                target.setdefault(key, {})[name] = value
 
     @contextmanager
     def registered(self):
