@@ -129,7 +129,7 @@ def use_window(con: duckdb.DuckDBPyConnection, run_date: str, lookback_days: int
         "create or replace table ops.window_extra as select order_id from staging.orders_history "
         "where order_id in (select order_id from ops.tonight_orders) "
         "and not (created_at >= $start and created_at < $end)", params)
-    warehouse.drop_table(con, "staging", "orders")
+    warehouse.drop_if(con, "table", "staging", "orders")
     con.execute(
         "create or replace view staging.orders as select * exclude (_night) "
         "from staging.orders_history "
@@ -139,7 +139,7 @@ def use_window(con: duckdb.DuckDBPyConnection, run_date: str, lookback_days: int
     )
     # tonight's validated orders now live in the history (staging.orders was a view on them)
     con.execute("drop table if exists staging.orders_checked")
-    warehouse.drop_table(con, "staging", "accounts")
+    warehouse.drop_if(con, "table", "staging", "accounts")
     con.execute(
         "create or replace view staging.accounts as select * exclude (_night) "
         "from staging.accounts_history"

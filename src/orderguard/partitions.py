@@ -217,7 +217,7 @@ def _load_table(con: duckdb.DuckDBPyConnection, table: str, files: list[str]) ->
             join {parts} f on f._part = k._first_part and f._row = k._first_row""",
             {"files": files},
         )
-    warehouse.drop_view(con, "staging", table)
+    warehouse.drop_if(con, "view", "staging", table)
     con.execute(
         f"create or replace table staging.{table} as select * exclude (filename, _part) from {parts} p "
         "anti join partition_keys k on p._part = k._part and p._row = k._row",

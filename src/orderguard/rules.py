@@ -147,7 +147,6 @@ def rule_hits(features: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
             exprs.append(pl.lit(False).alias(code))
             continue
         threshold: pl.Expr = pl.lit(rule.condition.threshold)
-        points_for_shop = {}
         for shop, body in ruleset.shop_overrides.items():
             if code in body and "threshold" in body[code]:
                 threshold = (
@@ -155,8 +154,6 @@ def rule_hits(features: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
                     .then(pl.lit(body[code]["threshold"]))
                     .otherwise(threshold)
                 )
-            if code in body and "points" in body[code]:
-                points_for_shop[shop] = float(body[code]["points"])
         hit = _compare(rule.condition, threshold)
         for extra in rule.also:
             hit = hit & _compare(extra, pl.lit(extra.threshold))

@@ -90,10 +90,10 @@ def build_model(
     if as_view:
         if bind(select, params):
             raise ValueError(f"{table}: a view cannot take parameters")
-        drop_table(con, layer, name)
+        drop_if(con, "table", layer, name)
         con.execute(f"create or replace view {table} as\n{select}")
         return int(con.execute(f"select count(*) from {table}").fetchall()[0][0])
-    drop_view(con, layer, name)  # e.g. last night's staging.orders window view
+    drop_if(con, "view", layer, name)  # e.g. last night's staging.orders window view
     con.execute(f"create or replace table {table} as\n{select}", bind(select, params))
     return int(con.execute(f"select count(*) from {table}").fetchall()[0][0])
 
@@ -118,18 +118,16 @@ def table_exists(con: duckdb.DuckDBPyConnection, layer: str, name: str) -> bool:
     )
 
 
-def drop_view(con: duckdb.DuckDBPyConnection, layer: str, name: str) -> None:
-    """Drop <layer>.<name> if it is a view, so a table of that name can replace it."""
-    if scalar(con, "select count(*) from information_schema.tables where table_schema = $layer "
-              "and table_name = $name and table_type = 'VIEW'", {"layer": layer, "name": name}):
-        con.execute(f"drop view {_ident(layer)}.{_ident(name)}")
+_RELATION_TYPES = {"view": "VIEW", "table": "BASE TABLE"}
 
 
-def drop_table(con: duckdb.DuckDBPyConnection, layer: str, name: str) -> None:
-    """Drop <layer>.<name> if it is a table, so a view of that name can replace it."""
+def drop_if(con: duckdb.DuckDBPyConnection, kind: str, layer: str, name: str) -> None:
+    """Drop <layer>.<name> if it is a `kind` ('view' or 'table'), so the other kind of that
+    name can replace it (DuckDB's create-or-replace never swaps a view for a table)."""
     if scalar(con, "select count(*) from information_schema.tables where table_schema = $layer "
-              "and table_name = $name and table_type = 'BASE TABLE'", {"layer": layer, "name": name}):
-        con.execute(f"drop table {_ident(layer)}.{_ident(name)}")
+              "and table_name = $name and table_type = $type",
+              {"layer": layer, "name": name, "type": _RELATION_TYPES[kind]}):
+        con.execute(f"drop {kind} {_ident(layer)}.{_ident(name)}")
 
 
 def write_frame(con: duckdb.DuckDBPyConnection, layer: str, name: str, frame: pl.DataFrame) -> None:
