@@ -142,7 +142,8 @@ def score_features(features: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
     hits = rule_hits(features, ruleset)
     extra = features["forest_points"] + features["supervised_points"]
     scored = features.select("order_id", "shop_id", "buyer_id", "created_at", "amount").with_columns(
-        pl.Series("rule_points", hits["rule_points"]),
+        # rounded like the score: how rows fall into batches can move the last bit of a sum
+        pl.Series("rule_points", hits["rule_points"]).round(6),
         features["forest_points"],
         features["forest_anomalous"],
         features["supervised_points"],
@@ -262,11 +263,15 @@ def run_scoring_stage(
         )
 
     labels = feedback.labelled_orders(con)
-    con.register("verdict_labels", labels.to_arrow())
-    labelled = with_context(warehouse.query(
-        con, "select f.* from intermediate.order_features f semi join verdict_labels l "
-        "on f.order_id = l.order_id order by f.order_id"))
-    con.unregister("verdict_labels")
+    if labels.height:
+        con.register("verdict_labels", labels.to_arrow())
+        labelled = with_context(warehouse.query(
+            con, "select f.* from intermediate.order_features f semi join verdict_labels l "
+            "on f.order_id = l.order_id order by f.order_id"))
+        con.unregister("verdict_labels")
+    else:  # order_features is a view: no verdicts, no need to run it here
+        labelled = with_context(
+            warehouse.query(con, "select * from intermediate.order_features limit 0"))
     model_sup, sup = feedback.train_supervised(
         labelled, labels, models_dir, int(cfg.get("min_verdicts", 200)), seed
     )

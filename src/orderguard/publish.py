@@ -18,7 +18,9 @@ import os
 import shutil
 from pathlib import Path
 
+import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 
 from orderguard.rules import RuleSet
 
@@ -214,6 +216,12 @@ def evidence_text(ruleset: RuleSet, schema: dict) -> pl.Expr:
 def write_csv(frame: pl.DataFrame, path: Path, bom: bool = True) -> None:
     # UTF-8 with BOM so Excel on Chinese Windows opens it without mojibake
     neutralise_formulas(frame).write_csv(path, include_bom=bom)
+
+
+def copy_to_parquet(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> int:
+    """Write a query's rows (in its order) straight from DuckDB to Parquet; returns the rows."""
+    con.sql(sql).write_parquet(str(path), compression="zstd")
+    return pq.read_metadata(path).num_rows
 
 
 def write_verdict_template(order_ids: pl.Series, path: Path) -> None:

@@ -222,12 +222,13 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
 def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions) -> dict:
     """marts -> the night's files (owned by issue 5: support CSV/XLSX, verdict template, ring
     and account lists, quarantine) and tonight's rings into ops.ring_history."""
-    scores = warehouse.query(
+    # DuckDB writes the file itself: ten million rows never pass through Python
+    orders_scored = publish.copy_to_parquet(
         con,
         "select order_id, score, risk_level, reason_codes, ring_id, ring_kind, rule_points, "
         "forest_points, supervised_points from marts.order_scores order by order_id",
+        staged / "order_scores.parquet",
     )
-    scores.write_parquet(staged / "order_scores.parquet", statistics=False)
     flagged = support_orders(con, ruleset, opts.pseudonym_salt)
     publish.write_csv(flagged, staged / "flagged_orders.csv")
     xlsx_left_out = publish.write_xlsx(flagged, staged / "flagged_orders.xlsx")
@@ -281,7 +282,7 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions) -> dic
     changed = ring_ids.changes(con, run_date)
     top = rings.sort(["gmv", "ring_id"], descending=[True, False]).head(10)
     return {
-        "orders_scored": scores.height,
+        "orders_scored": orders_scored,
         "orders_flagged": flagged.height,
         "flagged_by_level": dict(flagged.group_by("risk_level").len().sort("risk_level").iter_rows()),
         "flagged_by_kind": dict(
@@ -340,7 +341,7 @@ def support_orders(con, ruleset: RuleSet, pseudonym_salt: str | None = None) -> 
     )
     facts = warehouse.query(
         con,
-        "select f.* from intermediate.order_features f join marts.order_scores s using (order_id) "
+        "select f.* from intermediate.scoring_inputs f join marts.order_scores s using (order_id) "
         "where s.risk_level <> 'low'",
     )
     wanted = [c for c in publish.fact_features(ruleset) if c in facts.columns and c not in frame.columns]

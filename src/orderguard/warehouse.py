@@ -81,10 +81,11 @@ def _ident(name: str) -> str:
 
 def build_model(
     con: duckdb.DuckDBPyConnection, layer: str, name: str, params: dict[str, Any] | None = None,
-    as_view: bool = False,
-) -> int:
+    as_view: bool = False, count_rows: bool = True,
+) -> int | None:
     """Materialise sql/<layer>/<name>.sql as table <layer>.<name> (or define it as a view, for
-    a model that only filters a table and is read once or twice); returns its row count."""
+    a model read once or twice); returns its row count, or None for a view asked not to count
+    (counting a view runs its whole query)."""
     select = sql_text(layer, name)
     table = f"{_ident(layer)}.{_ident(name)}"
     if as_view:
@@ -92,6 +93,8 @@ def build_model(
             raise ValueError(f"{table}: a view cannot take parameters")
         drop_if(con, "table", layer, name)
         con.execute(f"create or replace view {table} as\n{select}")
+        if not count_rows:
+            return None
         return int(con.execute(f"select count(*) from {table}").fetchall()[0][0])
     drop_if(con, "view", layer, name)  # e.g. last night's staging.orders window view
     con.execute(f"create or replace table {table} as\n{select}", bind(select, params))
