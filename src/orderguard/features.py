@@ -31,9 +31,10 @@ INTERMEDIATE_MODELS = (
     "group_product_scan",
     "order_features",
 )
-# The scorer's input is streamed once into intermediate.scoring_inputs (the stored copy):
-# a view spares writing the same ten-million-row table twice.
-VIEW_MODELS = {"order_features": "order_keys"}  # view -> a table of the same grain, for counts
+# Models read exactly once stay views: writing ten million rows costs more than the query.
+# order_features is streamed once by the scorer into intermediate.scoring_inputs (the
+# stored copy); tracking_checks is read once, by waybill_flags.
+VIEW_MODELS = ("tracking_checks", "order_features")
 
 
 def _distinct(con: duckdb.DuckDBPyConnection, sql: str) -> pl.Series:
@@ -89,9 +90,9 @@ def build_intermediate(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         started = time.perf_counter()
         if name in VIEW_MODELS:
             warehouse.build_model(con, "intermediate", name, as_view=True, count_rows=False)
-            counts[name] = counts[VIEW_MODELS[name]]
-        else:
-            counts[name] = warehouse.build_model(con, "intermediate", name, params)
+            log.info("intermediate.%s: view", name)
+            continue
+        counts[name] = warehouse.build_model(con, "intermediate", name, params)
         log.info("intermediate.%s: %d rows in %.1f s", name, counts[name],
                  time.perf_counter() - started)
     return counts
