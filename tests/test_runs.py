@@ -82,7 +82,11 @@ def test_a_rerun_of_the_same_input_is_byte_identical_and_replaces_the_nights_his
 
     with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
         rows = con.execute("select run_date, run_id from ops.runs").fetchall()
+        kept = con.execute("select run_date, count(*), count(distinct order_id) "
+                           "from ops.feature_history group by 1").fetchall()
     assert rows == [(b["run_date"], "second-run")]
+    # the backtest inputs: tonight's orders once each, not once per run
+    assert kept == [(b["run_date"], b["summary"]["orders_scored"], b["summary"]["orders_scored"])]
 
 
 def test_an_allow_listed_account_stops_raising_alerts_until_its_entry_expires(scanned_world, tmp_path):

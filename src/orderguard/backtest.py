@@ -21,26 +21,45 @@ from orderguard.rules import RuleSet
 log = logging.getLogger(__name__)
 
 
-def keep_night(con: duckdb.DuckDBPyConnection, run_date: str) -> int:
-    """Store tonight's scoring inputs; a rerun of the night replaces them."""
-    select = (
-        "select $night::varchar as run_date, s.*, o.suppressed_by "
-        "from intermediate.scoring_inputs s left join intermediate.order_scores o using (order_id) "
-        "where s.order_id in (select order_id from ops.tonight_orders)"
-    )
-    if not warehouse.table_exists(con, "ops", "feature_history"):
-        con.execute(f"create table ops.feature_history as {select}", {"night": run_date})
-    else:
-        con.execute("delete from ops.feature_history where run_date = $night", {"night": run_date})
-        try:
-            con.execute(f"insert into ops.feature_history by name {select}", {"night": run_date})
-        except duckdb.BinderException:
-            # the feature set changed with this version: older snapshots cannot be replayed
-            log.warning("feature set changed; ops.feature_history restarts from %s", run_date)
-            con.execute(f"create or replace table ops.feature_history as {select}", {"night": run_date})
-    return int(warehouse.scalar(
-        con, "select count(*) from ops.feature_history where run_date = $night", {"night": run_date}
-    ))
+class NightKeeper:
+    """Stores tonight's scoring inputs batch by batch as the scorer makes them, so they are
+    written once, straight into ops.feature_history; a rerun of the night replaces them."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, run_date: str):
+        self.con, self.run_date, self.started = con, run_date, False
+
+    def add(self, inputs: pl.DataFrame) -> None:
+        """One batch: the scorer's inputs with suppressed_by, any orders of the window (only
+        tonight's are kept)."""
+        batch = inputs.with_columns(pl.lit(self.run_date).alias("run_date")).to_arrow()  # noqa: F841
+        select = ("select b.* from batch b "
+                  "where b.order_id in (select order_id from ops.tonight_orders)")
+        con = self.con
+        if not warehouse.table_exists(con, "ops", "feature_history"):
+            con.execute(f"create table ops.feature_history as {select}")
+        elif not self.started:
+            con.execute("delete from ops.feature_history where run_date = $night", {"night": self.run_date})
+            try:
+                con.execute(f"insert into ops.feature_history by name {select}")
+            except duckdb.BinderException:
+                # the feature set changed with this version: older snapshots cannot be replayed
+                log.warning("feature set changed; ops.feature_history restarts from %s", self.run_date)
+                con.execute(f"create or replace table ops.feature_history as {select}")
+        else:
+            con.execute(f"insert into ops.feature_history by name {select}")
+        self.started = True
+
+    def finish(self) -> int:
+        """Tonight's stored rows (a night that scored nothing still replaces an earlier run's)."""
+        if not self.started and warehouse.table_exists(self.con, "ops", "feature_history"):
+            self.con.execute("delete from ops.feature_history where run_date = $night",
+                             {"night": self.run_date})
+        if not warehouse.table_exists(self.con, "ops", "feature_history"):
+            return 0
+        return int(warehouse.scalar(
+            self.con, "select count(*) from ops.feature_history where run_date = $night",
+            {"night": self.run_date},
+        ))
 
 
 def flagged(scored: pl.DataFrame, ruleset: RuleSet) -> pl.Series:

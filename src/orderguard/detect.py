@@ -8,6 +8,7 @@ intermediate.order_scores.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,7 +216,11 @@ def run_scoring_stage(
     models_dir: Path,
     seed: int,
     review_budget: int | None = None,
+    keep_inputs: Callable[[pl.DataFrame], None] | None = None,
 ) -> ScoreResult:
+    """Score every order of the window in batches into intermediate.order_scores. Each
+    batch's inputs (features + ring flags + forest rank + supervised points + suppressed_by)
+    go to `keep_inputs` (the scan stores tonight's in ops.feature_history for backtests)."""
     cfg = ruleset.scoring
     accounts = _account_frame(con)
     window = warehouse.query(
@@ -314,14 +319,15 @@ def run_scoring_stage(
         else:
             batch = batch.with_columns(pl.lit(0.0).alias("supervised_points"))
         batch = batch.with_columns(pl.col("supervised_points").fill_null(0.0))
-        # the rule-independent inputs of tonight's scores, kept per night for backtests
+        scored = finish(score_features(batch, ruleset))
         write = warehouse.write_frame if number == 0 else warehouse.append_frame
-        write(con, "intermediate", "scoring_inputs", batch)
-        write(con, "intermediate", "order_scores", finish(score_features(batch, ruleset)))
-    if number < 0:  # no orders at all: empty tables with the right columns
+        write(con, "intermediate", "order_scores", scored)
+        if keep_inputs is not None:
+            # the rule-independent inputs of the scores, for backtests
+            keep_inputs(batch.join(scored.select("order_id", "suppressed_by"), on="order_id", how="left"))
+    if number < 0:  # no orders at all: an empty table with the right columns
         empty = with_context(warehouse.query(con, "select * from intermediate.order_features limit 0"))
         empty = empty.with_columns(pl.lit(0.0).alias("supervised_points"))
-        warehouse.write_frame(con, "intermediate", "scoring_inputs", empty)
         warehouse.write_frame(con, "intermediate", "order_scores", finish(score_features(empty, ruleset)))
     source = "rules.toml thresholds"
     if review_budget:

@@ -181,10 +181,11 @@ def stage_graphs(opts: ScanOptions, settings: graphs.GraphSettings) -> dict:
 
 def stage_score(opts: ScanOptions, ruleset: RuleSet, run_date: str) -> dict:
     with warehouse.connect(opts.db_path, memory_limit=config.DUCKDB_MEMORY_BESIDE_PYTHON) as con:
+        keeper = backtest.NightKeeper(con, run_date)
         result = detect.run_scoring_stage(
-            con, ruleset, Path(opts.models_dir), opts.seed, opts.review_budget
+            con, ruleset, Path(opts.models_dir), opts.seed, opts.review_budget, keeper.add
         )
-        backtest.keep_night(con, run_date)
+        keeper.finish()
     return asdict(result)
 
 
@@ -203,7 +204,7 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
             warehouse.build_model(con, "marts", name, params)
         run["health"] = health.build_health_marts(con, params)
         staged = publish.staging_folder(Path(opts.out_dir), opts.run_id)
-        summary = write_outputs(con, staged, ruleset, opts)
+        summary = write_outputs(con, staged, ruleset, opts, run["run_date"])
         run["summary"] = summary
         run["finished_at"] = datetime.now().isoformat(timespec="seconds")
         record_run(con, run)
@@ -219,7 +220,7 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
     return {"published": str(final), **summary}
 
 
-def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions) -> dict:
+def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night: str) -> dict:
     """marts -> the night's files (owned by issue 5: support CSV/XLSX, verdict template, ring
     and account lists, quarantine) and tonight's rings into ops.ring_history."""
     # DuckDB writes the file itself: ten million rows never pass through Python
@@ -229,7 +230,7 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions) -> dic
         "forest_points, supervised_points from marts.order_scores order by order_id",
         staged / "order_scores.parquet",
     )
-    flagged = support_orders(con, ruleset, opts.pseudonym_salt)
+    flagged = support_orders(con, ruleset, night, opts.pseudonym_salt)
     publish.write_csv(flagged, staged / "flagged_orders.csv")
     xlsx_left_out = publish.write_xlsx(flagged, staged / "flagged_orders.xlsx")
     publish.write_verdict_template(flagged["order_id"], staged / "verdicts_template.csv")
@@ -310,7 +311,7 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions) -> dic
     }
 
 
-def support_orders(con, ruleset: RuleSet, pseudonym_salt: str | None = None) -> pl.DataFrame:
+def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None = None) -> pl.DataFrame:
     """grain: one row per flagged order, highest score first, for support staff.
 
     Personal data is cut to what support needs to act: phone masked (138****5678), address
@@ -341,8 +342,9 @@ def support_orders(con, ruleset: RuleSet, pseudonym_salt: str | None = None) -> 
     )
     facts = warehouse.query(
         con,
-        "select f.* from intermediate.scoring_inputs f join marts.order_scores s using (order_id) "
-        "where s.risk_level <> 'low'",
+        "select f.* from ops.feature_history f join marts.order_scores s using (order_id) "
+        "where s.risk_level <> 'low' and f.run_date = $night",
+        {"night": night},
     )
     wanted = [c for c in publish.fact_features(ruleset) if c in facts.columns and c not in frame.columns]
     frame = frame.join(facts.select("order_id", *wanted), on="order_id", how="left")
