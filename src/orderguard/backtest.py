@@ -29,11 +29,9 @@ class NightKeeper:
         self.con, self.run_date, self.started = con, run_date, False
 
     def add(self, inputs: pl.DataFrame) -> None:
-        """One batch: the scorer's inputs with suppressed_by, any orders of the window (only
-        tonight's are kept)."""
+        """One batch of tonight's orders: the scorer's inputs with suppressed_by."""
         batch = inputs.with_columns(pl.lit(self.run_date).alias("run_date")).to_arrow()  # noqa: F841
-        select = ("select b.* from batch b "
-                  "where b.order_id in (select order_id from ops.tonight_orders)")
+        select = "select * from batch"
         con = self.con
         if not warehouse.table_exists(con, "ops", "feature_history"):
             con.execute(f"create table ops.feature_history as {select}")

@@ -218,9 +218,10 @@ def run_scoring_stage(
     review_budget: int | None = None,
     keep_inputs: Callable[[pl.DataFrame], None] | None = None,
 ) -> ScoreResult:
-    """Score every order of the window in batches into intermediate.order_scores. Each
-    batch's inputs (features + ring flags + forest rank + supervised points + suppressed_by)
-    go to `keep_inputs` (the scan stores tonight's in ops.feature_history for backtests)."""
+    """Score every order of the window in batches into intermediate.order_scores. The
+    inputs (features + ring flags + forest rank + supervised points + suppressed_by) of
+    tonight's orders (ops.tonight_orders) go to `keep_inputs`, a batch at a time (the scan
+    stores them in ops.feature_history for backtests)."""
     cfg = ruleset.scoring
     accounts = _account_frame(con)
     window = warehouse.query(
@@ -303,9 +304,11 @@ def run_scoring_stage(
 
     # stream the orders through scoring in batches, each written out as it is done, so memory
     # stays flat as the window grows (holding 10M scored orders took ~10 GiB)
-    reader = con.cursor().sql("select * from intermediate.order_features").to_arrow_reader(
-        SCORING_BATCH_ROWS
-    )
+    source = "select * from intermediate.order_features"
+    if keep_inputs is not None:  # which orders are tonight's: one lookup for the whole stream
+        source = ("select f.*, f.order_id in (select order_id from ops.tonight_orders) as _tonight "
+                  "from intermediate.order_features f")
+    reader = con.cursor().sql(source).to_arrow_reader(SCORING_BATCH_ROWS)
     number = -1
     for number, table in enumerate(_chunks(reader, SCORING_BATCH_ROWS)):
         batch = with_context(pl.from_arrow(table))
@@ -323,8 +326,9 @@ def run_scoring_stage(
         write = warehouse.write_frame if number == 0 else warehouse.append_frame
         write(con, "intermediate", "order_scores", scored)
         if keep_inputs is not None:
-            # the rule-independent inputs of the scores, for backtests
-            keep_inputs(batch.join(scored.select("order_id", "suppressed_by"), on="order_id", how="left"))
+            # the rule-independent inputs of tonight's scores, for backtests
+            keep_inputs(batch.filter(pl.col("_tonight")).drop("_tonight").join(
+                scored.select("order_id", "suppressed_by"), on="order_id", how="left"))
     if number < 0:  # no orders at all: an empty table with the right columns
         empty = with_context(warehouse.query(con, "select * from intermediate.order_features limit 0"))
         empty = empty.with_columns(pl.lit(0.0).alias("supervised_points"))
