@@ -275,7 +275,7 @@ def run_scoring_stage(
             con, "select f.* from intermediate.order_features f semi join verdict_labels l "
             "on f.order_id = l.order_id order by f.order_id"))
         con.unregister("verdict_labels")
-    else:  # order_features is a view: no verdicts, no need to run it here
+    else:  # no verdicts: only the columns
         labelled = with_context(
             warehouse.query(con, "select * from intermediate.order_features limit 0"))
     model_sup, sup = feedback.train_supervised(
