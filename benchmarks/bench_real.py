@@ -64,7 +64,12 @@ sex) plus those device facts. The verdict path reports the same model fitted on 
 30 % and scored on the later 70 % (``label_trained_all_columns_early_to_later``): the most
 any supervised layer could learn from these verdicts. YelpChi's reference
 ``review_count_then_business_spam_rate`` breaks the review count's ties by each business's
-spam rate read from the labels: the most a business-level signal could add.
+spam rate read from the labels: the most a business-level signal could add; and
+``label_trained_user_structure``, NOT a detector but the gradient-boosted model fitted on the
+labels with the graph's structure around each reviewer (review count, mean log size of the
+businesses reviewed, mean and max share of one-review users at them, users sharing 2+
+businesses with them), 5-fold cross-validated with whole businesses held out: how far a
+label-free structural signal could in principle go beyond the review count.
 """
 
 from __future__ import annotations
@@ -83,7 +88,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.model_selection import GroupKFold, KFold, cross_val_predict
 
 from orderguard import feedback, scoring, warehouse
 from orderguard.evaluate import ablation_scores, ranking_metrics
@@ -258,6 +263,42 @@ def label_trained(train: pl.DataFrame, test: pl.DataFrame | None = None) -> np.n
     return model.fit(x(train), y).predict_proba(x(test))[:, 1]
 
 
+def user_structure(reviews: pl.DataFrame) -> pl.DataFrame:
+    """grain: one row per review (order_id). What the user x business graph alone says about
+    the reviewer: review count, how big the businesses they review are, how many of those
+    businesses' reviewers are one-review users, and how many other users share 2+ businesses
+    with them."""
+    r = reviews.with_columns(pl.len().over("account_id").alias("user_reviews"),
+                             pl.len().over("shop_id").alias("business_reviews"))
+    r = r.with_columns((pl.col("user_reviews") == 1).cast(pl.Float64).mean().over("shop_id")
+                       .alias("business_one_review_share"))
+    edges = r.select("account_id", "shop_id")
+    shared = (edges.join(edges, on="shop_id").filter(pl.col("account_id") != pl.col("account_id_right"))
+              .group_by("account_id", "account_id_right").len().filter(pl.col("len") >= 2)
+              .group_by("account_id")
+              .agg(pl.len().alias("co_reviewers"), pl.col("len").max().alias("most_shared")))
+    return (
+        r.with_columns(
+            pl.col("business_reviews").cast(pl.Float64).log().mean().over("account_id").alias("mean_log_business"),
+            pl.col("business_one_review_share").mean().over("account_id").alias("mean_one_review_share"),
+            pl.col("business_one_review_share").max().over("account_id").alias("max_one_review_share"),
+        )
+        .join(shared, on="account_id", how="left", maintain_order="left")
+        .select("order_id", "shop_id", "label", "user_reviews", "mean_log_business",
+                "mean_one_review_share", "max_one_review_share",
+                pl.col("co_reviewers").fill_null(0), pl.col("most_shared").fill_null(0))
+    )
+
+
+def label_trained_by_group(frame: pl.DataFrame, group: str) -> np.ndarray:
+    """NOT a detector: the same gradient-boosted model, 5-fold cross-validated with whole
+    groups (businesses) held out, so it cannot learn any one group's own label rate."""
+    x = frame.drop("order_id", "label", group).cast(pl.Float64).to_numpy()
+    model = HistGradientBoostingClassifier(max_iter=100, learning_rate=0.05, max_depth=3, random_state=0)
+    return cross_val_predict(model, x, frame["label"].to_numpy(), groups=frame[group].to_numpy(),
+                             cv=GroupKFold(5), method="predict_proba")[:, 1]
+
+
 def level_report(frame: pl.DataFrame, baselines: dict[str, pl.Expr],
                  references: dict[str, pl.Expr] | None = None) -> dict:
     y = frame["label"].to_numpy()
@@ -417,8 +458,15 @@ def bench_yelpchi(data_dir: Path, work: Path) -> dict:
     rate = business.group_by("shop_id").agg(pl.col("label").cast(pl.Float64).mean().alias("business_rate"))
     orders = orders.join(business.join(rate, on="shop_id").select("order_id", "business_rate"),
                          on="order_id", how="left", maintain_order="left")
+    # NOT a detector: what a model fitted on the labels gets from the graph's structure
+    # around each reviewer (businesses held out): the room a label-free structural signal has
+    structure = user_structure(business.select("order_id", "shop_id", "account_id", "label"))
+    fitted = pl.Series("structure_fit", label_trained_by_group(structure, "shop_id"))
+    orders = orders.join(structure.select("order_id", fitted), on="order_id", how="left",
+                         maintain_order="left")
     references = {"review_count_then_business_spam_rate":
-                  -pl.col("user_reviews").cast(pl.Float64) + pl.col("business_rate")}
+                  -pl.col("user_reviews").cast(pl.Float64) + pl.col("business_rate"),
+                  "label_trained_user_structure": pl.col("structure_fit")}
     return {
         "file": str(YELP_FILE),
         "order": level_report(orders, baselines, references),
