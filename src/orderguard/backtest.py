@@ -27,37 +27,24 @@ class NightKeeper:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, run_date: str):
         self.con, self.run_date, self.started = con, run_date, False
+        if warehouse.table_exists(con, "ops", "feature_history"):
+            con.execute("delete from ops.feature_history where run_date = $night", {"night": run_date})
 
     def add(self, inputs: pl.DataFrame) -> None:
         """One batch of tonight's orders: the scorer's inputs with suppressed_by."""
         batch = inputs.with_columns(pl.lit(self.run_date).alias("run_date")).to_arrow()  # noqa: F841
-        select = "select * from batch"
-        con = self.con
-        if not warehouse.table_exists(con, "ops", "feature_history"):
-            con.execute(f"create table ops.feature_history as {select}")
-        elif not self.started:
-            con.execute("delete from ops.feature_history where run_date = $night", {"night": self.run_date})
+        if not warehouse.table_exists(self.con, "ops", "feature_history"):
+            self.con.execute("create table ops.feature_history as select * from batch")
+        else:
             try:
-                con.execute(f"insert into ops.feature_history by name {select}")
+                self.con.execute("insert into ops.feature_history by name select * from batch")
             except duckdb.BinderException:
+                if self.started:
+                    raise
                 # the feature set changed with this version: older snapshots cannot be replayed
                 log.warning("feature set changed; ops.feature_history restarts from %s", self.run_date)
-                con.execute(f"create or replace table ops.feature_history as {select}")
-        else:
-            con.execute(f"insert into ops.feature_history by name {select}")
+                self.con.execute("create or replace table ops.feature_history as select * from batch")
         self.started = True
-
-    def finish(self) -> int:
-        """Tonight's stored rows (a night that scored nothing still replaces an earlier run's)."""
-        if not self.started and warehouse.table_exists(self.con, "ops", "feature_history"):
-            self.con.execute("delete from ops.feature_history where run_date = $night",
-                             {"night": self.run_date})
-        if not warehouse.table_exists(self.con, "ops", "feature_history"):
-            return 0
-        return int(warehouse.scalar(
-            self.con, "select count(*) from ops.feature_history where run_date = $night",
-            {"night": self.run_date},
-        ))
 
 
 def flagged(scored: pl.DataFrame, ruleset: RuleSet) -> pl.Series:

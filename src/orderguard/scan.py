@@ -185,7 +185,6 @@ def stage_score(opts: ScanOptions, ruleset: RuleSet, run_date: str) -> dict:
         result = detect.run_scoring_stage(
             con, ruleset, Path(opts.models_dir), opts.seed, opts.review_budget, keeper.add
         )
-        keeper.finish()
     return asdict(result)
 
 
@@ -266,10 +265,7 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
         .then(publish.mask_text(pl.col("value"))).otherwise(pl.col("value")).alias("value")
     )
     publish.write_csv(quarantine, staged / "quarantine.csv")
-    run_date = opts.run_date or str(
-        warehouse.scalar(con, "select max(created_at)::date from staging.orders") or datetime.now().date()
-    )
-    ring_ids.record_night(con, run_date, opts.run_id)
+    ring_ids.record_night(con, night, opts.run_id)
     top_reasons = (
         flagged.select(pl.col("reason_codes").str.split(";")).explode("reason_codes")
         .group_by("reason_codes").len().sort(["len", "reason_codes"], descending=[True, False]).head(5)
@@ -280,7 +276,7 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
         "from marts.order_scores s left join staging.commissions c using (order_id) "
         "where s.risk_level <> 'low' and coalesce(c.status, '') <> 'reversed'",
     ).row(0, named=True)
-    changed = ring_ids.changes(con, run_date)
+    changed = ring_ids.changes(con, night)
     top = rings.sort(["gmv", "ring_id"], descending=[True, False]).head(10)
     return {
         "orders_scored": orders_scored,
