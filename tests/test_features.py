@@ -12,14 +12,15 @@ import polars as pl
 from orderguard import graphs
 from orderguard.scan import ScanOptions, stage_features, stage_ingest, stage_validate
 
+ORDER_COLUMNS = ["order_id", "shop_id", "buyer_id", "product_id", "quantity", "amount",
+                 "created_at", "status", "device_id"]
 
-def build(tmp_path: Path, orders: list[tuple], accounts: list[tuple]) -> duckdb.DuckDBPyConnection:
+
+def build(tmp_path: Path, orders: list[tuple], accounts: list[tuple],
+          order_columns: list[str] = ORDER_COLUMNS) -> duckdb.DuckDBPyConnection:
     folder = tmp_path / "in"
     folder.mkdir()
-    pl.DataFrame(
-        orders, schema=["order_id", "shop_id", "buyer_id", "product_id", "quantity", "amount",
-                        "created_at", "status", "device_id"], orient="row",
-    ).write_csv(folder / "orders.csv")
+    pl.DataFrame(orders, schema=order_columns, orient="row").write_csv(folder / "orders.csv")
     pl.DataFrame(accounts, schema=["account_id", "registered_at", "device_id"], orient="row").write_csv(
         folder / "accounts.csv"
     )
@@ -77,3 +78,41 @@ def test_orders_that_all_share_one_timestamp_have_no_burst(tmp_path):
     con = build(spread, orders, accounts)
     ratios = con.sql("select burst_ratio from intermediate.product_bursts").fetchall()
     assert all(r is not None for (r,) in ratios)
+
+
+def test_only_orders_failing_a_waybill_check_get_a_waybill_row(tmp_path):
+    """A waybill on two buyers' orders to two addresses is reused; one parcel for a buyer's
+    two orders is a merged shipment; consecutive waybills of one shop to different buyers are
+    a sequential run; a lone ordinary waybill passes and has no row at all."""
+    accounts = [(f"u{i}", "2020-01-01 08:00:00", None) for i in range(1, 8)]
+    columns = [*ORDER_COLUMNS, "address", "carrier", "tracking_no", "shipped_at", "delivered_at"]
+    shipped, delivered = "2020-03-01 10:00:00", "2020-03-01 20:00:00"
+    home = "广州市天河区体育西路3号华景新城5栋1201室"
+
+    def parcel(i, shop, buyer, address, waybill):
+        return (f"O{i}", shop, buyer, "P1", 1, 10, "2020-03-01 09:00:00", "completed", None,
+                address, "中通", waybill, shipped, delivered)
+
+    orders = [
+        parcel(1, "S1", "u1", "北京市朝阳区建国路1号", "ZT100000000001"),  # reused ...
+        parcel(2, "S1", "u2", "上海市浦东新区世纪大道2号", "ZT100000000001"),  # ... by another buyer
+        parcel(3, "S2", "u3", home, "ZT200000000050"),  # merged shipment:
+        parcel(4, "S2", "u3", home, "ZT200000000050"),  # one parcel, one buyer
+        parcel(5, "S3", "u4", "深圳市南山区科技园4号", "ZT300000000101"),  # sequential run ...
+        parcel(6, "S3", "u5", "杭州市西湖区文三路5号", "ZT300000000102"),  # ... to another buyer
+        parcel(7, "S4", "u6", "成都市武侯区人民南路6号", "ZT400000009000"),  # ordinary
+    ]
+    con = build(tmp_path, orders, accounts, columns)
+    rows = con.sql(
+        "select order_id, waybill_reused, waybill_sequential, waybill_suspect "
+        "from intermediate.waybill_flags order by order_id").fetchall()
+    assert rows == [("O1", True, False, True), ("O2", True, False, True),
+                    ("O5", False, True, False), ("O6", False, True, False)]
+    merged = con.sql("select waybill_orders, waybill_buyers, waybill_destinations "
+                     "from intermediate.tracking_checks where order_id = 'O3'").fetchall()
+    assert merged == [(2, 1, 1)]
+    features = dict(con.sql(
+        "select order_id, waybill_reused or waybill_malformed or long_undelivered "
+        "or waybill_sequential from intermediate.order_features").fetchall())
+    assert features == {"O1": True, "O2": True, "O3": False, "O4": False, "O5": True,
+                        "O6": True, "O7": False}

@@ -3,7 +3,8 @@
 -- its carrier (learned from the data, not a fixed regex list), and consecutive waybills
 -- handed to different buyers of one shop.
 with order_keys as (
-    select order_id, shop_id, buyer_id, carrier, upper(trim(tracking_no)) as tracking_no,
+    select order_id, shop_id, buyer_id, coalesce(carrier, '') as carrier_key,
+           upper(trim(tracking_no)) as tracking_no,
            coalesce(address_strict_key, order_id) as ship_to
     from intermediate.order_keys
     where tracking_no is not null and trim(tracking_no) <> ''
@@ -17,43 +18,45 @@ shape as materialized (  -- read three times: parse each waybill once
         regexp_replace(tracking_no, '[0-9]{6,}$', '') as waybill_prefix
     from order_keys
 ),
-per_waybill as (
+shared_waybills as (
+    -- nearly every waybill is on one order: count buyers and destinations only for the rest
+    -- (distinct counts over millions of one-order groups were most of this model's cost)
+    select tracking_no from shape group by 1 having count(*) > 1
+),
+per_shared_waybill as (
     -- one parcel to one address for several orders is a merged shipment, not reuse
     select tracking_no, count(*) as waybill_orders, count(distinct buyer_id) as waybill_buyers,
            count(distinct ship_to) as waybill_destinations
-    from shape group by 1
+    from shape semi join shared_waybills using (tracking_no)
+    group by 1
 ),
 per_shape as (
-    select coalesce(carrier, '') as carrier_key, waybill_shape, count(*) as shape_count,
-           sum(count(*)) over (partition by coalesce(carrier, '')) as carrier_count
+    select carrier_key, waybill_shape, count(*) as shape_count,
+           sum(count(*)) over (partition by carrier_key) as carrier_count
     from shape group by 1, 2
 ),
-count_reuse as (
-    -- grouped counts joined back: distinct counts over windows are slow in DuckDB
-    select s.*, w.waybill_orders, w.waybill_buyers, w.waybill_destinations,
-           p.shape_count, p.carrier_count
-    from shape s
-    join per_waybill w using (tracking_no)
-    join per_shape p on p.carrier_key = coalesce(s.carrier, '') and p.waybill_shape = s.waybill_shape
-),
 neighbours as (
-    select *,
+    select order_id, shop_id, buyer_id, tracking_no, carrier_key, waybill_shape,
         lag(waybill_number) over w as prev_number,
         lag(buyer_id) over w as prev_buyer,
+        waybill_number,
         lead(waybill_number) over w as next_number,
         lead(buyer_id) over w as next_buyer
-    from count_reuse
-    window w as (
-        partition by shop_id, coalesce(carrier, ''), waybill_prefix order by waybill_number, order_id
-    )
+    from shape
+    window w as (partition by shop_id, carrier_key, waybill_prefix order by waybill_number, order_id)
 ),
 judge as (
-    select order_id, tracking_no, waybill_orders, waybill_buyers, waybill_destinations,
-        shape_count::double / carrier_count as waybill_shape_share,
-        carrier_count,
+    select n.order_id, n.shop_id, n.buyer_id, n.tracking_no,
+        coalesce(w.waybill_orders, 1) as waybill_orders,
+        coalesce(w.waybill_buyers, 1) as waybill_buyers,
+        coalesce(w.waybill_destinations, 1) as waybill_destinations,
+        p.shape_count::double / p.carrier_count as waybill_shape_share,
+        p.carrier_count,
         (   (prev_number is not null and waybill_number - prev_number between 1 and 3 and prev_buyer <> buyer_id)
          or (next_number is not null and next_number - waybill_number between 1 and 3 and next_buyer <> buyer_id)
         ) as waybill_sequential
-    from neighbours
+    from neighbours n
+    left join per_shared_waybill w using (tracking_no)
+    join per_shape p using (carrier_key, waybill_shape)
 )
 select * from judge
