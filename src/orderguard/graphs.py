@@ -43,7 +43,8 @@ class GraphSettings:
     dense_block_gate: float = 1.25  # a block must be denser than the graph as a whole
     dense_block_max_share: float = 0.02  # ... and hold at most this share of all buyers
     self_referral_min_weight: float = 0.3
-    malicious_min_orders: int = 8
+    malicious_min_orders: int = 8  # a shop's flood: orders of its heavy cancellers together
+    malicious_min_account_orders: int = 3  # a heavy canceller: this many orders at the shop
     malicious_min_cancel_share: float = 0.7
     fake_shipping_min_orders: int = 3
     deep_chain_depth: int = 3  # the programme allows this many levels
@@ -317,7 +318,7 @@ def self_referral_rings(
 def malicious_rings(buyer_shop: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
     """A shop flooded by a few accounts whose orders are almost all cancelled or refunded."""
     heavy = buyer_shop.filter(
-        (pl.col("orders_at_shop") >= 3)
+        (pl.col("orders_at_shop") >= settings.malicious_min_account_orders)
         & (pl.col("cancel_share_at_shop") >= settings.malicious_min_cancel_share)
     )
     rings = []
@@ -683,12 +684,18 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         "from staging.accounts a left join intermediate.referral_checks r on r.buyer_id = a.account_id "
         "group by all"
     )
-    buyer_shop = q(
-        "select o.buyer_id as account_id, o.shop_id, count(*) as orders_at_shop, "
-        "avg(t.is_cancel_or_refund::int) as cancel_share_at_shop, "
-        "date_diff('minute', min(o.created_at), max(o.created_at)) / 60.0 as span_hours "
-        "from intermediate.order_keys o join intermediate.order_timing t using (order_id) "
-        "group by 1, 2"
+    # order_features already counts each buyer's orders and cancellations per shop: only the
+    # pairs malicious_rings can use are read (a 10M-order window has ~7M pairs, ~1k of these)
+    buyer_shop = warehouse.query(
+        con,
+        "select buyer_id as account_id, shop_id, max(orders_at_shop) as orders_at_shop, "
+        "max(cancel_share_at_shop) as cancel_share_at_shop, "
+        "date_diff('minute', min(created_at), max(created_at)) / 60.0 as span_hours "
+        "from intermediate.order_features "
+        "where orders_at_shop >= $min_orders and cancel_share_at_shop >= $min_cancel_share "
+        "group by 1, 2 order by 2, 1",
+        {"min_orders": settings.malicious_min_account_orders,
+         "min_cancel_share": settings.malicious_min_cancel_share},
     )
     waybills = q(
         "select * from intermediate.waybill_flags where waybill_suspect"
