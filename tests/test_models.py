@@ -47,6 +47,15 @@ def test_scores_are_higher_for_more_anomalous_accounts():
     assert scores[odd].mean() > scores[~odd].mean()
 
 
+def test_scores_scored_in_batches_on_several_threads_equal_one_pass_to_the_last_bit():
+    frame = accounts(3000)
+    forest = scoring.AccountForest(n_estimators=50, random_state=1).fit(frame)
+    whole = forest.score_samples(frame)
+    forest.batch_rows = 700  # five batches, some running at the same time
+    assert np.array_equal(forest.score_samples(frame, threads=3), whole)
+    assert np.array_equal(forest.score_samples(frame, threads=1), whole)
+
+
 def test_a_heavy_buyer_is_not_an_anomaly_but_a_crowded_device_is():
     # one side of each feature is suspicious: many orders is no evidence, many accounts
     # on one device is

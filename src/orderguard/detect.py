@@ -16,7 +16,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from orderguard import allowlist, feedback, graphs, ring_ids, scoring, warehouse
+from orderguard import allowlist, config, feedback, graphs, ring_ids, scoring, warehouse
 from orderguard.rules import RuleSet, rule_hits
 
 log = logging.getLogger(__name__)
@@ -230,7 +230,7 @@ def run_scoring_stage(
     model = scoring.load_or_train_forest(
         accounts, models_dir, seed, {"training_window": window, "trained_on_accounts": accounts.height}
     )
-    anomaly = model.forest.score_samples(accounts)
+    anomaly = model.forest.score_samples(accounts, threads=config.DUCKDB_THREADS)
     account_scores = accounts.select("account_id").with_columns(
         pl.Series("forest_anomaly", anomaly),
         pl.Series("forest_rank", scoring.forest_rank(anomaly)),
