@@ -56,6 +56,13 @@ def test_new_accounts_ordering_at_once_behind_one_device(tmp_path):
         con.sql("select account_id, instant_siblings from intermediate.account_features").fetchall()
     )
     assert got == {"a1": 1, "a2": 1, "a3": 2, "b1": 0, "c1": 0}
+    # only shared identifiers are counted; an account alone on its device still reads 1
+    devices = con.sql("select id_value, n_accounts from intermediate.identifier_stats "
+                      "where id_type = 'device'").fetchall()
+    assert devices == [("d1", 3)]
+    sharing = dict(con.sql(
+        "select account_id, device_accounts from intermediate.account_features").fetchall())
+    assert sharing == {"a1": 3, "a2": 3, "a3": 3, "b1": 1, "c1": 1}
     ages = dict(con.sql("select order_id, account_age_s from intermediate.order_timing").fetchall())
     assert ages["O1"] == 0 and ages["O2"] == 60 and ages["O5"] == 86400
     # one shop selling one product: every buyer's favourite is bought by everyone
