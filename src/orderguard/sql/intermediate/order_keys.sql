@@ -18,6 +18,7 @@ join_keys as (
         o.quantity, o.amount, o.refund_amount, o.status, o.carrier, o.tracking_no,
         o.created_at, o.paid_at, o.shipped_at, o.delivered_at, o.refunded_at,
         o.review_rating, o.reviewed_at,
+        o.status in ('cancelled', 'refunded') or o.refunded_at is not null as is_cancel_or_refund,
         og_token(o.device_id) as device_key,
         og_token(o.payment_account) as payer_key,
         i.ip_norm as ip_key,

@@ -26,7 +26,7 @@ measure as (
         p.cost as unit_cost,
         o.amount / nullif(o.quantity, 0) as unit_paid,
         (p.price is not null and o.amount = p.price * o.quantity) as at_exact_list_price,
-        o.status in ('cancelled', 'refunded') or o.refunded_at is not null as is_cancel_or_refund,
+        o.is_cancel_or_refund,
         (o.shipped_at is not null and o.delivered_at is null
             and o.status not in ('cancelled', 'refunded')
             and not coalesce(p.is_virtual, false)) as shipped_not_delivered,
