@@ -337,18 +337,18 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
         """,
     )
     # only the facts evidence quotes, from the night's stored scoring inputs (reading every
-    # stored column of the night's flagged orders was half of this function at 10M orders);
-    # the names are the rules' features that are columns of the table
+    # stored column of the night's flagged orders was half of this function at 10M orders)
     stored = set(warehouse.query(con, "select * from ops.feature_history limit 0").columns)
     wanted = [c for c in publish.fact_features(ruleset) if c in stored and c not in frame.columns]
-    facts = warehouse.query(
-        con,
-        f"select {', '.join(['order_id', *wanted])} from ops.feature_history "
-        "where run_date = $night and order_id in "
-        "(select order_id from marts.order_scores where risk_level <> 'low')",
-        {"night": night},
-    )
-    frame = frame.join(facts, on="order_id", how="left")
+    if wanted:
+        facts = warehouse.query(
+            con,
+            "select order_id, columns(lambda c: list_contains($wanted, c)) "
+            "from ops.feature_history where run_date = $night and order_id in "
+            "(select order_id from marts.order_scores where risk_level <> 'low')",
+            {"night": night, "wanted": wanted},
+        )
+        frame = frame.join(facts, on="order_id", how="left")
     flag = float(ruleset.scoring.get("flag_threshold", 0.6))
     high = float(ruleset.scoring.get("high_threshold", 0.8))
     return frame.select(
