@@ -33,14 +33,14 @@ class NightKeeper:
     def add(self, inputs: pl.DataFrame) -> None:
         """One batch of tonight's orders: the scorer's inputs with suppressed_by."""
         batch = inputs.with_columns(pl.lit(self.run_date).alias("run_date")).to_arrow()  # noqa: F841
-        if not warehouse.table_exists(self.con, "ops", "feature_history"):
+        if self.started:  # the table exists and has this feature set
+            self.con.execute("insert into ops.feature_history by name select * from batch")
+        elif not warehouse.table_exists(self.con, "ops", "feature_history"):
             self.con.execute("create table ops.feature_history as select * from batch")
         else:
             try:
                 self.con.execute("insert into ops.feature_history by name select * from batch")
             except duckdb.BinderException:
-                if self.started:
-                    raise
                 # the feature set changed with this version: older snapshots cannot be replayed
                 log.warning("feature set changed; ops.feature_history restarts from %s", self.run_date)
                 self.con.execute("create or replace table ops.feature_history as select * from batch")
