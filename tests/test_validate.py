@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orderguard import contract, ingest, validate, warehouse
+from orderguard import contract, history, ingest, validate, warehouse
 from orderguard.ingest import InputError, load_raw
 from orderguard.validate import stage
 
@@ -350,3 +350,26 @@ def test_random_text_spliced_into_the_raw_file_is_loaded_or_an_input_error(posit
 def test_macros_file_is_not_a_model():
     assert "_macros" not in validate._MODELS
     assert ingest.MAX_LINE_BYTES >= 10 * 1024 * 1024
+
+
+def test_first_night_history_made_in_place_equals_the_copied_history():
+    """The first night turns staging.orders_checked into the order history in place; it must
+    hold exactly what the copying path (every later night) would have written."""
+    histories = []
+    for in_place in (True, False):
+        with warehouse.connect(":memory:") as con:
+            run(con, CORPUS / "duplicate_order")
+            if not in_place:  # an empty history already there: the copying path runs
+                con.execute("create schema if not exists staging")
+                con.execute("create table staging.orders_history as "
+                            "select *, ''::varchar as _night from staging.orders limit 0")
+            history.merge_night(con, "2026-11-30")
+            histories.append((con.execute("describe staging.orders_history").fetchall(),
+                              con.execute("select * from staging.orders_history order by order_id")
+                              .fetchall()))
+            assert not warehouse.table_exists(con, "staging", "orders_checked") or not in_place
+    assert histories[0] == histories[1]
+    columns, rows = histories[0]
+    assert [r[0] for r in rows] == ["O1", "O2"]  # the repeats stayed in quarantine
+    assert columns[-1][0] == "_night" and all(r[-1] == "2026-11-30" for r in rows)
+    assert not any(c[0] in ("_reason", "_column", "_value") for c in columns)

@@ -73,7 +73,7 @@ def bind(sql: str, params: dict[str, Any] | None) -> dict[str, Any]:
     return {k: params[k] for k in wanted}
 
 
-def _ident(name: str) -> str:
+def ident(name: str) -> str:
     if not _IDENT.match(name):
         raise ValueError(f"not a safe identifier: {name!r}")
     return name
@@ -87,7 +87,7 @@ def build_model(
     a model read once or twice); returns its row count, or None for a view asked not to count
     (counting a view runs its whole query)."""
     select = sql_text(layer, name)
-    table = f"{_ident(layer)}.{_ident(name)}"
+    table = f"{ident(layer)}.{ident(name)}"
     if as_view:
         if bind(select, params):
             raise ValueError(f"{table}: a view cannot take parameters")
@@ -130,19 +130,19 @@ def drop_if(con: duckdb.DuckDBPyConnection, kind: str, layer: str, name: str) ->
     if scalar(con, "select count(*) from information_schema.tables where table_schema = $layer "
               "and table_name = $name and table_type = $type",
               {"layer": layer, "name": name, "type": _RELATION_TYPES[kind]}):
-        con.execute(f"drop {kind} {_ident(layer)}.{_ident(name)}")
+        con.execute(f"drop {kind} {ident(layer)}.{ident(name)}")
 
 
 def write_frame(con: duckdb.DuckDBPyConnection, layer: str, name: str, frame: pl.DataFrame) -> None:
     """Replace <layer>.<name> with a Polars frame (Arrow hand-off, no Python rows)."""
-    table = f"{_ident(layer)}.{_ident(name)}"
+    table = f"{ident(layer)}.{ident(name)}"
     arrow = frame.to_arrow()  # noqa: F841  (referenced by name in the SQL below)
     con.execute(f"create or replace table {table} as select * from arrow")
 
 
 def append_frame(con: duckdb.DuckDBPyConnection, layer: str, name: str, frame: pl.DataFrame) -> None:
     """Append a Polars frame to an existing <layer>.<name> (columns matched by name)."""
-    table = f"{_ident(layer)}.{_ident(name)}"
+    table = f"{ident(layer)}.{ident(name)}"
     con.register("_append_frame", frame.to_arrow())
     try:
         con.execute(f"insert into {table} by name select * from _append_frame")
