@@ -276,7 +276,7 @@ def _consume(text: str, matched: str) -> pl.Expr:
     )
 
 
-def _parse_admin(frame: pl.DataFrame) -> pl.DataFrame:
+def _parse_admin(frame: pl.LazyFrame) -> pl.LazyFrame:
     """Columns t (clean text) -> province, city, district, t (rest below the district)."""
     r = regions()
     short_p = list(r.province_short)
@@ -390,7 +390,7 @@ def _strip_zeros(e: pl.Expr) -> pl.Expr:
     return e.str.replace(r"^0+(\d)", "${1}")
 
 
-def _parse_parts(frame: pl.DataFrame) -> pl.DataFrame:
+def _parse_parts(frame: pl.LazyFrame) -> pl.LazyFrame:
     frame = frame.with_columns(t=_canonical_parts(pl.col("t")))
     road = pl.col("t").str.extract_groups(rf"^(.*?)({_ROAD_NAME}(?:{_ROAD_SUFFIX}|弄))(\d+(?:-\d+)?)号(.*)$")
     frame = frame.with_columns(
@@ -414,7 +414,7 @@ def _parse_parts(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.drop("_after", "_parts")
 
 
-def _keys(frame: pl.DataFrame) -> pl.DataFrame:
+def _keys(frame: pl.LazyFrame) -> pl.LazyFrame:
     # the compound name wins the anchor: people drop the road far more often than the name
     # (a hub's compound is cut where the station words start, so wordings of one station meet)
     compound = pl.when(pl.col("is_hub")).then(
@@ -457,7 +457,7 @@ def text_key(s: pl.Series | pl.Expr) -> pl.Series | pl.Expr:
     return out
 
 
-def _parse_frame(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+def _parse_frame(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
     """Parse frame[column] (Utf8) and add ADDRESS_COLUMNS."""
     raw = pl.col(column)
     frame = frame.with_columns(t=_clean_expr(raw))
@@ -475,7 +475,10 @@ def address_keys_for_distinct(addresses: pl.Series) -> pl.DataFrame:
     raw value, then ADDRESS_COLUMNS. Join it back with `join_address_keys`.
     """
     distinct = addresses.cast(pl.Utf8).drop_nulls().unique().alias("address").to_frame()
-    return _parse_frame(distinct, "address").select("address", *ADDRESS_COLUMNS)
+    # the streaming engine runs the regex chain on both cores (eager string ops on one
+    # column use one): 1.27M addresses 13.6 -> 6.0 s, identical keys
+    parsed = _parse_frame(distinct.lazy(), "address").select("address", *ADDRESS_COLUMNS)
+    return parsed.collect(engine="streaming")
 
 
 def join_address_keys(frame: pl.DataFrame, keys: pl.DataFrame, column: str = "address") -> pl.DataFrame:
