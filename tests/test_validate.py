@@ -95,6 +95,18 @@ def test_staging_tables_have_contract_columns_and_types_even_when_absent(con):
         assert warehouse.table_exists(con, "staging", f"{table.name}_checked") == (table.name == "orders")
 
 
+def test_padding_is_trimmed_and_nothing_else(con):
+    """Spaces, tabs, ideographic and no-break spaces around a value go; the letters and
+    digits at its ends stay, whatever they are (u, a, 0 and 3 were once eaten as well)."""
+    body = [["O1", " S0a\t", "\u3000U3a\u00a0", "P1", " 3000 ", "10.00",
+             "2026-10-01 12:00:00", "", "paid", "\u3000上海市0a\u3000"]]
+    accounts = [["U3a", "2026-01-01", "", "0", "ann"]]
+    con, _ = load_and_stage(to_csv(ORDER_HEADER, body), to_csv(ACCOUNT_HEADER, accounts))
+    with con:
+        assert staged(con, "orders", "shop_id, buyer_id, quantity, address") == [
+            ("S0a", "U3a", 3000, "上海市0a")]
+
+
 def test_chinese_statuses_and_headers_become_contract_values(con):
     run(con, CORPUS / "chinese_headers")
     assert staged(con, "orders", "order_id, status, amount, paid_at, receiver_phone") == [

@@ -12,7 +12,9 @@
 create or replace temp macro stg_text(x) as nullif(
     case when ord(x[1]) <= 32 or ord(x[1]) = 12288 or ord(x[1]) = 160
            or ord(x[-1]) <= 32 or ord(x[-1]) = 12288 or ord(x[-1]) = 160
-         then trim(x, E' \t\r\n\u3000\u00a0') else x end, '');
+         then trim(x, ' ' || chr(9) || chr(10) || chr(13) || chr(12288) || chr(160)) else x end, '');
+-- (the characters by code: DuckDB's E'' strings have no \u escape, so E'\u3000' would be
+-- the letters u, 3, 0, 0 and trim would eat them off the ends of a padded value)
 
 -- a value quoted for a message (long values shortened)
 create or replace temp macro stg_show(x) as
