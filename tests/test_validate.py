@@ -365,23 +365,25 @@ def test_macros_file_is_not_a_model():
 
 
 def test_first_night_history_made_in_place_equals_the_copied_history():
-    """The first night turns staging.orders_checked into the order history in place; it must
-    hold exactly what the copying path (every later night) would have written."""
+    """The first night turns the staged tables into their histories in place; each must hold
+    exactly what the copying path (every later night) would have written."""
     histories = []
     for in_place in (True, False):
         with warehouse.connect(":memory:") as con:
             run(con, CORPUS / "duplicate_order")
-            if not in_place:  # an empty history already there: the copying path runs
-                con.execute("create schema if not exists staging")
-                con.execute("create table staging.orders_history as "
-                            "select *, ''::varchar as _night from staging.orders limit 0")
+            if not in_place:  # empty histories already there: the copying path runs
+                for table in history.HISTORY_KEYS:
+                    con.execute(f"create table staging.{table}_history as "
+                                f"select *, ''::varchar as _night from staging.{table} limit 0")
             history.merge_night(con, "2026-11-30")
-            histories.append((con.execute("describe staging.orders_history").fetchall(),
-                              con.execute("select * from staging.orders_history order by order_id")
-                              .fetchall()))
-            assert not warehouse.table_exists(con, "staging", "orders_checked") or not in_place
+            histories.append({
+                table: (con.execute(f"describe staging.{table}_history").fetchall(),
+                        con.execute(f"select * from staging.{table}_history order by all").fetchall())
+                for table in history.HISTORY_KEYS})
+            assert warehouse.table_exists(con, "staging", "orders_checked") != in_place
     assert histories[0] == histories[1]
-    columns, rows = histories[0]
+    columns, rows = histories[0]["orders"]
     assert [r[0] for r in rows] == ["O1", "O2"]  # the repeats stayed in quarantine
     assert columns[-1][0] == "_night" and all(r[-1] == "2026-11-30" for r in rows)
     assert not any(c[0] in ("_reason", "_column", "_value") for c in columns)
+    assert [r[0] for r in histories[0]["accounts"][1]] == ["U1", "U2", "U3"]

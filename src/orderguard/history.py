@@ -78,7 +78,7 @@ def merge_night(con: duckdb.DuckDBPyConnection, run_date: str) -> dict[str, int]
     sizes = {}
     for table, keys in HISTORY_KEYS.items():
         hist = f"staging.{table}_history"
-        if table == "orders" and _adopt_first_night_orders(con, run_date):
+        if _adopt_first_night(con, table, run_date):
             sizes[table] = int(warehouse.scalar(con, f"select count(*) from {hist}"))
             continue
         cols = _columns(con, table)
@@ -103,32 +103,33 @@ def merge_night(con: duckdb.DuckDBPyConnection, run_date: str) -> dict[str, int]
     return sizes
 
 
-def _adopt_first_night_orders(con: duckdb.DuckDBPyConnection, run_date: str) -> bool:
-    """On a warehouse's first night the order history is exactly tonight's accepted orders:
-    turn staging.orders_checked into it in place (delete the rejected rows, drop the
-    validation columns, add _night) instead of copying every order. A copy of 10M orders
-    cost ~33 s; this costs under a second. False (nothing done) on any later night."""
-    if warehouse.table_exists(con, "staging", "orders_history") or not warehouse.scalar(
-        con, "select count(*) from information_schema.tables where table_schema = 'staging' "
-        "and table_name = 'orders_checked' and table_type = 'BASE TABLE'"
-    ):
+def _adopt_first_night(con: duckdb.DuckDBPyConnection, table: str, run_date: str) -> bool:
+    """On a warehouse's first night a table's history is exactly tonight's staged rows: turn
+    the staged table into it in place (add _night, rename) instead of copying every row. For
+    orders, staging.orders is a view filtering staging.orders_checked, so the rejected rows
+    are deleted and the validation columns dropped first. A copy of 10M orders cost ~33 s;
+    this costs under a second. False (nothing done) once the history exists."""
+    if warehouse.table_exists(con, "staging", f"{table}_history"):
         return False
-    kept = set(_columns(con, "orders"))  # staging.orders: the accepted rows' columns
-    dropped = [c for c in _columns(con, "orders_checked") if c not in kept]
+    source = f"{table}_checked" if table == "orders" else table
+    kept = set(_columns(con, table))  # the staged rows' columns
+    dropped = [c for c in _columns(con, source) if c not in kept]
+    name = f"staging.{warehouse.ident(source)}"
     con.execute("begin transaction")
     try:
-        con.execute("delete from staging.orders_checked where _reason is not null")
-        con.execute("drop view staging.orders")  # it filtered orders_checked; use_window remakes it
+        if source != table:
+            con.execute(f"delete from {name} where _reason is not null")
+            con.execute(f"drop view staging.{warehouse.ident(table)}")  # use_window remakes it
         for column in dropped:
-            con.execute(f"alter table staging.orders_checked drop column {warehouse.ident(column)}")
-        con.execute("alter table staging.orders_checked add column _night varchar")
-        con.execute("update staging.orders_checked set _night = $night", {"night": run_date})
-        con.execute("alter table staging.orders_checked rename to orders_history")
+            con.execute(f"alter table {name} drop column {warehouse.ident(column)}")
+        con.execute(f"alter table {name} add column _night varchar")
+        con.execute(f"update {name} set _night = $night", {"night": run_date})
+        con.execute(f"alter table {name} rename to {warehouse.ident(table)}_history")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
-    log.info("first night: tonight's accepted orders became staging.orders_history in place")
+    log.info("first night: staging.%s became staging.%s_history in place", source, table)
     return True
 
 
