@@ -63,7 +63,7 @@ def test_new_accounts_ordering_at_once_behind_one_device(tmp_path):
     sharing = dict(con.sql(
         "select account_id, device_accounts from intermediate.account_features").fetchall())
     assert sharing == {"a1": 3, "a2": 3, "a3": 3, "b1": 1, "c1": 1}
-    ages = dict(con.sql("select order_id, account_age_s from intermediate.order_timing").fetchall())
+    ages = dict(con.sql("select order_id, account_age_s from intermediate.order_keys").fetchall())
     assert ages["O1"] == 0 and ages["O2"] == 60 and ages["O5"] == 86400
     # one shop selling one product: every buyer's favourite is bought by everyone
     rates = con.sql(

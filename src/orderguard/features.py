@@ -18,7 +18,6 @@ log = logging.getLogger(__name__)
 # Build order matters: each model reads the ones above it.
 INTERMEDIATE_MODELS = (
     "order_keys",
-    "order_timing",
     "account_identifiers",
     "identifier_stats",
     "account_pairs",

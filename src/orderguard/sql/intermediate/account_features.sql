@@ -7,9 +7,6 @@ with accounts as (
 order_keys as (
     select * from intermediate.order_keys
 ),
-timing as (
-    select * from intermediate.order_timing
-),
 identifiers as (
     select ai.account_id, ai.id_type, s.n_accounts, s.rarity_weight
     from intermediate.account_identifiers ai
@@ -19,14 +16,14 @@ orders_per_account as (
     select o.buyer_id as account_id,
         count(*) as n_orders, count(distinct o.shop_id) as n_shops,
         count(distinct o.product_id) as n_products, sum(o.amount) as gmv,
-        avg(t.is_cancel_or_refund::int) as cancel_refund_share,
+        avg(o.is_cancel_or_refund::int) as cancel_refund_share,
         avg(o.quantity) as avg_quantity,
-        avg((t.pay_delay_s <= 10)::int) as fast_pay_share,
-        avg((t.ship_to_deliver_h < 12)::int) as fast_delivery_share,
-        avg((t.review_delay_min <= 30 and t.review_rating = 5)::int) as instant_5star_share,
-        avg(t.at_exact_list_price::int) as exact_price_share,
-        min(t.account_age_days) as age_at_first_order_days
-    from order_keys o join timing t using (order_id)
+        avg((o.pay_delay_s <= 10)::int) as fast_pay_share,
+        avg((o.ship_to_deliver_h < 12)::int) as fast_delivery_share,
+        avg((o.review_delay_min <= 30 and o.review_rating = 5)::int) as instant_5star_share,
+        avg(o.at_exact_list_price::int) as exact_price_share,
+        min(o.account_age_days) as age_at_first_order_days
+    from order_keys o
     group by 1
 ),
 product_rates as (
@@ -61,8 +58,8 @@ sharing as (
 ordered_at_once as (
     -- accounts that placed an order within a minute of registering
     select distinct o.buyer_id as account_id
-    from order_keys o join timing t using (order_id)
-    where t.account_age_s between 0 and $instant_order_seconds
+    from order_keys o
+    where o.account_age_s between 0 and $instant_order_seconds
 ),
 strong_ids as (
     select ai.account_id, ai.id_type, ai.id_value

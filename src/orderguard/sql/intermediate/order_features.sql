@@ -1,13 +1,12 @@
 -- grain: one row per order_id
 -- The scorer's input: every per-order fact and the buyer's account and graph context.
 with order_keys as (select * from intermediate.order_keys),
-timing as (select * from intermediate.order_timing),
 waybills as (select * from intermediate.waybill_flags),
 bursts as (select order_id, window_orders, burst_ratio from intermediate.product_bursts),
 referral as (select * exclude (buyer_id, referrer_id) from intermediate.referral_checks),
 accounts as (select * from intermediate.account_features),
 tree as (select account_id, referral_depth, downline_size from intermediate.referral_tree),
-buyer_shop as (  -- from order_keys alone: joining timing for one flag doubled this query
+buyer_shop as (
     select buyer_id, shop_id, count(*) as orders_at_shop,
            avg(is_cancel_or_refund::int) as cancel_share_at_shop
     from order_keys group by 1, 2
@@ -16,7 +15,10 @@ assemble as (
     select
         o.order_id, o.shop_id, o.buyer_id, o.product_id, o.referrer_id, o.created_at,
         o.amount, o.quantity, o.status, o.address_is_hub, o.is_virtual_phone,
-        t.* exclude (order_id),
+        o.pay_delay_s, o.ship_to_deliver_h, o.pay_to_ship_h, o.review_delay_min,
+        o.review_rating, o.account_age_days, o.account_age_s, o.order_hour, o.is_virtual,
+        o.list_price, o.unit_cost, o.unit_paid, o.at_exact_list_price, o.is_cancel_or_refund,
+        o.shipped_not_delivered, o.days_since_shipped,
         coalesce(w.waybill_reused, false) as waybill_reused,
         coalesce(w.waybill_malformed, false) as waybill_malformed,
         coalesce(w.long_undelivered, false) as long_undelivered,
@@ -34,7 +36,6 @@ assemble as (
         coalesce(tr.downline_size, 0) as buyer_downline_size,
         bs.orders_at_shop, bs.cancel_share_at_shop
     from order_keys o
-    join timing t using (order_id)
     left join waybills w using (order_id)
     left join bursts b using (order_id)
     left join referral r using (order_id)

@@ -1,7 +1,16 @@
 -- grain: one row per order_id
--- Every order with its normalised identifiers and timing facts, the base for features.
+-- Every order with its normalised identifiers and its timing and price facts (pay, ship,
+-- deliver, review; price against list), the base for features. The facts live here rather
+-- than in a table of their own: three readers joined that table back on order_id.
 with orders as (
     select * from staging.orders
+),
+accounts as (
+    select account_id, registered_at from staging.accounts
+),
+products as (
+    select product_id, price, cost, coalesce(is_virtual, false) as is_virtual
+    from staging.products
 ),
 addresses as (
     select * from intermediate.norm_address
@@ -33,10 +42,28 @@ join_keys as (
         a.address_building_key,
         a.address_compound_key,
         coalesce(a.is_hub, false) as address_is_hub,
-        a.province, a.city, a.district
+        a.province, a.city, a.district,
+        date_diff('second', o.created_at, o.paid_at) as pay_delay_s,
+        date_diff('minute', o.shipped_at, o.delivered_at) / 60.0 as ship_to_deliver_h,
+        date_diff('minute', o.paid_at, o.shipped_at) / 60.0 as pay_to_ship_h,
+        date_diff('minute', o.delivered_at, o.reviewed_at) as review_delay_min,
+        date_diff('minute', r.registered_at, o.created_at) / 1440.0 as account_age_days,
+        date_diff('second', r.registered_at, o.created_at) as account_age_s,
+        hour(o.created_at) as order_hour,
+        coalesce(pr.is_virtual, false) as is_virtual,
+        pr.price as list_price,
+        pr.cost as unit_cost,
+        o.amount / nullif(o.quantity, 0) as unit_paid,
+        (pr.price is not null and o.amount = pr.price * o.quantity) as at_exact_list_price,
+        (o.shipped_at is not null and o.delivered_at is null
+            and o.status not in ('cancelled', 'refunded')
+            and not coalesce(pr.is_virtual, false)) as shipped_not_delivered,
+        date_diff('hour', o.shipped_at, $as_of) / 24.0 as days_since_shipped
     from orders o
     left join addresses a on a.address = o.address
     left join phones p on p.phone_raw = o.receiver_phone
     left join ips i on i.ip_raw = o.ip
+    left join accounts r on r.account_id = o.buyer_id
+    left join products pr on pr.product_id = o.product_id
 )
 select * from join_keys

@@ -6,7 +6,7 @@ with tracking as (
     select * from intermediate.tracking_checks
 ),
 long_undelivered as (
-    select order_id from intermediate.order_timing
+    select order_id from intermediate.order_keys
     where shipped_not_delivered and days_since_shipped > $undelivered_days
 ),
 judge as (
