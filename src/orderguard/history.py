@@ -111,7 +111,14 @@ def _adopt_first_night(con: duckdb.DuckDBPyConnection, table: str, run_date: str
     this costs under a second. False (nothing done) once the history exists."""
     if warehouse.table_exists(con, "staging", f"{table}_history"):
         return False
-    source = f"{table}_checked" if table == "orders" else table
+    kind = warehouse.scalar(
+        con, "select table_type from information_schema.tables "
+        "where table_schema = 'staging' and table_name = $t", {"t": table})
+    # validate.stage makes staging.orders a view on orders_checked; a partitioned scan loads
+    # it as a table
+    source = f"{table}_checked" if kind == "VIEW" else table
+    if kind == "VIEW" and not warehouse.table_exists(con, "staging", source):
+        return False
     kept = set(_columns(con, table))  # the staged rows' columns
     dropped = [c for c in _columns(con, source) if c not in kept]
     name = f"staging.{warehouse.ident(source)}"
