@@ -123,3 +123,18 @@ def test_only_orders_failing_a_waybill_check_get_a_waybill_row(tmp_path):
         "or waybill_sequential from intermediate.order_features").fetchall())
     assert features == {"O1": True, "O2": True, "O3": False, "O4": False, "O5": True,
                         "O6": True, "O7": False}
+
+
+def test_a_warehouse_from_an_older_version_loses_its_retired_tables(tmp_path):
+    """order_timing's columns moved into order_keys: a stale copy must not stay behind for an
+    analyst to read."""
+    from orderguard import features, warehouse
+
+    con = build(tmp_path, [order(1, "a1", "2026-10-01 10:00", "d1")],
+                [("a1", "2026-09-01 10:00", "d1")])
+    con.close()
+    with warehouse.connect(tmp_path / "wh.duckdb") as con:
+        con.execute("create table intermediate.order_timing as select 1 as stale")
+        features.build_intermediate(con, graphs.GraphSettings())
+        assert not warehouse.table_exists(con, "intermediate", "order_timing")
+        assert con.execute("select account_age_days from intermediate.order_keys").fetchall() == [(30.0,)]

@@ -35,6 +35,9 @@ INTERMEDIATE_MODELS = (
 # order_features is read once too, but by the scorer's stream, which then waits on the
 # view's joins batch by batch: measured at 10M orders, the time only moved to scoring.
 VIEW_MODELS = ("tracking_checks",)
+# Tables earlier versions built and nothing builds now: dropped, so an analyst reading an
+# older warehouse never finds a stale copy (order_timing's columns are in order_keys).
+RETIRED_MODELS = ("order_timing", "scoring_inputs")
 
 
 def _distinct(con: duckdb.DuckDBPyConnection, sql: str) -> pl.Series:
@@ -84,6 +87,8 @@ def feature_params(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
 
 def build_intermediate(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
                        as_of: datetime | None = None) -> dict[str, int]:
+    for name in RETIRED_MODELS:
+        con.execute(f"drop table if exists intermediate.{warehouse.ident(name)}")
     counts = build_normalised_lookups(con)
     params = feature_params(con, settings, as_of)
     for name in INTERMEDIATE_MODELS:
