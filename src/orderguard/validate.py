@@ -105,7 +105,8 @@ _MODELS = (
     "quarantine",
 )
 # staging.orders only filters orders_checked and is read once, by the history merge: a view,
-# not a second copy of every order (history.use_window drops orders_checked after the merge)
+# not a second copy of every order (history.use_window drops orders_checked after the merge;
+# on a warehouse's first night the merge turns orders_checked into the history instead)
 _VIEW_MODELS = {"orders"}
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 
