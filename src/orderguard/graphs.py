@@ -274,7 +274,7 @@ def self_referral_rings(
         r["account_id"]: r
         for r in alt_facts.select(
             "account_id", "registered_at", "arbitrage_orders", "commission_total"
-        ).filter(pl.col("account_id").is_in(pl.concat([inner["account_a"], inner["account_b"]])))
+        ).filter(pl.col("account_id").is_in(pl.concat([inner["account_a"], inner["account_b"]]).implode()))
         .iter_rows(named=True)
     }
     rings = []
@@ -567,7 +567,8 @@ def dense_block_rings(orders: pl.DataFrame, settings: GraphSettings) -> list[Rin
         members = tuple(sorted(buyers.gather(block_rows).to_list()))
         block = cells.with_row_index("c").filter(pl.col("c").is_in(block_cols))
         # the block's accounts must concentrate on its products far beyond their popularity
-        top = (edges.filter(pl.col("r").is_in(block_rows) & pl.col("product_id").is_in(block["product_id"]))
+        in_products = pl.col("product_id").is_in(block["product_id"].implode())
+        top = (edges.filter(pl.col("r").is_in(block_rows) & in_products)
                .group_by("product_id").agg(pl.col("r").n_unique().alias("k")).sort("k", descending=True))
         rate = popularity.get(top["product_id"][0], 1.0) if top.height else 1.0
         if top.height == 0 or (top["k"][0] / len(block_rows)) / rate < settings.min_lift:
