@@ -77,30 +77,34 @@ def merge_night(con: duckdb.DuckDBPyConnection, run_date: str) -> dict[str, int]
     )
     sizes = {}
     for table, keys in HISTORY_KEYS.items():
-        hist = f"staging.{table}_history"
-        if _adopt_first_night(con, table, run_date):
-            sizes[table] = int(warehouse.scalar(con, f"select count(*) from {hist}"))
-            continue
-        cols = _columns(con, table)
-        con.execute(
-            f"create table if not exists {hist} as "
-            f"select *, ''::varchar as _night from staging.{table} limit 0"
-        )
-        key_match = " and ".join(f"h.{k} is not distinct from t.{k}" for k in keys)
-        # drop the history rows tonight replaces, unless they came from a later night
-        con.execute(
-            f"delete from {hist} h using staging.{table} t where {key_match} and h._night <= $night",
-            {"night": run_date},
-        )
-        col_list = ", ".join(cols)
-        con.execute(
-            f"insert into {hist} ({col_list}, _night) "
-            f"select {col_list}, $night from staging.{table} t "
-            f"where not exists (select 1 from {hist} h where {key_match})",
-            {"night": run_date},
-        )
-        sizes[table] = int(warehouse.scalar(con, f"select count(*) from {hist}"))
+        if not _adopt_first_night(con, table, run_date):
+            _upsert_night(con, table, keys, run_date)
+        sizes[table] = int(warehouse.scalar(con, f"select count(*) from staging.{table}_history"))
     return sizes
+
+
+def _upsert_night(con: duckdb.DuckDBPyConnection, table: str, keys: tuple[str, ...],
+                  run_date: str) -> None:
+    """Tonight's staged rows replace their keys' history rows, unless a later night's."""
+    hist = f"staging.{table}_history"
+    cols = _columns(con, table)
+    con.execute(
+        f"create table if not exists {hist} as "
+        f"select *, ''::varchar as _night from staging.{table} limit 0"
+    )
+    key_match = " and ".join(f"h.{k} is not distinct from t.{k}" for k in keys)
+    # drop the history rows tonight replaces, unless they came from a later night
+    con.execute(
+        f"delete from {hist} h using staging.{table} t where {key_match} and h._night <= $night",
+        {"night": run_date},
+    )
+    col_list = ", ".join(cols)
+    con.execute(
+        f"insert into {hist} ({col_list}, _night) "
+        f"select {col_list}, $night from staging.{table} t "
+        f"where not exists (select 1 from {hist} h where {key_match})",
+        {"night": run_date},
+    )
 
 
 def _adopt_first_night(con: duckdb.DuckDBPyConnection, table: str, run_date: str) -> bool:
@@ -111,13 +115,11 @@ def _adopt_first_night(con: duckdb.DuckDBPyConnection, table: str, run_date: str
     this costs under a second. False (nothing done) once the history exists."""
     if warehouse.table_exists(con, "staging", f"{table}_history"):
         return False
-    kind = warehouse.scalar(
-        con, "select table_type from information_schema.tables "
-        "where table_schema = 'staging' and table_name = $t", {"t": table})
     # validate.stage makes staging.orders a view on orders_checked; a partitioned scan loads
     # it as a table
-    source = f"{table}_checked" if kind == "VIEW" else table
-    if kind == "VIEW" and not warehouse.table_exists(con, "staging", source):
+    is_view = warehouse.relation_kind(con, "staging", table) == "view"
+    source = f"{table}_checked" if is_view else table
+    if is_view and not warehouse.table_exists(con, "staging", source):
         return False
     kept = set(_columns(con, table))  # the staged rows' columns
     dropped = [c for c in _columns(con, source) if c not in kept]

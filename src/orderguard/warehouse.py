@@ -121,15 +121,20 @@ def table_exists(con: duckdb.DuckDBPyConnection, layer: str, name: str) -> bool:
     )
 
 
-_RELATION_TYPES = {"view": "VIEW", "table": "BASE TABLE"}
+def relation_kind(con: duckdb.DuckDBPyConnection, layer: str, name: str) -> str | None:
+    """What <layer>.<name> is: 'table', 'view', or None when there is no such relation."""
+    found = scalar(con, "select table_type from information_schema.tables "
+                   "where table_schema = $layer and table_name = $name",
+                   {"layer": layer, "name": name})
+    return {"BASE TABLE": "table", "VIEW": "view"}.get(found)
 
 
 def drop_if(con: duckdb.DuckDBPyConnection, kind: str, layer: str, name: str) -> None:
     """Drop <layer>.<name> if it is a `kind` ('view' or 'table'), so the other kind of that
     name can replace it (DuckDB's create-or-replace never swaps a view for a table)."""
-    if scalar(con, "select count(*) from information_schema.tables where table_schema = $layer "
-              "and table_name = $name and table_type = $type",
-              {"layer": layer, "name": name, "type": _RELATION_TYPES[kind]}):
+    if kind not in ("view", "table"):
+        raise ValueError(f"not a relation kind: {kind!r}")
+    if relation_kind(con, layer, name) == kind:
         con.execute(f"drop {kind} {ident(layer)}.{ident(name)}")
 
 
