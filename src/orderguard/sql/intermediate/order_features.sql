@@ -1,6 +1,7 @@
 -- grain: one row per order_id
 -- The scorer's input: every per-order fact and the buyer's account and graph context.
-with order_keys as (select * from intermediate.order_keys),
+-- order_keys is read twice; DuckDB would copy a CTE read twice, and two scans cost less
+with order_keys as not materialized (select * from intermediate.order_keys),
 waybills as (select * from intermediate.waybill_flags),
 bursts as (select order_id, window_orders, burst_ratio from intermediate.product_bursts),
 referral as (select * exclude (buyer_id, referrer_id) from intermediate.referral_checks),

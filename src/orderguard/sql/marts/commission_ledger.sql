@@ -2,7 +2,7 @@
 -- The accepted rows of the commissions file when one was given; otherwise the configured
 -- rates applied to the paid amount along the inviter chain (source says which). Each row
 -- carries the order facts the scorecards and programme health need.
-with recursive orders as (
+with recursive orders as not materialized (  -- read three times: three scans beat one copy
     select order_id, shop_id, buyer_id, referrer_id, product_id, quantity, amount, status,
            paid_at, refunded_at, created_at
     from staging.orders
