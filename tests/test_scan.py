@@ -87,3 +87,32 @@ def test_a_review_budget_flags_at_most_that_many_orders_a_day_the_highest_first(
                                   & pl.col("order_id").is_in(list(was_flagged)))
         if unflagged.height:
             assert unflagged["score"].max() <= group["score"].min()
+
+
+def test_a_workbook_that_fails_to_write_publishes_nothing_of_the_night(scanned_world, tmp_path, monkeypatch):
+    """The workbook is written beside the health marts: its failure must still fail the night
+    before anything is swapped in, leaving the last published night as it was."""
+    import shutil
+    from dataclasses import replace
+
+    import pytest
+
+    from orderguard import publish
+    from orderguard.rules import load_rules
+    from orderguard.scan import stage_publish
+
+    shutil.copy(scanned_world["db"], tmp_path / "wh.duckdb")
+    shutil.copytree(scanned_world["out"], tmp_path / "out", symlinks=True)
+    opts = replace(scanned_world["opts"], db_path=tmp_path / "wh.duckdb", out_dir=tmp_path / "out",
+                   run_id="test-run-broken-xlsx")
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full while writing the workbook")
+
+    monkeypatch.setattr(publish, "write_xlsx", broken)
+    with pytest.raises(OSError, match="disk full"):
+        stage_publish(opts, load_rules(None), json.loads(json.dumps(scanned_world["run"], default=str)))
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "out").rglob("*")
+             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(tmp_path / "out").parts)}
+    assert after == before
