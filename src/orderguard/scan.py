@@ -272,6 +272,7 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
         .then(publish.mask_text(pl.col("value"))).otherwise(pl.col("value")).alias("value")
     )
     publish.write_csv(quarantine, staged / "quarantine.csv")
+    xlsx_left_out = workbook.result()  # before tonight's rings go into ops.ring_history
     ring_ids.record_night(con, night, opts.run_id)
     top_reasons = (
         flagged.select(pl.col("reason_codes").str.split(";")).explode("reason_codes")
@@ -284,7 +285,6 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
         "where s.risk_level <> 'low' and coalesce(c.status, '') <> 'reversed'",
     ).row(0, named=True)
     changed = ring_ids.changes(con, night)
-    xlsx_left_out = workbook.result()
     top = rings.sort(["gmv", "ring_id"], descending=[True, False]).head(10)
     return {
         "orders_scored": orders_scored,
