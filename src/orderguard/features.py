@@ -88,7 +88,7 @@ def feature_params(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
 def build_intermediate(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
                        as_of: datetime | None = None) -> dict[str, int]:
     for name in RETIRED_MODELS:
-        con.execute(f"drop table if exists intermediate.{warehouse.ident(name)}")
+        warehouse.drop_if(con, "table", "intermediate", name)
     counts = build_normalised_lookups(con)
     params = feature_params(con, settings, as_of)
     for name in INTERMEDIATE_MODELS:
