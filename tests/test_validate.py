@@ -387,3 +387,27 @@ def test_first_night_history_made_in_place_equals_the_copied_history():
     assert columns[-1][0] == "_night" and all(r[-1] == "2026-11-30" for r in rows)
     assert not any(c[0] in ("_reason", "_column", "_value") for c in columns)
     assert [r[0] for r in histories[0]["accounts"][1]] == ["U1", "U2", "U3"]
+
+
+
+USUAL_TIMESTAMP = st.builds(
+    lambda when, sep: when.strftime(f"%Y-%m-%d{sep}%H:%M:%S"),
+    st.datetimes(datetime(1000, 1, 1), datetime(2999, 12, 31)), st.sampled_from(" T"))
+# the usual shape with a few characters swapped: the values where the two paths could part
+NEAR_USUAL_TIMESTAMP = st.builds(
+    lambda text, swaps: "".join(dict(swaps).get(i, c) for i, c in enumerate(text)),
+    USUAL_TIMESTAMP,
+    st.lists(st.tuples(st.integers(0, 18), st.sampled_from("0123456789-: T/+.Z年")), max_size=3))
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(st.lists(NEAR_USUAL_TIMESTAMP, min_size=1, max_size=30))
+def test_the_fast_timestamp_path_reads_what_the_regular_expressions_read(values):
+    # stg_ts sends the usual 2026-10-01 12:00:00 shape straight to the cast; stg_ts_any, the
+    # regular expressions every other shape goes through, must read every value the same
+    with warehouse.connect(":memory:") as connection:
+        validate._create_macros(connection)
+        got = connection.execute(
+            "select s from unnest($v::varchar[]) t(s) where stg_ts(s) is distinct from stg_ts_any(s)",
+            {"v": values}).fetchall()
+    assert got == []
