@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 
 import polars as pl
+import pytest
 
+from orderguard import publish
 from orderguard.publish import CONTRACT_FILES
+from orderguard.rules import load_rules
+from orderguard.scan import stage_publish
 
 
 def test_every_contract_file_is_published_complete(scanned_world):
@@ -92,15 +98,6 @@ def test_a_review_budget_flags_at_most_that_many_orders_a_day_the_highest_first(
 def test_a_workbook_that_fails_to_write_publishes_nothing_of_the_night(scanned_world, tmp_path, monkeypatch):
     """The workbook is written beside the health marts: its failure must still fail the night
     before anything is swapped in, leaving the last published night as it was."""
-    import shutil
-    from dataclasses import replace
-
-    import pytest
-
-    from orderguard import publish
-    from orderguard.rules import load_rules
-    from orderguard.scan import stage_publish
-
     shutil.copy(scanned_world["db"], tmp_path / "wh.duckdb")
     shutil.copytree(scanned_world["out"], tmp_path / "out", symlinks=True)
     opts = replace(scanned_world["opts"], db_path=tmp_path / "wh.duckdb", out_dir=tmp_path / "out",

@@ -389,7 +389,6 @@ def test_first_night_history_made_in_place_equals_the_copied_history():
     assert [r[0] for r in histories[0]["accounts"][1]] == ["U1", "U2", "U3"]
 
 
-
 USUAL_TIMESTAMP = st.builds(
     lambda when, sep: when.strftime(f"%Y-%m-%d{sep}%H:%M:%S"),
     st.datetimes(datetime(1000, 1, 1), datetime(2999, 12, 31)), st.sampled_from(" T"))
