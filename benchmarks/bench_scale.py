@@ -1,7 +1,7 @@
 """Platform scale: the full scan at 1M and 10M orders against DuckDB's own floor.
 
     .venv/bin/python benchmarks/bench_scale.py [--sizes 1000000 10000000] [--formats csv parquet]
-        [--work /tmp/og-scale] [--out benchmarks/results/scale.json]
+        [--work /tmp/og-scale] [--out benchmarks/results/scale.json] [--steady-night]
 
 For each size it generates a world in the data contract (CSV and Parquet), measures in the
 same run the floor (DuckDB alone loads the orders and counts distinct buyers per device,
@@ -9,7 +9,11 @@ address, payer and IP; in memory, the headline, and into a database file as the 
 warehouse is), then runs `orderguard scan --no-prefect` in a child process and
 records wall time, CPU time and peak resident memory for the whole scan and per stage
 (from run.json and the child's rusage), the ratio to the floor and the growth from the
-smallest to the largest size. Nothing here is a test; figures are written to JSON.
+smallest to the largest size. With --steady-night it also times a usual night at each size:
+the export is split into a backfill of all days but the last and the last day's nightly
+export, both scanned into one warehouse; the second scan (one day's orders over the full
+lookback window) is what every later night costs. Nothing here is a test; figures are
+written to JSON.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
+
+import polars as pl
 
 ORDERS_PER_ACCOUNT = 5.0
 FLOOR_SQL = """
@@ -72,14 +79,16 @@ def floor(orders_path: Path, database: str = ":memory:") -> dict:
             Path(database).unlink(missing_ok=True)
 
 
-def scan(input_dir: Path, work: Path) -> dict:
+def scan(input_dir: Path, work: Path, fresh: bool = True, extra: tuple[str, ...] = ()) -> dict:
+    """`orderguard scan` of one export into work/wh.duckdb (a new warehouse when `fresh`)."""
     out, db = work / "out", work / "wh.duckdb"
     shutil.rmtree(out, ignore_errors=True)
-    for p in (db, Path(str(db) + ".wal")):
-        p.unlink(missing_ok=True)
+    if fresh:
+        for p in (db, Path(str(db) + ".wal")):
+            p.unlink(missing_ok=True)
     result = child([sys.executable, "-m", "orderguard.cli", "scan", "--input", str(input_dir),
                     "--out", str(out), "--db", str(db), "--models", str(work / "models"),
-                    "--no-prefect"], env={**os.environ})
+                    "--no-prefect", *extra], env={**os.environ})
     run = json.loads((out / "run.json").read_text("utf-8"))
     result.pop("stdout")
     result["stages_s"] = run["stage_seconds"]
@@ -87,7 +96,52 @@ def scan(input_dir: Path, work: Path) -> dict:
     peaks = run.get("stage_peak_rss_mib", {})
     result["stages_peak_rss_gib"] = {k: round(v / 1024, 2) for k, v in peaks.items()}
     result["orders_scored"] = run["summary"]["orders_scored"]
+    result["window_orders"] = run["window"]["window_orders"]
     return result
+
+
+def read_export(folder: Path, fmt: str) -> dict:
+    """An export folder as Polars frames: timestamps parsed, every other value kept as text
+    (so it is written back byte for byte)."""
+    from orderguard.contract import TABLES, TIMESTAMP
+    from orderguard.generate import TIME_FORMAT
+
+    frames = {}
+    for name in ("orders", "accounts", "commissions", "products"):
+        if fmt == "parquet":
+            frames[name] = pl.read_parquet(folder / f"{name}.parquet")
+            continue
+        stamps = [c.name for c in TABLES[name].columns if c.type == TIMESTAMP]
+        frames[name] = pl.read_csv(folder / f"{name}.csv", infer_schema=False).with_columns(
+            pl.col(stamps).str.to_datetime(TIME_FORMAT))
+    return frames
+
+
+def steady_night(folder: Path, fmt: str) -> dict:
+    """A usual night at this window size: the export split into a backfill of every day but
+    the last (the first night, loading history) and the last day's nightly export (orders
+    created that day plus updates to older ones); both are scanned into one warehouse and
+    the second scan is the figure."""
+    from orderguard.generate import backfill_export, night_export, write_table
+
+    work = folder / "steady"
+    exports = {"backfill": work / "backfill", "night": work / "night"}
+    if not (exports["night"] / f"orders.{fmt}").exists():
+        started = time.perf_counter()
+        world = read_export(folder / "in", fmt)
+        last = world["orders"]["created_at"].max().date()
+        tables = world["orders"], world["accounts"], world["commissions"], world["products"]
+        for name, split in (("backfill", backfill_export), ("night", night_export)):
+            day = last - timedelta(days=1) if name == "backfill" else last
+            exports[name].mkdir(parents=True, exist_ok=True)
+            for table, df in split(*tables, day).items():
+                write_table(df, exports[name] / table, fmt)
+        print(f"split {folder.name} into a backfill and a night in "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
+    backfill = scan(exports["backfill"], work)
+    # after a 29-day backfill one day's export is far below the "usual" night: it is real
+    night = scan(exports["night"], work, fresh=False, extra=("--allow-small-export",))
+    return {"backfill": backfill, "night": night}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--formats", nargs="+", default=["csv", "parquet"])
     parser.add_argument("--work", default="/tmp/og-scale")
     parser.add_argument("--out", default="benchmarks/results/scale.json")
+    parser.add_argument("--steady-night", action="store_true",
+                        help="also time a usual night: a backfill of all days but the last, "
+                             "then the last day's export over the full window")
     args = parser.parse_args(argv)
     from orderguard.generate import generate_to_folders
 
@@ -126,6 +183,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{size:>11,} {fmt:<8} floor {f['wall_s']:>6.1f} s  scan {s['wall_s']:>7.1f} s "
                   f"(x{s['ratio_to_floor']}) peak {s['peak_rss_gib']} GiB  stages {s['stages_s']}",
                   flush=True)
+            if args.steady_night:
+                steady = steady_night(folder, fmt)
+                results["runs"][f"{size}-{fmt}"]["steady_night"] = steady
+                Path(args.out).write_text(json.dumps(results, indent=2), "utf-8")
+                print(f"{size:>11,} {fmt:<8} a usual night: {steady['night']['orders_scored']:,} "
+                      f"orders tonight, {steady['night']['window_orders']:,} in the window, "
+                      f"{steady['night']['wall_s']:.1f} s, peak {steady['night']['peak_rss_gib']} "
+                      f"GiB, stages {steady['night']['stages_s']}", flush=True)
     sizes = sorted(args.sizes)
     if len(sizes) > 1:
         for fmt in args.formats:

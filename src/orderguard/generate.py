@@ -195,7 +195,8 @@ def generate_world(cfg: GeneratorConfig) -> World:
 
 
 # ------------------------------------------------------------------------ writing
-def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:
+def write_table(df: pl.DataFrame, path: Path, fmt: str) -> None:
+    """One input table as <path>.csv (timestamps as the contract writes them) or .parquet."""
     if fmt == "parquet":
         df.write_parquet(path.with_suffix(".parquet"))
     else:
@@ -211,37 +212,65 @@ def write_world(world: World, out_dir: str | Path, labels_dir: str | Path, fmt: 
     out.mkdir(parents=True, exist_ok=True)
     lab.mkdir(parents=True, exist_ok=True)
     for name, df in world.labels().items():
-        _write(df, lab / name, "csv")
+        write_table(df, lab / name, "csv")
     if not split_days:
         for name, df in world.inputs().items():
-            _write(df, out / name, fmt)
+            write_table(df, out / name, fmt)
         return
     orders = world.orders
-    accounts = world.accounts.with_columns(pl.col("registered_at").dt.date().alias("_d"))
     cfg = world.config or GeneratorConfig()
     first = orders["created_at"].min().date() if orders.height else cfg.start
     days = cfg.days if world.config else (orders["created_at"].max().date() - first).days + 1
-    events = ("created_at", "paid_at", "shipped_at", "delivered_at", "refunded_at", "reviewed_at")
     for i in range(days):
         day = cfg.start + dt.timedelta(days=i) if world.config else first + dt.timedelta(i)
-        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
         folder = out / day.isoformat()
         folder.mkdir(parents=True, exist_ok=True)
-        # tonight's export: orders created today, plus a row for every older order that
-        # changed today (paid, shipped, delivered, refunded, reviewed), each as it stood at
-        # midnight: a later night's row for a known order is an update
-        touched = pl.any_horizontal(
-            [pl.col(c).dt.date() == day for c in events]
-        ) & (pl.col("created_at") < end)
-        o = orders_as_of(orders.filter(touched), end)
-        c = commissions_as_of(world.commissions, orders, o["order_id"], end)
-        active = pl.concat([o["buyer_id"], o["referrer_id"].drop_nulls(),
-                            c["beneficiary_id"]]).unique()
-        acc = accounts.filter((pl.col("_d") == day) | pl.col("account_id").is_in(active.implode()))
-        _write(o.select(ORDERS.column_names), folder / "orders", fmt)
-        _write(acc.drop("_d").select(ACCOUNTS.column_names), folder / "accounts", fmt)
-        _write(c.select(COMMISSIONS.column_names), folder / "commissions", fmt)
-        _write(world.products, folder / "products", fmt)
+        tables = night_export(orders, world.accounts, world.commissions, world.products, day)
+        for name, df in tables.items():
+            write_table(df, folder / name, fmt)
+
+
+_EVENTS = ("created_at", "paid_at", "shipped_at", "delivered_at", "refunded_at", "reviewed_at")
+
+
+def night_export(orders: pl.DataFrame, accounts: pl.DataFrame, commissions: pl.DataFrame,
+                 products: pl.DataFrame, day: dt.date) -> dict[str, pl.DataFrame]:
+    """The export of the night ending `day`: orders created that day, plus a row for every
+    older order that changed that day (paid, shipped, delivered, refunded, reviewed), each as
+    it stood at midnight (a later night's row for a known order is an update); the accounts
+    registered that day or active in those rows. `orders` and `commissions` are the truth or
+    any later export of it (the state at midnight is derived from the event times)."""
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    touched = pl.any_horizontal(
+        [pl.col(c).dt.date() == day for c in _EVENTS]
+    ) & (pl.col("created_at") < end)
+    o = orders_as_of(orders.filter(touched), end)
+    c = commissions_as_of(commissions, orders, o["order_id"], end)
+    active = pl.concat([o["buyer_id"], o["referrer_id"].drop_nulls(), c["beneficiary_id"]]).unique()
+    acc = accounts.filter((pl.col("registered_at").dt.date() == day)
+                          | pl.col("account_id").is_in(active.implode()))
+    return _export_tables(o, acc, c, products)
+
+
+def backfill_export(orders: pl.DataFrame, accounts: pl.DataFrame, commissions: pl.DataFrame,
+                    products: pl.DataFrame, day: dt.date) -> dict[str, pl.DataFrame]:
+    """One export of everything up to midnight after `day` (a first night that loads the
+    history), each order and commission as it stood then; nights after it are
+    `night_export`s."""
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    o = orders_as_of(orders.filter(pl.col("created_at") < end), end)
+    c = commissions_as_of(commissions, orders, o["order_id"], end)
+    return _export_tables(o, accounts.filter(pl.col("registered_at") < end), c, products)
+
+
+def _export_tables(orders: pl.DataFrame, accounts: pl.DataFrame, commissions: pl.DataFrame,
+                   products: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    return {
+        "orders": orders.select(ORDERS.column_names),
+        "accounts": accounts.select(ACCOUNTS.column_names),
+        "commissions": commissions.select(COMMISSIONS.column_names),
+        "products": products,
+    }
 
 
 def orders_as_of(orders: pl.DataFrame, end: dt.datetime) -> pl.DataFrame:
@@ -303,4 +332,5 @@ def generate_to_folders(out_dir: str | Path, labels_dir: str | Path, accounts: i
 
 
 __all__ = ["GeneratorConfig", "World", "generate_world", "write_world", "generate_to_folders",
+           "night_export", "backfill_export", "write_table",
            "PRESETS"]
