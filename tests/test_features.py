@@ -138,3 +138,44 @@ def test_a_warehouse_from_an_older_version_loses_its_retired_tables(tmp_path):
         features.build_intermediate(con, graphs.GraphSettings())
         assert not warehouse.table_exists(con, "intermediate", "order_timing")
         assert con.execute("select account_age_days from intermediate.order_keys").fetchall() == [(30.0,)]
+
+
+def test_a_night_normalises_only_the_values_new_to_the_window(tmp_path, monkeypatch):
+    from orderguard import features, normalize, warehouse
+
+    con = warehouse.connect(tmp_path / "wh.duckdb")
+    con.execute("create table staging.orders (address varchar, receiver_phone varchar, ip varchar)")
+    con.execute("create table staging.accounts (phone varchar, ip varchar)")
+    night_one = [("浙江省杭州市西湖区文三路90号1幢101室", "13812345678", "10.0.0.1"),
+                 ("上海市静安区南京西路1号", "+86 139-1234-5678", "10.0.0.2")]
+    con.executemany("insert into staging.orders values (?, ?, ?)", night_one)
+    seen: list[list[str]] = []
+    real = normalize.normalize_addresses
+    monkeypatch.setattr(normalize, "normalize_addresses",
+                        lambda s: (seen.append(s.to_list()), real(s))[1])
+    monkeypatch.setattr(features, "LOOKUPS", tuple(
+        (t, k, q, normalize.normalize_addresses if t == "norm_address" else f)
+        for t, k, q, f in features.LOOKUPS))
+    first = features.build_normalised_lookups(con)
+    assert first["addresses"] == first["addresses_normalised"] == 2
+    built = con.sql("select * from intermediate.norm_address order by address").pl()
+
+    # the window moves: one address leaves, one arrives, one stays
+    con.execute("delete from staging.orders where address like '上海%'")
+    con.execute("insert into staging.orders values ('北京市海淀区中关村大街1号', null, '10.0.0.3')")
+    second = features.build_normalised_lookups(con)
+    assert seen[-1] == ["北京市海淀区中关村大街1号"]
+    assert (second["addresses"], second["addresses_normalised"]) == (2, 1)
+    assert (second["phones"], second["phones_normalised"]) == (1, 0)
+    assert (second["ips"], second["ips_normalised"]) == (2, 1)
+    now = con.sql("select * from intermediate.norm_address order by address").pl()
+    assert now["address"].to_list() == ["北京市海淀区中关村大街1号", "浙江省杭州市西湖区文三路90号1幢101室"]
+    # the kept row is last night's, and a whole rebuild gives the same rows
+    assert now.filter(pl.col("address").str.starts_with("浙江")).equals(
+        built.filter(pl.col("address").str.starts_with("浙江")))
+    monkeypatch.setattr(features, "normaliser_fingerprint", lambda: "new code")
+    rebuilt = features.build_normalised_lookups(con)
+    assert rebuilt["addresses_normalised"] == 2
+    assert con.sql("select * from intermediate.norm_address order by address").pl().equals(now)
+    assert con.sql("select * from ops.lookup_fingerprints order by 1").fetchall() == [
+        ("norm_address", "new code"), ("norm_ip", "new code"), ("norm_phone", "new code")]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import asdict
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from orderguard import normalize, warehouse
+from orderguard import address, normalize, warehouse
 from orderguard.graphs import GraphSettings
 
 log = logging.getLogger(__name__)
@@ -40,34 +42,81 @@ VIEW_MODELS = ("tracking_checks",)
 RETIRED_MODELS = ("order_timing", "scoring_inputs")
 
 
-def _distinct(con: duckdb.DuckDBPyConnection, sql: str) -> pl.Series:
-    return warehouse.query(con, sql).to_series(0)
+# Each lookup: one row per distinct raw value in the window, keyed by its raw text.
+# (table, raw-value column, the window's distinct values, normaliser)
+LOOKUPS = (
+    ("norm_address", "address",
+     "select distinct address as raw_value from staging.orders where address is not null",
+     normalize.normalize_addresses),
+    ("norm_phone", "phone_raw",
+     "select distinct p as raw_value from (select receiver_phone as p from staging.orders "
+     "union all select phone from staging.accounts) where p is not null",
+     normalize.normalize_phones),
+    ("norm_ip", "ip_raw",
+     "select distinct i as raw_value from (select ip as i from staging.orders "
+     "union all select ip from staging.accounts) where i is not null",
+     normalize.normalize_ips),
+)
+
+
+def normaliser_fingerprint() -> str:
+    """What the lookups' rows depend on besides the raw text: the normalising code, the
+    region table and Polars (its regex engine). A lookup built under another fingerprint
+    is rebuilt whole, never patched."""
+    digest = hashlib.sha256(pl.__version__.encode())
+    for source in (address.__file__, normalize.__file__, address._adcodes_path()):
+        digest.update(Path(source).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def refresh_lookup(con: duckdb.DuckDBPyConnection, table: str, raw_column: str, values_sql: str,
+                   normaliser, fingerprint: str) -> tuple[int, int]:
+    """Bring intermediate.<table> to the window's distinct raw values, normalising only the
+    values last night's table lacks (the window moves by a day: nearly every value is known).
+    Returns (rows, values normalised tonight)."""
+    name, key = warehouse.ident(table), warehouse.ident(raw_column)
+    con.execute(f"create or replace temp table _window_values as {values_sql}")
+    try:
+        con.execute("create table if not exists ops.lookup_fingerprints "
+                    "(table_name varchar primary key, fingerprint varchar not null)")
+        kept = (warehouse.relation_kind(con, "intermediate", table) == "table"
+                and warehouse.scalar(con, "select fingerprint from ops.lookup_fingerprints "
+                                     "where table_name = $t", {"t": table}) == fingerprint)
+        if kept:  # values that left the window go, new ones are normalised and added
+            con.execute(f"delete from intermediate.{name} where {key} not in "
+                        "(select raw_value from _window_values)")
+            new = warehouse.query(con, "select raw_value from _window_values anti join "
+                                  f"intermediate.{name} on {key} = raw_value order by 1")
+        else:
+            new = warehouse.query(con, "select raw_value from _window_values order by 1")
+    finally:
+        con.execute("drop table if exists _window_values")
+    values = new.to_series(0)
+    if kept:
+        if values.len():
+            warehouse.append_frame(con, "intermediate", table,
+                                   normaliser(values).with_columns(values.alias(raw_column)))
+    else:
+        warehouse.write_frame(con, "intermediate", table,
+                              normaliser(values).with_columns(values.alias(raw_column)))
+        con.execute("insert or replace into ops.lookup_fingerprints values ($t, $fingerprint)",
+                    {"t": table, "fingerprint": fingerprint})
+    rows = warehouse.scalar(con, f"select count(*) from intermediate.{name}")
+    return int(rows), values.len()
 
 
 def build_normalised_lookups(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Normalise each distinct address, phone and IP once (never once per order)."""
-    addresses = _distinct(
-        con, "select distinct address from staging.orders where address is not null order by 1"
-    )
-    addr = normalize.normalize_addresses(addresses).with_columns(addresses.alias("address"))
-    warehouse.write_frame(con, "intermediate", "norm_address", addr)
-
-    phones = _distinct(
-        con,
-        "select distinct p from (select receiver_phone as p from staging.orders union all "
-        "select phone from staging.accounts) where p is not null order by 1",
-    )
-    ph = normalize.normalize_phones(phones).with_columns(phones.alias("phone_raw"))
-    warehouse.write_frame(con, "intermediate", "norm_phone", ph)
-
-    ips = _distinct(
-        con,
-        "select distinct i from (select ip as i from staging.orders union all "
-        "select ip from staging.accounts) where i is not null order by 1",
-    )
-    ip = normalize.normalize_ips(ips).with_columns(ips.alias("ip_raw"))
-    warehouse.write_frame(con, "intermediate", "norm_ip", ip)
-    return {"addresses": addr.height, "phones": ph.height, "ips": ip.height}
+    """Normalise each distinct address, phone and IP once (never once per order), and each
+    only on the first night it appears in the window."""
+    fingerprint = normaliser_fingerprint()
+    counts = {}
+    for (table, raw_column, values_sql, normaliser), label in zip(
+            LOOKUPS, ("addresses", "phones", "ips"), strict=True):
+        counts[label], counts[f"{label}_normalised"] = refresh_lookup(
+            con, table, raw_column, values_sql, normaliser, fingerprint)
+        log.info("intermediate.%s: %d rows, %d normalised tonight", table, counts[label],
+                 counts[f"{label}_normalised"])
+    return counts
 
 
 def feature_params(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
