@@ -77,6 +77,7 @@ def refresh_lookup(con: duckdb.DuckDBPyConnection, table: str, raw_column: str, 
     name, key = warehouse.ident(table), warehouse.ident(raw_column)
     con.execute(f"create or replace temp table _window_values as {values_sql}")
     try:
+        # grain: one row per lookup table, the fingerprint its rows were normalised under
         con.execute("create table if not exists ops.lookup_fingerprints "
                     "(table_name varchar primary key, fingerprint varchar not null)")
         kept = (warehouse.relation_kind(con, "intermediate", table) == "table"
