@@ -131,8 +131,8 @@ def steady_night(folder: Path, fmt: str) -> dict:
         world = read_export(folder / "in", fmt)
         last = world["orders"]["created_at"].max().date()
         tables = world["orders"], world["accounts"], world["commissions"], world["products"]
-        for name, split in (("backfill", backfill_export), ("night", night_export)):
-            day = last - timedelta(days=1) if name == "backfill" else last
+        for name, split, day in (("backfill", backfill_export, last - timedelta(days=1)),
+                                 ("night", night_export, last)):
             exports[name].mkdir(parents=True, exist_ok=True)
             for table, df in split(*tables, day).items():
                 write_table(df, exports[name] / table, fmt)
@@ -142,6 +142,11 @@ def steady_night(folder: Path, fmt: str) -> dict:
     # after a 29-day backfill one day's export is far below the "usual" night: it is real
     night = scan(exports["night"], work, fresh=False, extra=("--allow-small-export",))
     return {"backfill": backfill, "night": night}
+
+
+def write_results(path: Path, results: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2), "utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,15 +183,14 @@ def main(argv: list[str] | None = None) -> int:
             s["ratio_to_floor"] = round(s["wall_s"] / max(f["wall_s"], 0.1), 2)
             s["ratio_to_file_floor"] = round(s["wall_s"] / max(on_disk["wall_s"], 0.1), 2)
             results["runs"][f"{size}-{fmt}"] = {"orders": size, "format": fmt, "floor": f, "scan": s}
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(json.dumps(results, indent=2), "utf-8")  # partial results
+            write_results(Path(args.out), results)  # partial results
             print(f"{size:>11,} {fmt:<8} floor {f['wall_s']:>6.1f} s  scan {s['wall_s']:>7.1f} s "
                   f"(x{s['ratio_to_floor']}) peak {s['peak_rss_gib']} GiB  stages {s['stages_s']}",
                   flush=True)
             if args.steady_night:
                 steady = steady_night(folder, fmt)
                 results["runs"][f"{size}-{fmt}"]["steady_night"] = steady
-                Path(args.out).write_text(json.dumps(results, indent=2), "utf-8")
+                write_results(Path(args.out), results)
                 print(f"{size:>11,} {fmt:<8} a usual night: {steady['night']['orders_scored']:,} "
                       f"orders tonight, {steady['night']['window_orders']:,} in the window, "
                       f"{steady['night']['wall_s']:.1f} s, peak {steady['night']['peak_rss_gib']} "
@@ -201,8 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 "time_ratio": round(growth, 2),
                 "cost_exponent": round(math.log(growth) / math.log(sizes[-1] / sizes[0]), 3),
             }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2), "utf-8")
+    write_results(Path(args.out), results)
     print(f"wrote {args.out}")
     return 0
 

@@ -154,8 +154,8 @@ def test_a_night_normalises_only_the_values_new_to_the_window(tmp_path, monkeypa
     monkeypatch.setattr(normalize, "normalize_addresses",
                         lambda s: (seen.append(s.to_list()), real(s))[1])
     monkeypatch.setattr(features, "LOOKUPS", tuple(
-        (t, k, q, normalize.normalize_addresses if t == "norm_address" else f)
-        for t, k, q, f in features.LOOKUPS))
+        (n, t, k, q, normalize.normalize_addresses if t == "norm_address" else f)
+        for n, t, k, q, f in features.LOOKUPS))
     first = features.build_normalised_lookups(con)
     assert first["addresses"] == first["addresses_normalised"] == 2
     built = con.sql("select * from intermediate.norm_address order by address").pl()

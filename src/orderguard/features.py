@@ -43,16 +43,16 @@ RETIRED_MODELS = ("order_timing", "scoring_inputs")
 
 
 # Each lookup: one row per distinct raw value in the window, keyed by its raw text.
-# (table, raw-value column, the window's distinct values, normaliser)
+# (count label, table, raw-value column, the window's distinct values, normaliser)
 LOOKUPS = (
-    ("norm_address", "address",
+    ("addresses", "norm_address", "address",
      "select distinct address as raw_value from staging.orders where address is not null",
      normalize.normalize_addresses),
-    ("norm_phone", "phone_raw",
+    ("phones", "norm_phone", "phone_raw",
      "select distinct p as raw_value from (select receiver_phone as p from staging.orders "
      "union all select phone from staging.accounts) where p is not null",
      normalize.normalize_phones),
-    ("norm_ip", "ip_raw",
+    ("ips", "norm_ip", "ip_raw",
      "select distinct i as raw_value from (select ip as i from staging.orders "
      "union all select ip from staging.accounts) where i is not null",
      normalize.normalize_ips),
@@ -73,13 +73,11 @@ def refresh_lookup(con: duckdb.DuckDBPyConnection, table: str, raw_column: str, 
                    normaliser, fingerprint: str) -> tuple[int, int]:
     """Bring intermediate.<table> to the window's distinct raw values, normalising only the
     values last night's table lacks (the window moves by a day: nearly every value is known).
-    Returns (rows, values normalised tonight)."""
+    Returns (rows, values normalised tonight). Called by build_normalised_lookups, which
+    creates ops.lookup_fingerprints first."""
     name, key = warehouse.ident(table), warehouse.ident(raw_column)
     con.execute(f"create or replace temp table _window_values as {values_sql}")
     try:
-        # grain: one row per lookup table, the fingerprint its rows were normalised under
-        con.execute("create table if not exists ops.lookup_fingerprints "
-                    "(table_name varchar primary key, fingerprint varchar not null)")
         kept = (warehouse.relation_kind(con, "intermediate", table) == "table"
                 and warehouse.scalar(con, "select fingerprint from ops.lookup_fingerprints "
                                      "where table_name = $t", {"t": table}) == fingerprint)
@@ -93,13 +91,11 @@ def refresh_lookup(con: duckdb.DuckDBPyConnection, table: str, raw_column: str, 
     finally:
         con.execute("drop table if exists _window_values")
     values = new.to_series(0)
+    normalised = normaliser(values).with_columns(values.alias(raw_column))
     if kept:
-        if values.len():
-            warehouse.append_frame(con, "intermediate", table,
-                                   normaliser(values).with_columns(values.alias(raw_column)))
+        warehouse.append_frame(con, "intermediate", table, normalised)
     else:
-        warehouse.write_frame(con, "intermediate", table,
-                              normaliser(values).with_columns(values.alias(raw_column)))
+        warehouse.write_frame(con, "intermediate", table, normalised)
         con.execute("insert or replace into ops.lookup_fingerprints values ($t, $fingerprint)",
                     {"t": table, "fingerprint": fingerprint})
     rows = warehouse.scalar(con, f"select count(*) from intermediate.{name}")
@@ -110,9 +106,11 @@ def build_normalised_lookups(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Normalise each distinct address, phone and IP once (never once per order), and each
     only on the first night it appears in the window."""
     fingerprint = normaliser_fingerprint()
+    # grain: one row per lookup table, the fingerprint its rows were normalised under
+    con.execute("create table if not exists ops.lookup_fingerprints "
+                "(table_name varchar primary key, fingerprint varchar not null)")
     counts = {}
-    for (table, raw_column, values_sql, normaliser), label in zip(
-            LOOKUPS, ("addresses", "phones", "ips"), strict=True):
+    for label, table, raw_column, values_sql, normaliser in LOOKUPS:
         counts[label], counts[f"{label}_normalised"] = refresh_lookup(
             con, table, raw_column, values_sql, normaliser, fingerprint)
         log.info("intermediate.%s: %d rows, %d normalised tonight", table, counts[label],
