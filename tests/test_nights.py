@@ -127,3 +127,75 @@ def test_rule_hits_are_kept_night_after_night(nightly_world, scanned_nights):
     assert sorted(rows["run_date"].unique()) == nightly_world["nights"]
     assert rows.group_by("run_date", "code").len()["len"].max() == 1
     assert (rows["flagged"] <= rows["hits"]).all() and rows["hits"].sum() > 0
+
+
+def whole_order_keys(con) -> pl.DataFrame:
+    """What a first night would write for today's window: order_keys built from nothing."""
+    from orderguard import warehouse
+
+    sql = warehouse.sql_text("intermediate", "order_keys")
+    con.execute("create or replace temp view order_keys_input as select * from staging.orders")
+    try:
+        return con.sql(sql).pl().sort("order_id")
+    finally:
+        con.execute("drop view order_keys_input")
+
+
+def test_a_night_keys_only_its_own_orders_and_the_kept_rows_equal_a_rebuild(scanned_nights, tmp_path):
+    import shutil
+
+    from orderguard import warehouse
+
+    later_nights = [run["intermediate_rows"] for run in scanned_nights["runs"][1:]]
+    assert all(rows["orders_keyed"] < rows["order_keys"] for rows in later_nights), later_nights
+    first = scanned_nights["runs"][0]["intermediate_rows"]
+    assert first["orders_keyed"] == first["order_keys"]
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_nights["db"], db)
+    with warehouse.connect(db) as con:
+        kept = con.sql("select * from intermediate.order_keys").pl().sort("order_id")
+        assert kept.equals(whole_order_keys(con))
+        assert con.execute("select count(*) from ops.unkeyed_nights").fetchall() == [(0,)]
+
+
+def test_orders_are_keyed_again_when_their_product_buyer_or_unkeyed_night_changes(
+        scanned_nights, tmp_path):
+    import shutil
+
+    from orderguard import features, graphs, warehouse
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_nights["db"], db)
+    with warehouse.connect(db) as con:
+        params = features.feature_params(con, graphs.GraphSettings())
+        product, buyer, order = con.execute(
+            "select product_id, buyer_id, order_id from intermediate.order_keys "
+            "where product_id is not null order by order_id limit 1 offset 100").fetchone()
+        # a later export repriced a product and corrected a buyer's registration time, in
+        # rows the window's orders were not exported with again
+        for table in ("staging.products", "staging.products_history"):
+            con.execute(f"update {table} set price = price + 1 where product_id = $p", {"p": product})
+        con.execute("update staging.accounts_history set registered_at = registered_at - interval 3 day "
+                    "where account_id = $a", {"a": buyer})
+        # a night merged whose features never ran (the scan crashed in between)
+        con.execute("update staging.orders_history set amount = amount + 1, _night = '2099-01-01' "
+                    "where order_id = $o", {"o": order})
+        con.execute("insert into ops.unkeyed_nights values ('2099-01-01')")
+        expected = con.execute(
+            "select count(distinct order_id) from staging.orders where product_id = $p "
+            "or buyer_id = $a or order_id = $o", {"p": product, "a": buyer, "o": order}).fetchone()[0]
+
+        rows, keyed = features.build_order_keys(con, params)
+
+        assert keyed == expected and 0 < keyed < rows
+        kept = con.sql("select * from intermediate.order_keys").pl().sort("order_id")
+        assert kept.equals(whole_order_keys(con))
+        new_amount = con.execute("select amount from staging.orders_history where order_id = $o",
+                                 {"o": order}).fetchone()[0]
+        assert kept.filter(pl.col("order_id") == order)["amount"].item() == new_amount
+        assert con.execute("select count(*) from ops.unkeyed_nights").fetchall() == [(0,)]
+        # other code makes the table again whole
+        con.execute("update ops.lookup_fingerprints set fingerprint = 'older code' "
+                    "where table_name = 'order_keys'")
+        assert features.build_order_keys(con, params) == (rows, rows)
+        assert con.sql("select * from intermediate.order_keys").pl().sort("order_id").equals(kept)

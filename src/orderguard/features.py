@@ -59,6 +59,13 @@ LOOKUPS = (
 )
 
 
+def _create_fingerprints_table(con: duckdb.DuckDBPyConnection) -> None:
+    # grain: one row per table kept across nights (the three lookups, order_keys), the
+    # fingerprint of the code its rows were made under
+    con.execute("create table if not exists ops.lookup_fingerprints "
+                "(table_name varchar primary key, fingerprint varchar not null)")
+
+
 def normaliser_fingerprint() -> str:
     """What the lookups' rows depend on besides the raw text: the normalising code, the
     region table and Polars (its regex engine). A lookup built under another fingerprint
@@ -106,9 +113,7 @@ def build_normalised_lookups(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Normalise each distinct address, phone and IP once (never once per order), and each
     only on the first night it appears in the window."""
     fingerprint = normaliser_fingerprint()
-    # grain: one row per lookup table, the fingerprint its rows were normalised under
-    con.execute("create table if not exists ops.lookup_fingerprints "
-                "(table_name varchar primary key, fingerprint varchar not null)")
+    _create_fingerprints_table(con)
     counts = {}
     for label, table, raw_column, values_sql, normaliser in LOOKUPS:
         counts[label], counts[f"{label}_normalised"] = refresh_lookup(
@@ -116,6 +121,78 @@ def build_normalised_lookups(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         log.info("intermediate.%s: %d rows, %d normalised tonight", table, counts[label],
                  counts[f"{label}_normalised"])
     return counts
+
+
+# Window orders whose kept order_keys row is missing or may be stale: orders merged on a
+# night not keyed yet, orders the kept table lacks (the window reached back), and orders
+# whose product (price, cost, virtual) or buyer (registration time) changed since keying,
+# found by comparing the values the kept row was made from with today's rows.
+ORDERS_TO_KEY_SQL = """
+select order_id from staging.orders_history
+where _night in (select night from ops.unkeyed_nights)
+union
+select order_id from staging.orders anti join intermediate.order_keys using (order_id)
+union
+select k.order_id from intermediate.order_keys k
+left join staging.products p using (product_id)
+left join staging.accounts a on a.account_id = k.buyer_id
+where k.list_price is distinct from p.price
+   or k.unit_cost is distinct from p.cost
+   or k.is_virtual is distinct from coalesce(p.is_virtual, false)
+   or k.account_age_s is distinct from date_diff('second', a.registered_at, k.created_at)
+"""
+
+
+def order_keys_fingerprint() -> str:
+    """What a kept order_keys row depends on besides its input rows: the model's SQL, the
+    og_token macro and the lookups' normalisers."""
+    digest = hashlib.sha256(warehouse.sql_text("intermediate", "order_keys").encode())
+    digest.update(warehouse.OG_TOKEN_MACRO.encode())
+    digest.update(normaliser_fingerprint().encode())
+    return digest.hexdigest()[:16]
+
+
+def _order_keys_keepable(con: duckdb.DuckDBPyConnection, fingerprint: str) -> bool:
+    """Last night's order_keys can be brought up to date: it was made by this code, and the
+    window is the view over the history whose merged nights ops.unkeyed_nights lists."""
+    return (warehouse.relation_kind(con, "intermediate", "order_keys") == "table"
+            and warehouse.relation_kind(con, "staging", "orders") == "view"
+            and warehouse.table_exists(con, "staging", "orders_history")
+            and warehouse.table_exists(con, "ops", "unkeyed_nights")
+            and warehouse.scalar(con, "select fingerprint from ops.lookup_fingerprints "
+                                 "where table_name = 'order_keys'") == fingerprint)
+
+
+def build_order_keys(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[int, int]:
+    """Bring intermediate.order_keys to the window, keying only the orders new or changed
+    since last night's table (a usual night: the night's export, a tenth of the window).
+    Returns (rows, orders keyed tonight). A row is a function of its inputs alone, so a kept
+    row is what a whole rebuild writes; any change of code rebuilds the table whole."""
+    fingerprint = order_keys_fingerprint()
+    sql = warehouse.sql_text("intermediate", "order_keys")
+    _create_fingerprints_table(con)
+    if _order_keys_keepable(con, fingerprint):
+        con.execute(f"create or replace temp table _orders_to_key as {ORDERS_TO_KEY_SQL}")
+        # each step leaves a state the next night repairs: a deleted row not yet keyed again
+        # is missing, and unkeyed_nights is emptied last
+        con.execute("delete from intermediate.order_keys where order_id in "
+                    "(select order_id from _orders_to_key) "
+                    "or order_id not in (select order_id from staging.orders)")
+        con.execute("create or replace temp view order_keys_input as "
+                    "select * from staging.orders semi join _orders_to_key using (order_id)")
+        keyed = con.execute(f"insert into intermediate.order_keys\n{sql}",
+                            warehouse.bind(sql, params)).fetchall()[0][0]
+        con.execute("drop table _orders_to_key")
+    else:
+        con.execute("create or replace temp view order_keys_input as select * from staging.orders")
+        keyed = warehouse.build_model(con, "intermediate", "order_keys", params)
+        con.execute("insert or replace into ops.lookup_fingerprints values ('order_keys', $f)",
+                    {"f": fingerprint})
+    con.execute("drop view order_keys_input")
+    if warehouse.table_exists(con, "ops", "unkeyed_nights"):
+        con.execute("delete from ops.unkeyed_nights")
+    rows = warehouse.scalar(con, "select count(*) from intermediate.order_keys")
+    return int(rows), int(keyed)
 
 
 def feature_params(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
@@ -141,6 +218,11 @@ def build_intermediate(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
     params = feature_params(con, settings, as_of)
     for name in INTERMEDIATE_MODELS:
         started = time.perf_counter()
+        if name == "order_keys":
+            counts[name], counts["orders_keyed"] = build_order_keys(con, params)
+            log.info("intermediate.order_keys: %d rows, %d keyed tonight, in %.1f s",
+                     counts[name], counts["orders_keyed"], time.perf_counter() - started)
+            continue
         if name in VIEW_MODELS:
             warehouse.build_model(con, "intermediate", name, as_view=True, count_rows=False)
             log.info("intermediate.%s: view", name)

@@ -75,6 +75,12 @@ def merge_night(con: duckdb.DuckDBPyConnection, run_date: str) -> dict[str, int]
         # order_id is unique among accepted orders (validation quarantines repeats)
         "create or replace table ops.tonight_orders as select order_id from staging.orders"
     )
+    # intermediate.order_keys is kept across nights: a night merged here has its orders
+    # keyed again (features.build_order_keys empties the table once they are), even after
+    # a crash between the merge and the features.
+    # grain: one row per night merged into the history whose orders are not keyed yet
+    con.execute("create table if not exists ops.unkeyed_nights (night varchar primary key)")
+    con.execute("insert or ignore into ops.unkeyed_nights values ($night)", {"night": run_date})
     sizes = {}
     for table, keys in HISTORY_KEYS.items():
         if not _adopt_first_night(con, table, run_date):

@@ -29,6 +29,14 @@ class WarehouseBusyError(RuntimeError):
     """Another process holds the DuckDB file (a scan is already running)."""
 
 
+# empty strings and placeholder values are not identifiers
+OG_TOKEN_MACRO = (
+    "create or replace temp macro og_token(x) as case when lower(trim(x)) in "
+    "('', 'null', 'none', 'unknown', 'nan', '0', '-', '000000', 'n/a') then null "
+    "else lower(trim(x)) end"
+)
+
+
 def connect(db_path: str | Path | None = None, read_only: bool = False,
             memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     path = Path(db_path) if db_path else config.default_db_path()
@@ -50,12 +58,7 @@ def connect(db_path: str | Path | None = None, read_only: bool = False,
     if not read_only:
         for layer in LAYERS:
             con.execute(f"create schema if not exists {layer}")
-    # empty strings and placeholder values are not identifiers
-    con.execute(
-        "create or replace temp macro og_token(x) as case when lower(trim(x)) in "
-        "('', 'null', 'none', 'unknown', 'nan', '0', '-', '000000', 'n/a') then null "
-        "else lower(trim(x)) end"
-    )
+    con.execute(OG_TOKEN_MACRO)
     return con
 
 

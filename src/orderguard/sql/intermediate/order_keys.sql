@@ -2,8 +2,11 @@
 -- Every order with its normalised identifiers and its timing and price facts (pay, ship,
 -- deliver, review; price against list), the base for features. The facts live here rather
 -- than in a table of their own: three readers joined that table back on order_id.
+-- A row depends only on its order, buyer and product rows and the lookups, never on the
+-- scan's date (days since shipping is computed by its readers), so rows are kept across
+-- nights and only orders new or changed since are keyed again.
 with orders as (
-    select * from staging.orders
+    select * from order_keys_input  -- temp view made by features.build_order_keys()
 ),
 accounts as (
     select account_id, registered_at from staging.accounts
@@ -57,8 +60,7 @@ join_keys as (
         (pr.price is not null and o.amount = pr.price * o.quantity) as at_exact_list_price,
         (o.shipped_at is not null and o.delivered_at is null
             and o.status not in ('cancelled', 'refunded')
-            and not coalesce(pr.is_virtual, false)) as shipped_not_delivered,
-        date_diff('hour', o.shipped_at, $as_of) / 24.0 as days_since_shipped
+            and not coalesce(pr.is_virtual, false)) as shipped_not_delivered
     from orders o
     left join addresses a on a.address = o.address
     left join phones p on p.phone_raw = o.receiver_phone

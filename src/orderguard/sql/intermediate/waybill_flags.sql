@@ -7,7 +7,7 @@ with tracking as (
 ),
 long_undelivered as (
     select order_id from intermediate.order_keys
-    where shipped_not_delivered and days_since_shipped > $undelivered_days
+    where shipped_not_delivered and date_diff('hour', shipped_at, $as_of) / 24.0 > $undelivered_days
 ),
 judge as (
     select t.order_id, t.shop_id, t.buyer_id, t.tracking_no, t.waybill_orders, t.waybill_buyers,
