@@ -66,6 +66,16 @@ def _create_fingerprints_table(con: duckdb.DuckDBPyConnection) -> None:
                 "(table_name varchar primary key, fingerprint varchar not null)")
 
 
+def _stored_fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
+    return warehouse.scalar(con, "select fingerprint from ops.lookup_fingerprints "
+                            "where table_name = $t", {"t": table})
+
+
+def _store_fingerprint(con: duckdb.DuckDBPyConnection, table: str, fingerprint: str) -> None:
+    con.execute("insert or replace into ops.lookup_fingerprints values ($t, $fingerprint)",
+                {"t": table, "fingerprint": fingerprint})
+
+
 def normaliser_fingerprint() -> str:
     """What the lookups' rows depend on besides the raw text: the normalising code, the
     region table and Polars (its regex engine). A lookup built under another fingerprint
@@ -86,8 +96,7 @@ def refresh_lookup(con: duckdb.DuckDBPyConnection, table: str, raw_column: str, 
     con.execute(f"create or replace temp table _window_values as {values_sql}")
     try:
         kept = (warehouse.relation_kind(con, "intermediate", table) == "table"
-                and warehouse.scalar(con, "select fingerprint from ops.lookup_fingerprints "
-                                     "where table_name = $t", {"t": table}) == fingerprint)
+                and _stored_fingerprint(con, table) == fingerprint)
         if kept:  # values that left the window go, new ones are normalised and added
             con.execute(f"delete from intermediate.{name} where {key} not in "
                         "(select raw_value from _window_values)")
@@ -103,8 +112,7 @@ def refresh_lookup(con: duckdb.DuckDBPyConnection, table: str, raw_column: str, 
         warehouse.append_frame(con, "intermediate", table, normalised)
     else:
         warehouse.write_frame(con, "intermediate", table, normalised)
-        con.execute("insert or replace into ops.lookup_fingerprints values ($t, $fingerprint)",
-                    {"t": table, "fingerprint": fingerprint})
+        _store_fingerprint(con, table, fingerprint)
     rows = warehouse.scalar(con, f"select count(*) from intermediate.{name}")
     return int(rows), values.len()
 
@@ -159,8 +167,7 @@ def _order_keys_keepable(con: duckdb.DuckDBPyConnection, fingerprint: str) -> bo
             and warehouse.relation_kind(con, "staging", "orders") == "view"
             and warehouse.table_exists(con, "staging", "orders_history")
             and warehouse.table_exists(con, "ops", "unkeyed_nights")
-            and warehouse.scalar(con, "select fingerprint from ops.lookup_fingerprints "
-                                 "where table_name = 'order_keys'") == fingerprint)
+            and _stored_fingerprint(con, "order_keys") == fingerprint)
 
 
 def build_order_keys(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[int, int]:
@@ -186,8 +193,7 @@ def build_order_keys(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[int,
     else:
         con.execute("create or replace temp view order_keys_input as select * from staging.orders")
         keyed = warehouse.build_model(con, "intermediate", "order_keys", params)
-        con.execute("insert or replace into ops.lookup_fingerprints values ('order_keys', $f)",
-                    {"f": fingerprint})
+        _store_fingerprint(con, "order_keys", fingerprint)
     con.execute("drop view order_keys_input")
     if warehouse.table_exists(con, "ops", "unkeyed_nights"):
         con.execute("delete from ops.unkeyed_nights")
