@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from orderguard import graphs
+from orderguard import graphs, warehouse
 from orderguard.scan import ScanOptions, stage_features, stage_ingest, stage_validate
 
 ORDER_COLUMNS = ["order_id", "shop_id", "buyer_id", "product_id", "quantity", "amount",
@@ -179,3 +179,28 @@ def test_a_night_normalises_only_the_values_new_to_the_window(tmp_path, monkeypa
     assert con.sql("select * from intermediate.norm_address order by address").pl().equals(now)
     assert con.sql("select * from ops.lookup_fingerprints order by 1").fetchall() == [
         ("norm_address", "new code"), ("norm_ip", "new code"), ("norm_phone", "new code")]
+
+
+def string_encodings(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {row[0] for row in con.execute(
+        "select distinct compression from pragma_storage_info($t) where column_name = 'order_id' "
+        "and segment_type = 'VARCHAR'", {"t": table}).fetchall()}
+
+
+def test_nightly_tables_are_written_with_text_uncompressed_and_kept_tables_are_not(tmp_path):
+    """The intermediate tables rebuilt every night skip the text encodings (their CPU cost);
+    a table written after the block is encoded as usual, and an error inside resets it too."""
+    with warehouse.connect(tmp_path / "wh.duckdb") as con:
+        rows = "select 'order-' || (i % 50000) as order_id from range(300000) t(i)"
+        with warehouse.text_uncompressed(con):
+            con.execute(f"create table intermediate.rebuilt as {rows}")
+        con.execute(f"create table staging.kept as {rows}")
+        try:
+            with warehouse.text_uncompressed(con):
+                raise RuntimeError("a model failed")
+        except RuntimeError:
+            pass
+        con.execute(f"create table staging.kept_after_an_error as {rows}")
+        assert string_encodings(con, "intermediate.rebuilt") == {"Uncompressed"}
+        assert "Uncompressed" not in string_encodings(con, "staging.kept")
+        assert "Uncompressed" not in string_encodings(con, "staging.kept_after_an_error")

@@ -324,7 +324,8 @@ def run_scoring_stage(
         batch = batch.with_columns(pl.col("supervised_points").fill_null(0.0))
         scored = finish(score_features(batch, ruleset))
         write = warehouse.write_frame if number == 0 else warehouse.append_frame
-        write(con, "intermediate", "order_scores", scored)
+        with warehouse.text_uncompressed(con):  # rebuilt every night; feature_history is kept
+            write(con, "intermediate", "order_scores", scored)
         if keep_inputs is not None:
             # the rule-independent inputs of tonight's scores, for backtests
             keep_inputs(batch.filter(pl.col("_tonight")).drop("_tonight").join(
