@@ -14,8 +14,7 @@ identifiers as (
 ),
 orders_per_account as (
     select o.buyer_id as account_id,
-        count(*) as n_orders, count(distinct o.shop_id) as n_shops,
-        count(distinct o.product_id) as n_products, sum(o.amount) as gmv,
+        count(*) as n_orders, count(distinct o.shop_id) as n_shops, sum(o.amount) as gmv,
         avg(o.is_cancel_or_refund::int) as cancel_refund_share,
         avg(o.quantity) as avg_quantity,
         avg((o.pay_delay_s <= 10)::int) as fast_pay_share,
@@ -26,22 +25,29 @@ orders_per_account as (
     from order_keys o
     group by 1
 ),
+buyer_products as materialized (
+    -- one row per (buyer, product): products per buyer, buyers per product and each buyer's
+    -- favourite all come from this one grouping of the window's orders
+    select buyer_id as account_id, product_id, count(*) as orders
+    from order_keys group by 1, 2
+),
 product_rates as (
     select product_id,
-           count(distinct buyer_id) / (select count(distinct buyer_id) from order_keys) as buyer_rate
-    from order_keys group by 1
+           count(account_id) / (select count(*) from orders_per_account
+                                where account_id is not null) as buyer_rate
+    from buyer_products group by 1
 ),
 top_product as (
     -- the account's favourite product and how common it is among all buyers: concentration
     -- on a product nearly everyone buys (a one-product shop) is no evidence
-    select account_id, max(share) as top_product_share,
+    select account_id, count(product_id) as n_products, max(share) as top_product_share,
            min(buyer_rate) filter (where is_top) as top_product_buyer_rate
     from (
         select b.*, p.buyer_rate, b.share = max(b.share) over (partition by b.account_id) as is_top
         from (
-            select buyer_id as account_id, product_id,
-                   count(*) / sum(count(*)) over (partition by buyer_id) as share
-            from order_keys group by 1, 2) b
+            select account_id, product_id,
+                   orders / sum(orders) over (partition by account_id) as share
+            from buyer_products) b
         join product_rates p using (product_id))
     group by 1
 ),
@@ -52,7 +58,8 @@ sharing as (
         max(case when id_type = 'phone' then n_accounts end) as phone_accounts,
         max(case when id_type = 'ip' then n_accounts end) as ip_accounts,
         max(case when id_type = 'addr_strict' then n_accounts end) as address_accounts,
-        sum(case when n_accounts > 1 then rarity_weight else 0 end) as shared_rarity_sum
+        -- rounded: the order a parallel sum adds in moved the last bit from run to run
+        round(sum(case when n_accounts > 1 then rarity_weight else 0 end), 9) as shared_rarity_sum
     from identifiers group by 1
 ),
 ordered_at_once as (
@@ -91,7 +98,7 @@ invite_bursts as (
 ),
 assemble as (
     select a.account_id, a.registered_at, a.inviter_id, a.is_distributor,
-        coalesce(o.n_orders, 0) as n_orders, o.n_shops, o.n_products, o.gmv,
+        coalesce(o.n_orders, 0) as n_orders, o.n_shops, tp.n_products, o.gmv,
         o.cancel_refund_share, o.avg_quantity, o.fast_pay_share, o.fast_delivery_share,
         o.instant_5star_share, o.exact_price_share, o.age_at_first_order_days,
         tp.top_product_share, tp.top_product_buyer_rate,
