@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
 
 from orderguard import graphs, warehouse
 from orderguard.scan import ScanOptions, stage_features, stage_ingest, stage_validate
@@ -195,11 +196,8 @@ def test_nightly_tables_are_written_with_text_uncompressed_and_kept_tables_are_n
         with warehouse.text_uncompressed(con):
             con.execute(f"create table intermediate.rebuilt as {rows}")
         con.execute(f"create table staging.kept as {rows}")
-        try:
-            with warehouse.text_uncompressed(con):
-                raise RuntimeError("a model failed")
-        except RuntimeError:
-            pass
+        with pytest.raises(RuntimeError), warehouse.text_uncompressed(con):
+            raise RuntimeError("a model failed")
         con.execute(f"create table staging.kept_after_an_error as {rows}")
         assert string_encodings(con, "intermediate.rebuilt") == {"Uncompressed"}
         assert "Uncompressed" not in string_encodings(con, "staging.kept")
