@@ -201,15 +201,14 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
     }
     with (warehouse.connect(opts.db_path, memory_limit=config.DUCKDB_MEMORY_BESIDE_PYTHON) as con,
           ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlsx") as beside):
-        with warehouse.text_uncompressed(con):  # the marts are rebuilt every night
+        with warehouse.text_uncompressed(con):  # the marts, rebuilt every night; ops.* below
             for name in ("order_scores", "rings", "flagged_accounts"):
                 warehouse.build_model(con, "marts", name, params)
-        staged = publish.staging_folder(Path(opts.out_dir), opts.run_id)
-        flagged = support_orders(con, ruleset, run["run_date"], opts.pseudonym_salt)
-        # XlsxWriter is pure Python (~14 s for 100k rows at 10M orders) and the health marts
-        # are DuckDB's: the workbook is written beside them; its result is awaited below
-        workbook = beside.submit(publish.write_xlsx, flagged, staged / "flagged_orders.xlsx")
-        with warehouse.text_uncompressed(con):
+            staged = publish.staging_folder(Path(opts.out_dir), opts.run_id)
+            flagged = support_orders(con, ruleset, run["run_date"], opts.pseudonym_salt)
+            # XlsxWriter is pure Python (~14 s for 100k rows at 10M orders) and the health
+            # marts are DuckDB's: the workbook is written beside them; awaited below
+            workbook = beside.submit(publish.write_xlsx, flagged, staged / "flagged_orders.xlsx")
             run["health"] = health.build_health_marts(con, params)
         summary = write_outputs(con, staged, ruleset, opts, run["run_date"], flagged, workbook)
         run["summary"] = summary
