@@ -1,3 +1,5 @@
+import duckdb
+import numpy as np
 import polars as pl
 import pytest
 
@@ -123,17 +125,50 @@ def test_peeling_only_the_dense_core_finds_the_same_block():
     assert cored[2] == pytest.approx(full[2])
 
 
+def buyer_cells(orders: pl.DataFrame) -> graphs.BuyerCells:
+    """The peel's numbered graph of these orders, made as the scan makes it."""
+    con = duckdb.connect()
+    con.execute("create schema intermediate")
+    con.register("orders_frame", orders.to_arrow())
+    con.execute("create table intermediate.order_keys as select * from orders_frame")
+    return graphs.BuyerCells.from_warehouse(con)
+
+
 def test_dense_blocks_are_never_a_crowd_or_most_of_the_graph():
     import datetime as dt
 
-    days = [dt.date(2026, 10, 1) + dt.timedelta(days=d % 20) for d in range(4000)]
+    created = [dt.datetime(2026, 10, 1, 12) + dt.timedelta(days=d % 20) for d in range(4000)]
     orders = pl.DataFrame({  # everybody buys everything a little: no block passes the gates
         "buyer_id": [f"U{i % 400}" for i in range(4000)],
         "product_id": [f"P{(i * 7) % 50}" for i in range(4000)],
         "shop_id": ["S1"] * 4000,
-        "day": days,
+        "created_at": created,
     })
-    assert graphs.dense_block_rings(orders, graphs.GraphSettings()) == []
+    assert graphs.dense_block_rings(buyer_cells(orders), graphs.GraphSettings()) == []
+
+
+def test_a_brushing_farm_is_peeled_out_of_a_shop_as_one_dense_block():
+    import datetime as dt
+
+    rng = np.random.default_rng(3)
+    start = dt.datetime(2026, 10, 1, 9)
+    honest = pl.DataFrame({  # 3000 shoppers, two or three orders each, over 80 products and 30 days
+        "buyer_id": [f"U{i % 3000:04d}" for i in range(7500)],
+        "product_id": [f"P{p:02d}" for p in rng.integers(0, 80, 7500)],
+        "shop_id": "S1",
+        "created_at": [start + dt.timedelta(days=int(d)) for d in rng.integers(0, 30, 7500)],
+    })
+    farm = pl.DataFrame({  # 12 accounts all buying one obscure product on each of 6 days
+        "buyer_id": [f"F{a:02d}" for a in range(12) for _ in range(6)],
+        "product_id": "P99",
+        "shop_id": "S1",
+        "created_at": [start + dt.timedelta(days=d, hours=a) for a in range(12) for d in range(6)],
+    })
+    rings = graphs.dense_block_rings(buyer_cells(pl.concat([honest, farm])), graphs.GraphSettings())
+    assert len(rings) == 1
+    assert rings[0].members == tuple(f"F{a:02d}" for a in range(12))
+    assert rings[0].kind == "brushing" and rings[0].products == ("P99",) and rings[0].shops == ("S1",)
+    assert "6 day(s)" in rings[0].evidence
 
 
 def test_invite_loops_appear_once_one_persons_accounts_are_contracted():

@@ -528,26 +528,56 @@ def fraudar_peel(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int,
     return row_ids[nodes[nodes < n_rows]], col_ids[nodes[nodes >= n_rows] - n_rows], best
 
 
-def dense_block_rings(orders: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
+@dataclass
+class BuyerCells:
+    """The buyer x (product, day) graph the dense-block peel runs on, as numbers: edge i joins
+    buyer `rows[i]` to cell `cols[i]`. `buyers` names buyer r in row r; `cells` gives each
+    cell's product_id, day and shop_id (a row per shop, should one product-day have two);
+    `product_buyers` counts each product's buyers in the graph."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    buyers: pl.Series
+    cells: pl.DataFrame
+    product_buyers: pl.DataFrame
+
+    @classmethod
+    def from_warehouse(cls, con: duckdb.DuckDBPyConnection) -> BuyerCells:
+        """Numbered in DuckDB (sql/intermediate/dense_block_cells.sql): only integers and the
+        distinct buyers and cells reach Python."""
+        con.execute("create or replace temp table _dense_block_cells as\n"
+                    + warehouse.sql_text("intermediate", "dense_block_cells"))
+        try:
+            edges = con.sql("select r, c from _dense_block_cells").fetchnumpy()
+            buyers = warehouse.query(con, "select any_value(buyer_id) as buyer_id "
+                                     "from _dense_block_cells group by r order by r")
+            cells = warehouse.query(con, "select distinct c, product_id, day, shop_id "
+                                    "from _dense_block_cells order by c, shop_id")
+            product_buyers = warehouse.query(con, "select product_id, count(distinct r) as buyers "
+                                             "from _dense_block_cells group by 1 order by 1")
+        finally:
+            con.execute("drop table if exists _dense_block_cells")
+        return cls(np.asarray(edges["r"], dtype=np.int64), np.asarray(edges["c"], dtype=np.int64),
+                   buyers["buyer_id"], cells, product_buyers)
+
+
+def dense_block_rings(graph: BuyerCells, settings: GraphSettings) -> list[Ring]:
     """Brushing seen as activity aggregation alone: dense blocks in the buyer x (product,
     day) graph, peeled FRAUDAR-style. A block must be more than a handful of accounts, span
     several product-days, be far denser than the graph as a whole and stay a small share of
     all buyers, so it never returns a crowd or most of the graph."""
-    edges = orders.select("buyer_id", "product_id", "shop_id", "day").unique()
-    # an account on a single product-day adds no density to any block; leaving those out
-    # keeps the peel small at platform scale
-    edges = edges.filter(pl.len().over("buyer_id") >= 2)
-    if edges.height < 10:
+    rows, cols = graph.rows, graph.cols
+    if len(rows) < 10:
         return []
-    buyers = edges["buyer_id"].unique().sort()
-    cells = edges.select("product_id", "day").unique().sort(["product_id", "day"])
-    edges = edges.join(buyers.to_frame().with_row_index("r"), on="buyer_id").join(
-        cells.with_row_index("c"), on=["product_id", "day"])
-    rows, cols = edges["r"].to_numpy().astype(np.int64), edges["c"].to_numpy().astype(np.int64)
-    n_rows, n_cols = len(buyers), cells.height
-    popularity = dict(
-        edges.group_by("product_id").agg((pl.col("r").n_unique() / n_rows).alias("rate")).iter_rows()
-    )
+    n_rows, n_cols = len(graph.buyers), int(cols.max()) + 1
+    # each cell's product as a number, for "how many block accounts bought the product"
+    products = graph.cells.unique("c", keep="first", maintain_order=True).select(
+        (pl.col("product_id").rank("dense") - 1).alias("p"), "product_id")
+    cell_product = products["p"].to_numpy().astype(np.int64)
+    edge_product = cell_product[cols]
+    # each product's share of all buyers, by product number
+    rate = (products.unique("p").sort("p").join(graph.product_buyers, on="product_id", how="left")
+            ["buyers"].fill_null(n_rows).to_numpy() / n_rows)
     weight = fraudar_weights(cols, n_cols)
     whole = float(weight.sum()) / (n_rows + n_cols)
     # a block below the density gate is never kept, so only its core needs peeling
@@ -564,22 +594,26 @@ def dense_block_rings(orders: pl.DataFrame, settings: GraphSettings) -> list[Rin
         if not (settings.min_co_buyers <= len(block_rows) <= settings.dense_block_max_share * n_rows
                 and len(block_cols) >= 2 and density >= settings.dense_block_gate * whole):
             continue
-        members = tuple(sorted(buyers.gather(block_rows).to_list()))
-        block = cells.with_row_index("c").filter(pl.col("c").is_in(block_cols))
-        # the block's accounts must concentrate on its products far beyond their popularity
-        in_products = pl.col("product_id").is_in(block["product_id"].implode())
-        top = (edges.filter(pl.col("r").is_in(block_rows) & in_products)
-               .group_by("product_id").agg(pl.col("r").n_unique().alias("k")).sort("k", descending=True))
-        rate = popularity.get(top["product_id"][0], 1.0) if top.height else 1.0
-        if top.height == 0 or (top["k"][0] / len(block_rows)) / rate < settings.min_lift:
+        members = tuple(sorted(graph.buyers.gather(block_rows).to_list()))
+        block = graph.cells.filter(pl.col("c").is_in(block_cols))
+        # the block's accounts must concentrate on its products far beyond their popularity:
+        # its accounts per product, on any day, against the product's share of all buyers
+        on_block_products = (np.isin(rows, block_rows)
+                             & np.isin(edge_product, np.unique(cell_product[block_cols])))
+        pairs = np.unique(np.stack([edge_product[on_block_products], rows[on_block_products]]), axis=1)
+        bought, accounts = np.unique(pairs[0], return_counts=True)
+        if len(bought) == 0:
             continue
-        shops = edges.filter(pl.col("c").is_in(block_cols))["shop_id"].unique().sort().to_list()
+        top = int(np.argmax(accounts))  # ties: the first product in sorted order
+        if (accounts[top] / len(block_rows)) / rate[bought[top]] < settings.min_lift:
+            continue
         rings.append(Ring(
             kind="brushing", members=members, strength=float(density / max(whole, 1e-9)),
             evidence=(f"{len(members)} accounts form a dense block on {block['product_id'].n_unique()} "
                       f"product(s) over {block['day'].n_unique()} day(s) ({density / whole:.1f}x the "
                       "graph's density, popular products down-weighted)"),
-            shops=tuple(shops), products=tuple(block["product_id"].unique().sort().to_list()),
+            shops=tuple(block["shop_id"].unique().sort().to_list()),
+            products=tuple(block["product_id"].unique().sort().to_list()),
         ))
     return rings
 
@@ -706,9 +740,7 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         co_buying_rings(scan, settings)
         + identity_rings(components, accounts, identifiers, settings)
         + self_referral_rings(relations, links, alt_facts, settings)
-        + dense_block_rings(
-            q("select buyer_id, product_id, shop_id, created_at::date as day "
-              "from intermediate.order_keys"), settings)
+        + dense_block_rings(BuyerCells.from_warehouse(con), settings)
         + malicious_rings(buyer_shop, settings)
         + fake_shipping_rings(waybills, settings)
         + deep_chain_rings(tree, settings)
