@@ -436,22 +436,66 @@ def fraudar_weights(cols: np.ndarray, n_cols: int) -> np.ndarray:
     return 1.0 / np.log(np.bincount(cols, minlength=n_cols)[cols] + 5.0)
 
 
+def _by_node(ends: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A CSR index of edges by one end: edge ids `order[indptr[v]:indptr[v + 1]]` are node v's.
+    scipy's COO -> CSR conversion is a linear counting sort (argsort took ~1 s per 6M edges)."""
+    index = sparse.csr_array((np.ones(len(ends), dtype=np.int8), (ends, np.arange(len(ends)))),
+                             shape=(n, len(ends)))
+    return index.indptr, index.indices
+
+
+def _renumber(ids: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(ids, return_inverse=True) for ids in 0..n-1, by counting instead of sorting."""
+    present = np.bincount(ids, minlength=n) > 0
+    return np.flatnonzero(present), (np.cumsum(present) - 1)[ids]
+
+
+def _incident(nodes: np.ndarray, indptr: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The edges of `nodes`, from a CSR index (`order` sorts the edges by node)."""
+    starts, lengths = indptr[nodes], indptr[nodes + 1] - indptr[nodes]
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+    return order[offsets + np.arange(int(lengths.sum()))]
+
+
 def weighted_core(rows: np.ndarray, cols: np.ndarray, weight: np.ndarray, n_rows: int,
                   n_cols: int, floor: float, alive: np.ndarray | None = None) -> np.ndarray:
     """Which edges survive repeatedly dropping every node whose weighted degree is below
     `floor`. Every node of a block with density (weight per node) >= floor has at least that
     much weight inside it, so such blocks lie wholly in this core and peeling only the core
-    finds them at a fraction of the cost."""
+    finds them at a fraction of the cost.
+
+    Whole passes over the edges drop the bulk; once a pass drops under 5 % of them, only the
+    edges of the nodes that fell below the floor are followed (at 10M orders the tail was a
+    dozen more whole passes that each dropped a few hundred edges)."""
     edges = np.arange(len(rows)) if alive is None else np.flatnonzero(alive)
-    while True:  # each pass looks only at the edges still in
+    while True:
         r, c, w = rows[edges], cols[edges], weight[edges]
-        keep = ((np.bincount(r, weights=w, minlength=n_rows)[r] >= floor)
-                & (np.bincount(c, weights=w, minlength=n_cols)[c] >= floor))
-        if keep.all():
+        row_degree = np.bincount(r, weights=w, minlength=n_rows)
+        col_degree = np.bincount(c, weights=w, minlength=n_cols)
+        keep = (row_degree[r] >= floor) & (col_degree[c] >= floor)
+        dropped = len(keep) - int(keep.sum())
+        if dropped == 0 or dropped < 0.05 * len(keep):
             break
         edges = edges[keep]
+    live = np.ones(len(edges), dtype=bool)
+    if dropped:
+        (row_ptr, row_order), (col_ptr, col_order) = _by_node(r, n_rows), _by_node(c, n_cols)
+        row_gone, col_gone = np.zeros(n_rows, dtype=bool), np.zeros(n_cols, dtype=bool)
+        low_rows = np.unique(r[row_degree[r] < floor])
+        low_cols = np.unique(c[col_degree[c] < floor])
+        while len(low_rows) or len(low_cols):
+            row_gone[low_rows], col_gone[low_cols] = True, True
+            cut = np.concatenate([_incident(low_rows, row_ptr, row_order),
+                                  _incident(low_cols, col_ptr, col_order)])
+            cut = np.unique(cut[live[cut]])
+            live[cut] = False
+            np.subtract.at(row_degree, r[cut], w[cut])
+            np.subtract.at(col_degree, c[cut], w[cut])
+            touched_rows, touched_cols = np.unique(r[cut]), np.unique(c[cut])
+            low_rows = touched_rows[(row_degree[touched_rows] < floor) & ~row_gone[touched_rows]]
+            low_cols = touched_cols[(col_degree[touched_cols] < floor) & ~col_gone[touched_cols]]
     core = np.zeros(len(rows), dtype=bool)
-    core[edges] = True
+    core[edges[live]] = True
     return core
 
 
@@ -472,8 +516,8 @@ def fraudar_peel(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int,
     if weight is None:
         weight = fraudar_weights(cols, n_cols)
     # only nodes with edges take part: isolated ones would be peeled first at no gain
-    row_ids, rows = np.unique(rows, return_inverse=True)
-    col_ids, cols = np.unique(cols, return_inverse=True)
+    row_ids, rows = _renumber(rows, n_rows)
+    col_ids, cols = _renumber(cols, n_cols)
     n_rows, n = len(row_ids), len(row_ids) + len(col_ids)
     head, tail, w = rows, cols + n_rows, np.asarray(weight, dtype=np.float64)
     priority = np.bincount(head, weights=w, minlength=n) + np.bincount(tail, weights=w, minlength=n)
@@ -504,9 +548,8 @@ def fraudar_peel(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int,
             best, best_step = total / size, step
     # exact greedy on what is left: a heap of (cost, node) with stale entries skipped
     src, dst = np.concatenate([head, tail]), np.concatenate([tail, head])
-    order = np.argsort(src, kind="stable")
+    indptr, order = _by_node(src, n)
     dst, w2 = dst[order], np.concatenate([w, w])[order]
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))])
     heap = [(float(priority[i]), int(i)) for i in live]
     heapq.heapify(heap)
     while heap and size > 1:
