@@ -385,9 +385,9 @@ def _resolve_accounts(con, account_id, device, address_key, shop_id) -> list[str
                "where id_type = 'device' and id_value = lower(trim($v))")
         value = device
     elif address_key:
-        sql = ("select distinct k.buyer_id as account_id from intermediate.order_keys k "
-               "join staging.orders o using (order_id) where $v in (k.address_strict_key, "
-               "k.address_building_key, k.address_compound_key, o.address)")
+        sql = ("select distinct o.buyer_id as account_id from staging.orders o "
+               "left join intermediate.norm_address a using (address) where $v in "
+               "(a.address_strict_key, a.address_building_key, a.address_compound_key, o.address)")
         value = address_key
     else:
         sql = "select distinct buyer_id as account_id from staging.orders where shop_id = $v"
