@@ -126,6 +126,30 @@ def test_only_orders_failing_a_waybill_check_get_a_waybill_row(tmp_path):
                         "O6": True, "O7": False}
 
 
+def test_a_sequential_run_needs_six_serial_digits_after_one_prefix(tmp_path):
+    """The serial number is the run of six digits or more at the end of a waybill, whatever
+    precedes it (letters, digits, a dash); a shorter run is no serial number, and the same
+    serial behind two prefixes is no run."""
+    accounts = [(f"u{i}", "2020-01-01 08:00:00", None) for i in range(1, 9)]
+    columns = [*ORDER_COLUMNS, "address", "carrier", "tracking_no", "shipped_at", "delivered_at"]
+
+    def parcel(i, shop, waybill):
+        return (f"O{i}", shop, f"u{i}", "P1", 1, 10, "2020-03-01 09:00:00", "completed", None,
+                f"北京市朝阳区建国路{i}号", "顺丰速运", waybill, "2020-03-01 10:00:00",
+                "2020-03-01 20:00:00")
+
+    orders = [
+        parcel(1, "S1", "SF12-3456789"), parcel(2, "S1", "sf12-3456791"),  # run, any case
+        parcel(3, "S2", "AB12345"), parcel(4, "S2", "AB12346"),  # five digits: no serial
+        parcel(5, "S3", "XA9000001"), parcel(6, "S3", "XB9000002"),  # two prefixes
+        parcel(7, "S4", "98765432100"), parcel(8, "S4", "98765432103"),  # digits only
+    ]
+    con = build(tmp_path, orders, accounts, columns)
+    sequential = con.sql("select order_id from intermediate.waybill_flags "
+                         "where waybill_sequential order by order_id").fetchall()
+    assert sequential == [("O1",), ("O2",), ("O7",), ("O8",)]
+
+
 def test_a_warehouse_from_an_older_version_loses_its_retired_tables(tmp_path):
     """order_timing's columns moved into order_keys: a stale copy must not stay behind for an
     analyst to read."""
