@@ -133,6 +133,10 @@ def forest_anomalous_expr(cfg: dict) -> pl.Expr:
     return scoring.forest_points(pl.col("forest_rank"), 1.0, cfg.get("forest_top_share", 0.02)) > 0
 
 
+# order_features columns carried into intermediate.order_scores for marts.order_scores
+MART_ORDER_FACTS = ("product_id", "referrer_id", "status")
+
+
 def score_features(features: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
     """grain: one row per order. Rule points + forest points + supervised points -> score.
     Shared by the nightly scan and the backtest, so both score the same way."""
@@ -302,6 +306,11 @@ def run_scoring_stage(
             .alias("reason_codes"),
         ).join(primary_ring, on="order_id", how="left")
 
+    def scored_orders(batch: pl.DataFrame) -> pl.DataFrame:
+        """Scores of a batch with the order facts marts.order_scores shows beside them, so
+        the mart needs no join back to the window's orders (~4 s at 10M orders)."""
+        return finish(score_features(batch, ruleset).hstack(batch.select(MART_ORDER_FACTS)))
+
     # stream the orders through scoring in batches, each written out as it is done, so memory
     # stays flat as the window grows (holding 10M scored orders took ~10 GiB)
     source = "select * from intermediate.order_features"
@@ -322,7 +331,7 @@ def run_scoring_stage(
         else:
             batch = batch.with_columns(pl.lit(0.0).alias("supervised_points"))
         batch = batch.with_columns(pl.col("supervised_points").fill_null(0.0))
-        scored = finish(score_features(batch, ruleset))
+        scored = scored_orders(batch)
         write = warehouse.write_frame if number == 0 else warehouse.append_frame
         with warehouse.text_uncompressed(con):  # rebuilt every night; feature_history is kept
             write(con, "intermediate", "order_scores", scored)
@@ -333,7 +342,7 @@ def run_scoring_stage(
     if number < 0:  # no orders at all: an empty table with the right columns
         empty = with_context(warehouse.query(con, "select * from intermediate.order_features limit 0"))
         empty = empty.with_columns(pl.lit(0.0).alias("supervised_points"))
-        warehouse.write_frame(con, "intermediate", "order_scores", finish(score_features(empty, ruleset)))
+        warehouse.write_frame(con, "intermediate", "order_scores", scored_orders(empty))
     source = "rules.toml thresholds"
     if review_budget:
         # support reviews `review_budget` orders a day: flag the top K of each day at most
