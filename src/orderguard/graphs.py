@@ -591,7 +591,8 @@ class BuyerCells:
         con.execute("create or replace temp table _dense_block_cells as\n"
                     + warehouse.sql_text("intermediate", "dense_block_cells"))
         try:
-            edges = con.sql("select r, c from _dense_block_cells").fetchnumpy()
+            # in a fixed order: the peel's float sums, and so its ties, follow the edge order
+            edges = con.sql("select r, c from _dense_block_cells order by r, c").fetchnumpy()
             buyers = warehouse.query(con, "select any_value(buyer_id) as buyer_id "
                                      "from _dense_block_cells group by r order by r")
             cells = warehouse.query(con, "select distinct c, product_id, day, shop_id "
