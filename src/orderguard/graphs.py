@@ -614,14 +614,13 @@ def dense_block_rings(graph: BuyerCells, settings: GraphSettings) -> list[Ring]:
     if len(rows) < 10:
         return []
     n_rows, n_cols = len(graph.buyers), int(cols.max()) + 1
-    # each cell's product as a number, for "how many block accounts bought the product"
-    products = graph.cells.unique("c", keep="first", maintain_order=True).select(
-        (pl.col("product_id").rank("dense") - 1).alias("p"), "product_id")
-    cell_product = products["p"].to_numpy().astype(np.int64)
+    # products numbered by their row in product_buyers (one row each, sorted), for "how many
+    # block accounts bought the product" against its share of all buyers
+    numbered = graph.product_buyers.with_row_index("p")
+    cell_product = (graph.cells.unique("c", keep="first", maintain_order=True)
+                    .join(numbered, on="product_id", maintain_order="left")["p"].to_numpy().astype(np.int64))
     edge_product = cell_product[cols]
-    # each product's share of all buyers, by product number
-    rate = (products.unique("p").sort("p").join(graph.product_buyers, on="product_id", how="left")
-            ["buyers"].fill_null(n_rows).to_numpy() / n_rows)
+    rate = numbered["buyers"].to_numpy() / n_rows
     weight = fraudar_weights(cols, n_cols)
     whole = float(weight.sum()) / (n_rows + n_cols)
     # a block below the density gate is never kept, so only its core needs peeling
