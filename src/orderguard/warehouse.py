@@ -67,7 +67,7 @@ def connect(db_path: str | Path | None = None, read_only: bool = False,
 @contextmanager
 def text_uncompressed(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Tables written inside are stored with their text columns uncompressed. For tables
-    rebuilt every night (the intermediate layer, the scores, the marts): at 10M orders,
+    rebuilt every night (the raw layer, the intermediate layer, the scores, the marts): at 10M orders,
     choosing and applying DuckDB's dictionary/FSST encodings cost 30-45 of the features
     stage's ~325 CPU-s (two A/B runs: 170 -> 150 and 175 -> 163 s wall) for a file ~8 GB
     smaller until the next night replaced them. Tables that accumulate night after night
