@@ -1,6 +1,7 @@
 -- grain: one row per order_id of tonight's export (every order that passed validation,
 -- scored once against the lookback window)
--- (the scorer carries product_id, referrer_id and status over from order_features)
+-- (the scorer carries product_id, referrer_id and status over from order_features, and
+-- marks tonight's orders: is_tonight)
 with scores as (
     select * from intermediate.order_scores
 ),
@@ -9,6 +10,6 @@ assemble as (
         s.amount, s.status, s.score, s.risk_level, s.reason_codes, s.ring_id, s.ring_kind,
         s.rule_points, s.forest_points, s.supervised_points, s.suppressed_by, $run_id as run_id
     from scores s
-    where s.order_id in (select order_id from ops.tonight_orders)
+    where s.is_tonight
 )
 select * from assemble
