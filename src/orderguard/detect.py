@@ -241,18 +241,10 @@ def run_scoring_stage(
         pl.Series("forest_anomaly", anomaly),
         pl.Series("forest_rank", scoring.forest_rank(anomaly)),
     ).with_columns(forest_points_expr(cfg).alias("forest_points"))
-    ring_orders = warehouse.query(con, "select * from intermediate.ring_orders")
-    ring_flags = (
-        ring_orders.with_columns(pl.lit(True).alias("hit"))
-        .pivot(on="kind", index="order_id", values="hit", aggregate_function="first")
-        if ring_orders.height
-        else pl.DataFrame(schema={"order_id": pl.String})
-    )
-    for kind, flag in RING_FLAGS.items():
-        if kind in ring_flags.columns:
-            ring_flags = ring_flags.rename({kind: flag})
-        else:
-            ring_flags = ring_flags.with_columns(pl.lit(None, pl.Boolean).alias(flag))
+    # the stream's joins read the buyers' forest scores from the warehouse
+    warehouse.write_frame(con, "intermediate", "account_scores", account_scores)
+    stream = warehouse.sql_text("intermediate", "scoring_stream")
+    ring_orders = warehouse.query(con, "select order_id, ring_id, kind from intermediate.ring_orders")
     primary_ring = (
         ring_orders.join(
             warehouse.query(con, "select ring_id, strength from intermediate.rings"), on="ring_id"
@@ -262,30 +254,20 @@ def run_scoring_stage(
         .first()
         .select("order_id", "ring_id", pl.col("kind").alias("ring_kind"))
     )
-    context = account_scores.drop("forest_points")
-    self_commission = warehouse.query(con, "select * from intermediate.self_commission")
-
-    def with_context(batch: pl.DataFrame) -> pl.DataFrame:
-        """Order features + ring flags + the buyer's forest rank (grain: one row per order)."""
-        return (
-            batch.join(ring_flags, on="order_id", how="left")
-            .with_columns([pl.col(f).fill_null(False) for f in RING_FLAGS.values()])
-            .join(context, left_on="buyer_id", right_on="account_id", how="left")
-            .join(self_commission, on="order_id", how="left")
-        )
 
     labels = feedback.labelled_orders(con)
     if labels.height:
         con.register("verdict_labels", labels.to_arrow())
-        labelled = with_context(warehouse.query(
-            con, "select f.* from intermediate.order_features f semi join verdict_labels l "
-            "on f.order_id = l.order_id order by f.order_id"))
+        labelled = warehouse.query(
+            con, f"select s.* from ({stream}) s semi join verdict_labels l "
+            "on s.order_id = l.order_id order by s.order_id")
         con.unregister("verdict_labels")
     else:  # no verdicts: only the columns
-        labelled = with_context(
-            warehouse.query(con, "select * from intermediate.order_features limit 0"))
-    model_sup, sup = feedback.train_supervised(
-        labelled, labels, models_dir, int(cfg.get("min_verdicts", 200)), seed
+        labelled = warehouse.query(con, f"select * from ({stream}) limit 0")
+    if missing := set(RING_FLAGS.values()) - set(labelled.columns):
+        raise AssertionError(f"scoring_stream.sql lacks ring flags {sorted(missing)}")
+    model_sup, sup = feedback.train_supervised(  # is_tonight says when, not what: no feature
+        labelled.drop("is_tonight"), labels, models_dir, int(cfg.get("min_verdicts", 200)), seed
     )
     flag, high = float(cfg.get("flag_threshold", 0.6)), float(cfg.get("high_threshold", 0.8))
     # entities support cleared (ops.allowlist) keep their score but raise no alert
@@ -315,13 +297,10 @@ def run_scoring_stage(
 
     # stream the orders through scoring in batches, each written out as it is done, so memory
     # stays flat as the window grows (holding 10M scored orders took ~10 GiB)
-    # which orders are tonight's (published, kept for backtests): one lookup for the stream
-    source = ("select f.*, f.order_id in (select order_id from ops.tonight_orders) as is_tonight "
-              "from intermediate.order_features f")
-    reader = con.cursor().sql(source).to_arrow_reader(SCORING_BATCH_ROWS)
+    reader = con.cursor().sql(stream).to_arrow_reader(SCORING_BATCH_ROWS)
     number = -1
     for number, table in enumerate(_chunks(reader, SCORING_BATCH_ROWS)):
-        batch = with_context(pl.from_arrow(table))
+        batch = pl.from_arrow(table)
         if model_sup is not None:
             batch = batch.join(
                 feedback.supervised_points(
@@ -341,9 +320,7 @@ def run_scoring_stage(
             keep_inputs(batch.filter(pl.col("is_tonight")).drop("is_tonight").join(
                 scored.select("order_id", "suppressed_by"), on="order_id", how="left"))
     if number < 0:  # no orders at all: an empty table with the right columns
-        empty = with_context(warehouse.query(con, "select * from intermediate.order_features limit 0"))
-        empty = empty.with_columns(pl.lit(0.0).alias("supervised_points"),
-                                   pl.lit(None, pl.Boolean).alias("is_tonight"))
+        empty = labelled.clear().with_columns(pl.lit(0.0).alias("supervised_points"))
         warehouse.write_frame(con, "intermediate", "order_scores", scored_orders(empty))
     source = "rules.toml thresholds"
     if review_budget:
@@ -355,7 +332,6 @@ def run_scoring_stage(
             {"budget": int(review_budget)},
         ).fetchall()
         source = f"review budget of {review_budget} orders per day with rules.toml thresholds"
-    warehouse.write_frame(con, "intermediate", "account_scores", account_scores)
     scored_rows = int(warehouse.scalar(con, "select count(*) from intermediate.order_scores"))
     flagged = int(warehouse.scalar(
         con, "select count(*) from intermediate.order_scores where risk_level <> 'low'"))

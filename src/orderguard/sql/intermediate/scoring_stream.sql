@@ -1,0 +1,34 @@
+-- grain: one row per order of the window (intermediate.order_features)
+-- What the scorer reads, batch by batch: each order's features, whether it is one of
+-- tonight's orders, its ring flags, its buyer's forest anomaly and rank
+-- (intermediate.account_scores, which the scorer writes before it reads this) and the
+-- level of any commission paid to the buyer's own identity. Not a table:
+-- detect.run_scoring_stage streams it. These joins ran in Polars once per 500k-order batch,
+-- building the 2M accounts' hash table again for every batch (~12 s at 10M orders).
+-- One flag per graphs.RING_KINDS (detect checks the names).
+with ring_flags as (
+    select order_id,
+           bool_or(kind = 'brushing') as ring_brushing,
+           bool_or(kind = 'self_referral') as ring_self_referral,
+           bool_or(kind = 'malicious') as ring_malicious,
+           bool_or(kind = 'fake_shipping') as ring_fake_shipping,
+           bool_or(kind = 'deep_chain') as ring_deep_chain
+    from intermediate.ring_orders
+    group by order_id
+),
+assemble as (
+    select f.*,
+           f.order_id in (select order_id from ops.tonight_orders) as is_tonight,
+           coalesce(r.ring_brushing, false) as ring_brushing,
+           coalesce(r.ring_self_referral, false) as ring_self_referral,
+           coalesce(r.ring_malicious, false) as ring_malicious,
+           coalesce(r.ring_fake_shipping, false) as ring_fake_shipping,
+           coalesce(r.ring_deep_chain, false) as ring_deep_chain,
+           a.forest_anomaly, a.forest_rank,
+           c.* exclude (order_id)
+    from intermediate.order_features f
+    left join ring_flags r on r.order_id = f.order_id
+    left join intermediate.account_scores a on a.account_id = f.buyer_id
+    left join intermediate.self_commission c on c.order_id = f.order_id
+)
+select * from assemble
