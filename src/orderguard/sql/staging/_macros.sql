@@ -6,7 +6,8 @@
 
 -- Macro arguments are substituted textually: each parser names its argument only a few
 -- times and the models pass plain columns, so nothing is computed over and over. No IN
--- lists or list_contains over constants: DuckDB rewrites those into a join per use.
+-- lists of text or list_contains over constants: DuckDB rewrites those into a join per use
+-- (stg_text's short IN of integers stays an expression in the plan: see EXPLAIN).
 
 -- text: trimmed of spaces, tabs, line breaks, ideographic (U+3000) and no-break spaces; '' -> NULL
 -- ord(x) is the first character's code; the last one, x[-1], walks the string, so it is
