@@ -256,14 +256,12 @@ def run_scoring_stage(
     )
 
     labels = feedback.labelled_orders(con)
-    if labels.height:
-        con.register("verdict_labels", labels.to_arrow())
-        labelled = warehouse.query(
-            con, f"select s.* from ({stream}) s semi join verdict_labels l "
-            "on s.order_id = l.order_id order by s.order_id")
-        con.unregister("verdict_labels")
-    else:  # no verdicts: only the columns
-        labelled = warehouse.query(con, f"select * from ({stream}) limit 0")
+    con.register("verdict_labels", labels.select("order_id").to_arrow())
+    con.execute("create or replace temp view scoring_stream_input as select f.* "
+                "from intermediate.order_features f semi join verdict_labels l using (order_id)")
+    labelled = warehouse.query(con, stream).sort("order_id")
+    con.execute("drop view scoring_stream_input")
+    con.unregister("verdict_labels")
     if missing := set(RING_FLAGS.values()) - set(labelled.columns):
         raise AssertionError(f"scoring_stream.sql lacks ring flags {sorted(missing)}")
     model_sup, sup = feedback.train_supervised(  # is_tonight says when, not what: no feature
@@ -297,7 +295,10 @@ def run_scoring_stage(
 
     # stream the orders through scoring in batches, each written out as it is done, so memory
     # stays flat as the window grows (holding 10M scored orders took ~10 GiB)
-    reader = con.cursor().sql(stream).to_arrow_reader(SCORING_BATCH_ROWS)
+    streaming = con.cursor()  # a temp view is its connection's own: made on the cursor
+    streaming.execute("create or replace temp view scoring_stream_input as "
+                      "select * from intermediate.order_features")
+    reader = streaming.sql(stream).to_arrow_reader(SCORING_BATCH_ROWS)
     number = -1
     for number, table in enumerate(_chunks(reader, SCORING_BATCH_ROWS)):
         batch = pl.from_arrow(table)
