@@ -30,7 +30,8 @@ class ScanParameters(BaseModel):
     review_budget: int | None = Field(default=None, description="orders support reviews per day")
     seed: int = 7
     run_date: str | None = Field(default=None, description="night to scan; input may hold {date}")
-    lookback_days: int = Field(default=30, description="nights of history features and graphs see")
+    lookback_days: int = Field(default=30, ge=1, description="nights of history features and graphs see")
+    keep_days: int = Field(default=90, ge=1, description="nights of history kept; at least lookback_days")
     allow_small_export: bool = Field(default=False, description="scan a far smaller night anyway")
 
     def options(self, run_id: str, flow_run_id: str | None) -> scan.ScanOptions:
@@ -39,7 +40,7 @@ class ScanParameters(BaseModel):
             rules_path=Path(self.rules_path) if self.rules_path else None,
             models_dir=Path(self.models_dir), encoding=self.encoding,
             review_budget=self.review_budget, seed=self.seed, run_date=self.run_date, run_id=run_id,
-            flow_run_id=flow_run_id, lookback_days=self.lookback_days,
+            flow_run_id=flow_run_id, lookback_days=self.lookback_days, keep_days=self.keep_days,
             allow_small_export=self.allow_small_export,
         )
 
@@ -50,7 +51,8 @@ class ScanParameters(BaseModel):
             rules_path=str(opts.rules_path) if opts.rules_path else None,
             models_dir=str(opts.models_dir), encoding=opts.encoding,
             review_budget=opts.review_budget, seed=opts.seed, run_date=opts.run_date,
-            lookback_days=opts.lookback_days, allow_small_export=opts.allow_small_export,
+            lookback_days=opts.lookback_days, keep_days=opts.keep_days,
+            allow_small_export=opts.allow_small_export,
         )
 
 

@@ -66,7 +66,10 @@ def run_backtest(con: duckdb.DuckDBPyConnection, live: RuleSet, candidate: RuleS
         {"start": start, "end": end},
     )
     if inputs.is_empty():
-        raise ValueError(f"no stored orders between {start} and {end}")
+        first, last = con.execute("select min(created_at)::date, max(created_at)::date "
+                                  "from ops.feature_history").fetchone()
+        raise ValueError(f"no stored orders between {start} and {end}: the stored orders were "
+                         f"created {first} to {last} (scans keep --keep-days nights)")
     labels = feedback.labelled_orders(con) if warehouse.table_exists(con, "ops", "verdicts") else None
     frame = inputs.select("order_id", pl.col("created_at").dt.date().alias("day"))
     for name, ruleset in (("live", live), ("candidate", candidate)):

@@ -47,6 +47,7 @@ def scan_options(args: argparse.Namespace):
         models_dir=Path(args.models) if args.models else config.models_dir(),
         encoding=args.encoding, review_budget=args.review_budget, seed=args.seed,
         run_date=args.run_date, lookback_days=getattr(args, "lookback_days", 30),
+        keep_days=getattr(args, "keep_days", 90),
         allow_small_export=getattr(args, "allow_small_export", False),
     )
 
@@ -250,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--lookback-days", type=int, default=30,
                    help="nights of history the features and graphs see (default 30)")
+    s.add_argument("--keep-days", type=int, default=90,
+                   help="nights of history kept in the warehouse, at least --lookback-days; "
+                   "older orders and scoring inputs are forgotten (default 90)")
     s.add_argument("--allow-small-export", action="store_true",
                    help="scan a night far smaller than usual instead of failing")
     s.add_argument("--no-prefect", action="store_true", help="run the stages without Prefect")
@@ -294,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=7)
     v.add_argument("--run-date", help=argparse.SUPPRESS)
     v.add_argument("--lookback-days", type=int, default=30)
+    v.add_argument("--keep-days", type=int, default=90)
     v.add_argument("--allow-small-export", action="store_true")
     v.add_argument("--cron", default="0 2 * * *", help="cron schedule (default 02:00)")
     v.add_argument("--timezone", default="Asia/Shanghai")
@@ -340,7 +345,13 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("orderguard").setLevel(logging.INFO)
         logging.getLogger("orderguard").handlers = [logging.StreamHandler(sys.stderr)]
         logging.getLogger("orderguard").propagate = False
-    return int(args.func(args) or 0)
+    from orderguard.scan import ScanOptionsError
+
+    try:
+        return int(args.func(args) or 0)
+    except ScanOptionsError as exc:
+        print(f"orderguard: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

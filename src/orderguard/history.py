@@ -161,6 +161,66 @@ def window_start(con: duckdb.DuckDBPyConnection, run_date: str, lookback_days: i
     return min(start, earliest) if earliest else start
 
 
+def keep_start(run_date: str, keep_days: int) -> datetime:
+    """The oldest moment the history keeps: keep_days nights back, counted like the window."""
+    night = date.fromisoformat(run_date)
+    return datetime.combine(night - timedelta(days=keep_days - 1), datetime.min.time())
+
+
+def prune_history(con: duckdb.DuckDBPyConnection, run_date: str, keep_days: int,
+                  lookback_days: int, run_id: str | None = None) -> dict[str, int]:
+    """Forget what is older than keep_days nights: orders created before then (and their
+    commissions), the scoring inputs, rule hits and quarantined rows of nights before then.
+    Orders the window reads are never forgotten: keep_days >= lookback_days, and when
+    tonight's export reaches further back (a late refund) the window and the orders kept
+    reach back with it, so tonight's results are what a warehouse keeping everything gives.
+    Without this the history grows every night and so does each night's scan of it.
+    Accounts, products, verdicts, allow-list entries, rings and runs are kept: they are
+    small and later nights still refer to them. Returns the rows removed per table."""
+    kept_from = keep_start(run_date, keep_days)
+    orders_from = min(kept_from, window_start(con, run_date, lookback_days))
+    first_night = kept_from.date().isoformat()
+    removed: dict[str, int] = {}
+    con.execute("begin transaction")
+    try:
+        if warehouse.table_exists(con, "staging", "orders_history"):
+            con.execute(
+                "create or replace temp table _forgotten_orders as "
+                "select order_id from staging.orders_history where created_at < $start",
+                {"start": orders_from})
+            if warehouse.table_exists(con, "staging", "commissions_history"):
+                removed["commissions"] = _deleted(con, (
+                    "delete from staging.commissions_history "
+                    "where order_id in (select order_id from _forgotten_orders)"))
+            removed["orders"] = _deleted(con, (
+                "delete from staging.orders_history "
+                "where order_id in (select order_id from _forgotten_orders)"))
+            con.execute("drop table _forgotten_orders")
+        nightly = {"feature_history": "delete from ops.feature_history where run_date < $night",
+                   "rule_hits": "delete from ops.rule_hits where run_date < $night"}
+        for table, sql in nightly.items():
+            if warehouse.table_exists(con, "ops", table):
+                removed[table] = _deleted(con, sql, {"night": first_night})
+        if warehouse.table_exists(con, "ops", "quarantine") and warehouse.table_exists(
+                con, "ops", "runs"):
+            removed["quarantine"] = _deleted(con, (
+                "delete from ops.quarantine where run_id in "
+                "(select run_id from ops.runs where run_date < $night) "
+                "and run_id is distinct from $run_id"), {"night": first_night, "run_id": run_id})
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    if any(removed.values()):
+        log.info("history before %s forgotten (keep %d nights): %s", first_night, keep_days,
+                 ", ".join(f"{n} {t}" for t, n in removed.items() if n))
+    return removed
+
+
+def _deleted(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> int:
+    return int(con.execute(sql, params or {}).fetchall()[0][0])
+
+
 def use_window(con: duckdb.DuckDBPyConnection, run_date: str, lookback_days: int) -> dict:
     """Replace staging.<table> with the lookback window of the history."""
     start = window_start(con, run_date, lookback_days)

@@ -46,6 +46,10 @@ from orderguard.rules import RuleSet, load_rules
 log = logging.getLogger(__name__)
 
 
+class ScanOptionsError(ValueError):
+    """Options that cannot make a scan (named in the message)."""
+
+
 @dataclass
 class ScanOptions:
     input_dir: Path
@@ -60,9 +64,17 @@ class ScanOptions:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     flow_run_id: str | None = None  # set when run by the Prefect flow
     lookback_days: int = 30  # features and graphs see this many nights of history
+    keep_days: int = 90  # nights of history kept at all (orders, scoring inputs); >= lookback
     allow_small_export: bool = False  # scan a night far smaller than usual anyway
     # salt for pseudonymising phones in published files (else masked 138****5678)
     pseudonym_salt: str | None = field(default_factory=lambda: os.environ.get("ORDERGUARD_PSEUDONYM_SALT"))
+
+    def __post_init__(self):
+        if self.lookback_days < 1:
+            raise ScanOptionsError(f"lookback_days must be at least 1, not {self.lookback_days}")
+        if self.keep_days < self.lookback_days:
+            raise ScanOptionsError(f"keep_days ({self.keep_days}) must be at least lookback_days "
+                             f"({self.lookback_days}): the window reads the kept history")
 
 
 class ScanBusyError(RuntimeError):
@@ -168,8 +180,10 @@ def open_night(con, opts: ScanOptions, counts: dict) -> dict:
     if not opts.allow_small_export:
         history.check_volume(con, run_date, counts["orders"]["accepted"])
     history.merge_night(con, run_date)
+    forgotten = history.prune_history(con, run_date, opts.keep_days, opts.lookback_days,
+                                      opts.run_id)
     window = history.use_window(con, run_date, opts.lookback_days)
-    return {"counts": counts, "run_date": run_date, "window": window}
+    return {"counts": counts, "run_date": run_date, "window": {**window, "forgotten": forgotten}}
 
 
 def stage_features(opts: ScanOptions, settings: graphs.GraphSettings) -> dict[str, int]:
