@@ -214,16 +214,22 @@ def identity_rings(
                | (pl.col("fast") >= 0.5))
         )
     )
+    # the identifiers each kept group spans, in one pass: filtering all identifiers once per
+    # group cost ~4 s at 10M orders (14M identifier rows, ~60 groups)
+    spans = (
+        identifiers.join(groups.select("component", pl.col("members").alias("account_id"))
+                         .explode("account_id"), on="account_id")
+        .group_by("component", "id_type")
+        .agg(pl.col("id_value").n_unique().alias("n"))
+        .sort("component", "id_type")
+        .group_by("component", maintain_order=True)
+        .agg(pl.format("{} {}", "n", "id_type").str.join(", ").alias("parts"))
+    )
+    parts_of = dict(zip(spans["component"], spans["parts"], strict=True))
     rings = []
     for group in groups.iter_rows(named=True):
         members = tuple(group["members"])
-        shared = (
-            identifiers.filter(pl.col("account_id").is_in(members))
-            .group_by("id_type")
-            .agg(pl.col("id_value").n_unique().alias("n"))
-            .sort("id_type")
-        )
-        parts = ", ".join(f"{r['n']} {r['id_type']}" for r in shared.iter_rows(named=True))
+        parts = parts_of.get(group["component"], "")
         rings.append(
             Ring(
                 kind="brushing",
@@ -711,24 +717,27 @@ def commission_to_self(components: pl.DataFrame, commissions: pl.DataFrame) -> p
 
 
 def annotate_density(rings: list[Ring], pairs: pl.DataFrame) -> None:
-    """Each ring's density: the share of its member pairs that share an identifier, on a
-    NetworkX graph of the ring's own accounts (candidates only, never the whole platform)."""
+    """Each ring's density: the share of its member pairs that share an identifier (networkx's
+    density of the ring's own accounts and links, counted for every ring in one pass: a
+    graph built per ring cost ~2 s at 10M orders for a count)."""
     rows = [(i, m) for i, r in enumerate(rings) if r.kind != "fake_shipping" for m in r.members]
     for ring in rings:
         ring.meta["density"] = 0.0
     if not rows or pairs.is_empty():
         return
     members = pl.DataFrame(rows, schema=["ring", "account"], orient="row")
-    inner = (
-        pairs.select("account_a", "account_b")
+    links = (
+        pairs.select(pl.min_horizontal("account_a", "account_b").alias("account_a"),
+                     pl.max_horizontal("account_a", "account_b").alias("account_b"))
+        .filter(pl.col("account_a") != pl.col("account_b"))
         .join(members.rename({"account": "account_a"}), on="account_a")
         .join(members.rename({"account": "account_b"}), on=["account_b", "ring"])
+        .unique()
+        .group_by("ring").len()
     )
-    for (i,), links in inner.group_by(["ring"]):
-        graph = nx.Graph()
-        graph.add_nodes_from(rings[i].members)
-        graph.add_edges_from(zip(links["account_a"], links["account_b"], strict=True))
-        rings[i].meta["density"] = round(nx.density(graph), 6)
+    for i, edges in links.iter_rows():
+        n = len(rings[i].members)
+        rings[i].meta["density"] = round(2 * edges / (n * (n - 1)), 6)
 
 
 # --------------------------------------------------------------------------- stage
