@@ -201,61 +201,48 @@ def test_orders_are_keyed_again_when_their_product_buyer_or_unkeyed_night_change
         assert con.sql("select * from intermediate.order_keys").pl().sort("order_id").equals(kept)
 
 
-def recent_only_exports(world, nights: list[str], dest: Path, days: int) -> None:
-    """The nights' exports without their late updates to orders older than `days` nights,
-    so no night's window reaches back past what a short history keeps."""
-    from datetime import date, timedelta
-
-    for night in nights:
-        src, out = world["root"] / "exports" / night, dest / night
-        out.mkdir(parents=True)
-        since = str(date.fromisoformat(night) - timedelta(days=days - 1))
-        orders = pl.read_csv(src / "orders.csv", infer_schema=False).filter(pl.col("created_at") >= since)
-        orders.write_csv(out / "orders.csv")
-        commissions = pl.read_csv(src / "commissions.csv", infer_schema=False)
-        exported = pl.col("order_id").is_in(orders["order_id"].implode())
-        commissions.filter(exported).write_csv(out / "commissions.csv")
-        for name in ("accounts.csv", "products.csv"):
-            (out / name).write_bytes((src / name).read_bytes())
-
-
 def test_history_older_than_keep_days_is_forgotten_without_changing_any_night(nightly_world, tmp_path):
     """A warehouse that keeps only the window publishes what one that keeps everything does,
-    and holds no order, scoring input or rule hit from before the nights it keeps."""
+    and holds no order, scoring input or rule hit from before the nights it keeps but
+    tonight's late updates to older orders."""
     import duckdb
 
-    from orderguard.history import keep_start
+    from orderguard.history import nights_back
 
     nights = nightly_world["nights"][-4:]
-    exports = tmp_path / "exports"
-    recent_only_exports(nightly_world, nights, exports, days=2)
     kept = {}
     for keep_days in (2, 90):
         root = tmp_path / f"keep{keep_days}"
-        runs = [run_scan(ScanOptions(input_dir=exports / n, out_dir=root / "out", db_path=root / "wh.duckdb",
-                                     models_dir=root / "models", run_date=n, lookback_days=2,
-                                     keep_days=keep_days)) for n in nights]
+        runs = [scan_night(nightly_world, n, root / "wh.duckdb", root / "out", root / "models",
+                           lookback_days=2, keep_days=keep_days) for n in nights]
         with duckdb.connect(str(root / "wh.duckdb"), read_only=True) as con:
             history = con.sql("select order_id, created_at from staging.orders_history").pl()
+            tonight = con.sql("select order_id from ops.tonight_orders").pl()["order_id"]
             stored_nights, hit_nights = (
                 sorted(con.sql(f"select distinct run_date from ops.{t}").pl()["run_date"])
                 for t in ("feature_history", "rule_hits"))
-        kept[keep_days] = {"runs": runs, "history": history, "stored_nights": stored_nights,
-                           "hit_nights": hit_nights,
+        kept[keep_days] = {"runs": runs, "history": history, "tonight": tonight,
+                           "stored_nights": stored_nights, "hit_nights": hit_nights,
                            "outputs": {name: (root / "out" / name).read_bytes() for name in OUTPUTS}}
     short, whole = kept[2], kept[90]
     for name in OUTPUTS:
         assert short["outputs"][name] == whole["outputs"][name], name
-    start = keep_start(nights[-1], 2)
-    old = whole["history"].filter(pl.col("created_at") < start)
-    assert old.height > 0, "the longer history holds orders the shorter one forgets"
-    assert set(whole["history"]["order_id"]) - set(short["history"]["order_id"]) == set(old["order_id"])
-    assert short["history"]["created_at"].min() >= start
+    start = nights_back(nights[-1], 2)
+    before = whole["history"].filter(pl.col("created_at") < start)
+    late = before.filter(pl.col("order_id").is_in(whole["tonight"].implode()))
+    assert late.height > 0, "tonight's export updates orders from before the kept nights"
+    forgotten = set(before["order_id"]) - set(late["order_id"])
+    assert forgotten, "the longer history holds orders the shorter one forgets"
+    assert set(whole["history"]["order_id"]) - set(short["history"]["order_id"]) == forgotten
+    assert set(late["order_id"]) <= set(short["history"]["order_id"])
     assert short["stored_nights"] == short["hit_nights"] == nights[-2:]
     assert whole["stored_nights"] == whole["hit_nights"] == nights
-    forgotten = short["runs"][-1]["window"]["forgotten"]
-    assert forgotten["orders"] > 0 and forgotten["feature_history"] > 0
-    assert sum(run["window"]["forgotten"]["orders"] for run in short["runs"]) == old.height
+    last = short["runs"][-1]["window"]
+    assert last["forgotten"]["orders"] > 0 and last["forgotten"]["feature_history"] > 0
+    # the window does not reach back for the late updates, yet they are scored tonight
+    assert last["window_start"] == start.isoformat()
+    scored = pl.read_parquet(tmp_path / "keep2" / "out" / "order_scores.parquet")["order_id"]
+    assert set(late["order_id"]) <= set(scored)
     assert all(not any(run["window"]["forgotten"].values()) for run in whole["runs"])
 
 

@@ -148,37 +148,24 @@ def _adopt_first_night(con: duckdb.DuckDBPyConnection, table: str, run_date: str
     return True
 
 
-def window_start(con: duckdb.DuckDBPyConnection, run_date: str, lookback_days: int) -> datetime:
-    """The lookback window starts lookback_days before the night, or earlier when tonight's
-    own export reaches further back (every input order is scored)."""
+def nights_back(run_date: str, nights: int) -> datetime:
+    """Midnight starting the `nights` nights that end with run_date (the lookback window's
+    start for lookback_days, the oldest kept moment for keep_days)."""
     night = date.fromisoformat(run_date)
-    start = datetime.combine(night - timedelta(days=lookback_days - 1), datetime.min.time())
-    earliest = warehouse.scalar(
-        con,
-        "select min(o.created_at) from staging.orders_history o "
-        "join ops.tonight_orders t using (order_id)",
-    )
-    return min(start, earliest) if earliest else start
-
-
-def keep_start(run_date: str, keep_days: int) -> datetime:
-    """The oldest moment the history keeps: keep_days nights back, counted like the window."""
-    night = date.fromisoformat(run_date)
-    return datetime.combine(night - timedelta(days=keep_days - 1), datetime.min.time())
+    return datetime.combine(night - timedelta(days=nights - 1), datetime.min.time())
 
 
 def prune_history(con: duckdb.DuckDBPyConnection, run_date: str, keep_days: int,
                   lookback_days: int, run_id: str | None = None) -> dict[str, int]:
     """Forget what is older than keep_days nights: orders created before then (and their
     commissions), the scoring inputs, rule hits and quarantined rows of nights before then.
-    Orders the window reads are never forgotten: keep_days >= lookback_days, and when
-    tonight's export reaches further back (a late refund) the window and the orders kept
-    reach back with it, so tonight's results are what a warehouse keeping everything gives.
-    Without this the history grows every night and so does each night's scan of it.
-    Accounts, products, verdicts, allow-list entries, rings and runs are kept: they are
-    small and later nights still refer to them. Returns the rows removed per table."""
-    kept_from = keep_start(run_date, keep_days)
-    orders_from = min(kept_from, window_start(con, run_date, lookback_days))
+    keep_days >= lookback_days and tonight's own orders stay whatever their age (a late
+    refund is scored tonight), so the window, and every result of tonight, is what a
+    warehouse that keeps everything gives. Without this the history grows every night and
+    so does each night's scan of it. Accounts, products, verdicts, allow-list entries,
+    rings and runs are kept: they are small and later nights still refer to them.
+    Returns the rows removed per table."""
+    kept_from = nights_back(run_date, keep_days)
     first_night = kept_from.date().isoformat()
     removed: dict[str, int] = {}
     con.execute("begin transaction")
@@ -186,8 +173,9 @@ def prune_history(con: duckdb.DuckDBPyConnection, run_date: str, keep_days: int,
         if warehouse.table_exists(con, "staging", "orders_history"):
             con.execute(
                 "create or replace temp table _forgotten_orders as "
-                "select order_id from staging.orders_history where created_at < $start",
-                {"start": orders_from})
+                "select order_id from staging.orders_history where created_at < $start "
+                "and order_id not in (select order_id from ops.tonight_orders)",
+                {"start": kept_from})
             if warehouse.table_exists(con, "staging", "commissions_history"):
                 removed["commissions"] = _deleted(con, (
                     "delete from staging.commissions_history "
@@ -222,8 +210,12 @@ def _deleted(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = Non
 
 
 def use_window(con: duckdb.DuckDBPyConnection, run_date: str, lookback_days: int) -> dict:
-    """Replace staging.<table> with the lookback window of the history."""
-    start = window_start(con, run_date, lookback_days)
+    """Replace staging.<table> with the lookback window of the history: the orders created
+    in the last lookback_days nights and tonight's older ones (late updates), which are
+    scored against that window. The window never reaches back to a late update's creation:
+    refunds and reviews arrive weeks late, and reaching back for them made a 30-night
+    window read every night the warehouse holds."""
+    start = nights_back(run_date, lookback_days)
     end = datetime.combine(date.fromisoformat(run_date) + timedelta(days=1), datetime.min.time())
     params = {"start": start, "end": end}
     # staging.orders and staging.accounts are views over the history, not copies: at
