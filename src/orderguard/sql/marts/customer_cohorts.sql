@@ -18,18 +18,16 @@ suspects as (
     select account_id from marts.flagged_accounts
     union select account_id from intermediate.ring_members
 ),
-number_orders as (
-    select *, row_number() over (partition by buyer_id order by created_at, order_id) as nth
-    from orders
-),
 summarise_customers as (
+    -- the first order by (created_at, order_id) and the second-earliest time, by aggregates:
+    -- numbering every paid order per buyer with a window sorted 10M rows (~1 s more)
     select buyer_id,
-        min(created_at) filter (where nth = 1) as first_order_at,
-        min(created_at) filter (where nth = 2) as second_order_at,
-        bool_or(referrer_id is not null) filter (where nth = 1) as first_order_referred,
+        min(created_at) as first_order_at,
+        min(created_at, 2)[2] as second_order_at,
+        arg_min(referrer_id is not null, (created_at, order_id)) as first_order_referred,
         count(*) as paid_orders,
         count(*) filter (where is_refund) as refunded_orders
-    from number_orders group by 1
+    from orders group by 1
 ),
 assign_cohort as (
     select s.buyer_id, s.first_order_at, strftime(s.first_order_at, '%Y-%m') as cohort_month,
