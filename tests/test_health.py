@@ -292,3 +292,33 @@ def test_every_health_mart_has_the_grain_its_sql_states(scanned_world):
         assert frame.height > 0, name
         assert frame.null_count().sum_horizontal()[0] == 0, name
         assert frame.is_unique().all(), name
+
+
+def test_a_customers_first_order_is_the_earliest_then_the_smallest_order_id(tmp_path):
+    """Two paid orders at the same second: the first is the smaller order_id (its channel
+    decides the cohort's), and the second order is that same second."""
+    with warehouse.connect(tmp_path / "wh.duckdb") as con:
+        con.execute("create schema if not exists staging; create schema if not exists marts; "
+                    "create schema if not exists intermediate")
+        con.execute("""create table staging.orders as
+            select order_id, buyer_id, referrer_id, created::timestamp as created_at,
+                   paid::timestamp as paid_at, status, null::timestamp as refunded_at
+            from (values ('T2', 'C1', 'D1', '2026-01-05 10:00', '2026-01-05 10:01', 'completed'),
+                         ('T1', 'C1', null, '2026-01-05 10:00', '2026-01-05 10:01', 'completed'),
+                         ('T3', 'C1', null, '2026-01-20 10:00', '2026-01-20 10:01', 'refunded'),
+                         ('T4', 'C2', 'D1', '2026-01-07 10:00', null, 'cancelled'),
+                         ('T5', 'C2', null, '2026-01-09 10:00', '2026-01-09 10:01', 'completed'))
+                 t(order_id, buyer_id, referrer_id, created, paid, status)""")
+        con.execute("create table staging.accounts as select * from (values ('C1', null::varchar), "
+                    "('C2', null)) t(account_id, inviter_id)")
+        con.execute("create table staging.batch_clock as select timestamp '2026-02-01' as as_of")
+        con.execute("create table marts.flagged_accounts as select 'C2' as account_id")
+        con.execute("create table intermediate.ring_members as select 'X' as account_id")
+        warehouse.build_model(con, "marts", "customer_cohorts")
+        rows = {r["buyer_id"]: r for r in warehouse.query(
+            con, "select * from marts.customer_cohorts").iter_rows(named=True)}
+    assert rows["C1"]["channel"] == "organic"  # T1 (no referrer) sorts before T2
+    assert rows["C1"]["second_order_at"] == rows["C1"]["first_order_at"]
+    assert (rows["C1"]["paid_orders"], rows["C1"]["refunded_orders"]) == (3, 1)
+    assert rows["C2"]["channel"] == "organic"  # the referred order was never paid
+    assert rows["C2"]["second_order_at"] is None and rows["C2"]["later_flagged"]
