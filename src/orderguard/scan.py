@@ -73,8 +73,9 @@ class ScanOptions:
         if self.lookback_days < 1:
             raise ScanOptionsError(f"lookback_days must be at least 1, not {self.lookback_days}")
         if self.keep_days < self.lookback_days:
-            raise ScanOptionsError(f"keep_days ({self.keep_days}) must be at least lookback_days "
-                             f"({self.lookback_days}): the window reads the kept history")
+            raise ScanOptionsError(f"keep_days ({self.keep_days}) must be at least "
+                                   f"lookback_days ({self.lookback_days}): the window reads "
+                                   "the kept history")
 
 
 class ScanBusyError(RuntimeError):
@@ -182,8 +183,7 @@ def open_night(con, opts: ScanOptions, counts: dict) -> dict:
     if not opts.allow_small_export:
         history.check_volume(con, run_date, counts["orders"]["accepted"])
     history.merge_night(con, run_date)
-    forgotten = history.prune_history(con, run_date, opts.keep_days, opts.lookback_days,
-                                      opts.run_id)
+    forgotten = history.prune_history(con, run_date, opts.keep_days, opts.run_id)
     window = history.use_window(con, run_date, opts.lookback_days)
     return {"counts": counts, "run_date": run_date, "window": {**window, "forgotten": forgotten}}
 
