@@ -345,11 +345,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("orderguard").setLevel(logging.INFO)
         logging.getLogger("orderguard").handlers = [logging.StreamHandler(sys.stderr)]
         logging.getLogger("orderguard").propagate = False
-    from orderguard.scan import ScanOptionsError
-
     try:
         return int(args.func(args) or 0)
-    except ScanOptionsError as exc:
+    except config.ScanOptionsError as exc:
         print(f"orderguard: {exc}", file=sys.stderr)
         return 2
 

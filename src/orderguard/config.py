@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 
+class ScanOptionsError(ValueError):
+    """Scan options that cannot make a scan (named in the message). Here, not in scan.py, so
+    the CLI can catch it without importing the pipeline for every command."""
+
+
 def project_root() -> Path:
     """The orderguard checkout: $ORDERGUARD_ROOT, else the nearest parent of the working
     directory holding this project's pyproject.toml, else the working directory."""

@@ -46,10 +46,6 @@ from orderguard.rules import RuleSet, load_rules
 log = logging.getLogger(__name__)
 
 
-class ScanOptionsError(ValueError):
-    """Options that cannot make a scan (named in the message)."""
-
-
 @dataclass
 class ScanOptions:
     input_dir: Path
@@ -71,9 +67,9 @@ class ScanOptions:
 
     def __post_init__(self):
         if self.lookback_days < 1:
-            raise ScanOptionsError(f"lookback_days must be at least 1, not {self.lookback_days}")
+            raise config.ScanOptionsError(f"lookback_days must be at least 1, not {self.lookback_days}")
         if self.keep_days < self.lookback_days:
-            raise ScanOptionsError(f"keep_days ({self.keep_days}) must be at least "
+            raise config.ScanOptionsError(f"keep_days ({self.keep_days}) must be at least "
                                    f"lookback_days ({self.lookback_days}): the window reads "
                                    "the kept history")
 
