@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scale import child, read_export, write_results  # noqa: E402
+from bench_scale import read_export, scan, write_results  # noqa: E402
 
 
 def history_orders(db: Path) -> int:
@@ -34,20 +34,10 @@ def history_orders(db: Path) -> int:
         return con.execute("select count(*) from staging.orders_history").fetchall()[0][0]
 
 
-def scan(input_dir: Path, db: Path, out: Path, models: Path, lookback: int, keep: int,
-         extra: tuple[str, ...] = ()) -> dict:
-    shutil.rmtree(out, ignore_errors=True)
-    result = child([sys.executable, "-m", "orderguard.cli", "scan", "--input", str(input_dir),
-                    "--out", str(out), "--db", str(db), "--models", str(models), "--no-prefect",
-                    "--lookback-days", str(lookback), "--keep-days", str(keep), *extra])
-    result.pop("stdout")
-    run = json.loads((out / "run.json").read_text("utf-8"))
-    result["stages_s"] = run["stage_seconds"]
-    result["orders_scored"] = run["summary"]["orders_scored"]
-    result["window_orders"] = run["window"]["window_orders"]
-    result["window_start"] = run["window"]["window_start"]
-    result["forgotten"] = run["window"].get("forgotten", {})
-    return result
+def window_of(work: Path) -> dict:
+    """From the scanned night's run.json: where its window started and what it forgot."""
+    window = json.loads((work / "out" / "run.json").read_text("utf-8"))["window"]
+    return {"window_start": window["window_start"], "forgotten": window.get("forgotten", {})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,30 +71,34 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict = {"accounts": args.accounts, "days": args.days,
                      "lookback_days": args.lookback_days, "nights": {}}
-    backfilled, models = work / "backfilled.duckdb", work / "models"
-    if not backfilled.exists():
+    window_args = ("--lookback-days", str(args.lookback_days))
+    backfilled = work / "backfilled"  # bench_scale.scan's layout: wh.duckdb, models, out
+    if not (backfilled / "wh.duckdb").exists():
         # the first night loads every day but the last (nothing is forgotten on a first night:
         # all its orders are tonight's)
-        first = scan(backfill_dir, backfilled, work / "out-backfill", models, args.lookback_days,
-                     max(args.keep_days))
+        first = scan(backfill_dir, backfilled,
+                     extra=(*window_args, "--keep-days", str(max(args.keep_days))))
         results["backfill"] = first
         print(f"backfill: {first['orders_scored']:,} orders in {first['wall_s']} s", flush=True)
     for keep in args.keep_days:
-        db = work / f"keep{keep}.duckdb"
-        shutil.copy(backfilled, db)
-        before = history_orders(db)
+        night_work = work / f"keep{keep}"
+        shutil.rmtree(night_work, ignore_errors=True)
+        shutil.copytree(backfilled / "models", night_work / "models")
+        shutil.copy(backfilled / "wh.duckdb", night_work / "wh.duckdb")
+        before = history_orders(night_work / "wh.duckdb")
         # after a backfill of months one day's export is far below the "usual" night: it is real
-        night = scan(night_dir, db, work / f"out-keep{keep}", models, args.lookback_days, keep,
-                     ("--allow-small-export",))
-        night.update(history_orders_before=before, history_orders_after=history_orders(db),
-                     warehouse_gib=round(db.stat().st_size / 1024**3, 2))
+        night = scan(night_dir, night_work, fresh=False,
+                     extra=(*window_args, "--keep-days", str(keep), "--allow-small-export"))
+        night.update(window_of(night_work), history_orders_before=before,
+                     history_orders_after=history_orders(night_work / "wh.duckdb"),
+                     warehouse_gib=round((night_work / "wh.duckdb").stat().st_size / 1024**3, 2))
         results["nights"][f"keep_{keep}"] = night
         write_results(Path(args.out), results)
         print(f"keep {keep} nights: {night['orders_scored']:,} orders tonight, "
               f"{night['window_orders']:,} in the window, history {before:,} -> "
               f"{night['history_orders_after']:,}, {night['wall_s']} s, peak "
               f"{night['peak_rss_gib']} GiB, stages {night['stages_s']}", flush=True)
-        db.unlink()
+        shutil.rmtree(night_work)
     write_results(Path(args.out), results)
     print(f"wrote {args.out}")
     return 0
