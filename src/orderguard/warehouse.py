@@ -71,7 +71,8 @@ def text_uncompressed(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     choosing and applying DuckDB's dictionary/FSST encodings cost 30-45 of the features
     stage's ~325 CPU-s (two A/B runs: 170 -> 150 and 175 -> 163 s wall) for a file ~8 GB
     smaller until the next night replaced them. Tables that accumulate night after night
-    (the history, ops.*) keep the default compression."""
+    (the history, ops.*) keep the default compression for the rows each night adds (a
+    warehouse's first night of history is its orders_checked, renamed, as written)."""
     con.execute("set disabled_compression_methods = 'fsst,dict_fsst,zstd'")
     try:
         yield

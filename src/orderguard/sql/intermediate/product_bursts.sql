@@ -1,8 +1,8 @@
 -- grain: one row per order_id
--- Lockstep buying: how many distinct-buyer orders hit the same product of the same shop
--- within a short window, against that product's own typical rate on that day's volume.
-with order_keys as (
-    select order_id, shop_id, product_id, buyer_id, created_at from intermediate.order_keys
+-- Lockstep buying: how many orders hit the same product within a short window, against
+-- that product's own typical rate on that day's volume.
+with order_keys as (  -- only what the window sorts on and carries: every column rides the sort
+    select order_id, product_id, created_at from intermediate.order_keys
 ),
 daily_volume as (
     -- a day whose orders all carry one timestamp (a date-only export, a constant filler)
