@@ -37,7 +37,6 @@ from orderguard.rules import load_rules
 
 DB_ENV = "ORDERGUARD_DB"
 LABELS_ENV = "ORDERGUARD_LABELS"
-ID_TYPES = ("device", "payer", "phone", "ip", "addr_strict")
 DEFAULT_BUDGETS = (25, 50, 100, 200, 300, 500, 1000)
 
 
@@ -171,13 +170,7 @@ def ring_graph(db: str | Path | None, ring_id: str) -> nx.Graph:
         if ring.is_empty():
             raise KeyError(f"no ring {ring_id!r} in marts.rings")
         members = [m for m in (ring["members"][0] or "").split(";") if m]
-        identifiers = warehouse.query(
-            con,
-            "select account_id, id_type, id_value from intermediate.account_identifiers "
-            "where list_contains($members, account_id) and list_contains($types, id_type) "
-            "order by account_id, id_type, id_value",
-            {"members": members, "types": list(ID_TYPES)},
-        )
+        identifiers = graphs.member_identifiers(con, members)
         owners = warehouse.query(
             con, "select account_id from intermediate.ring_members where ring_id = $r and role = 'owner'",
             {"r": ring_id},

@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 TOP_RINGS = 6
 MAX_DRAWN_MEMBERS = 40
-ID_TYPES = ("device", "payer", "phone", "ip", "addr_strict")
 
 
 def e(value) -> str:
@@ -179,13 +178,7 @@ def _ring_graph(con, ring: dict) -> tuple[nx.Graph, str]:
     """graphs.ring_graph (accounts and the identifiers they share) plus invitation edges
     between members; a large ring keeps its most connected parts, MAX_DRAWN_MEMBERS accounts."""
     members = [m for m in (ring["members"] or "").split(";") if m]
-    identifiers = warehouse.query(
-        con,
-        "select account_id, id_type, id_value from intermediate.account_identifiers "
-        "where list_contains($members, account_id) and list_contains($types, id_type) "
-        "order by account_id, id_type, id_value",
-        {"members": members, "types": list(ID_TYPES)},
-    )
+    identifiers = graphs.member_identifiers(con, members)
     graph = graphs.ring_graph(members, identifiers)
     # who invited whom inside the ring; a chain past the allowed depth also shows the
     # uplines its members hang from
