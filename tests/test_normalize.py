@@ -4,6 +4,7 @@ never raises and always gives one output row per input row, in order."""
 from __future__ import annotations
 
 import ipaddress
+import random
 
 import polars as pl
 import pytest
@@ -107,6 +108,57 @@ def test_ipv6_is_compressed_with_a_slash_48_network():
     assert out["ip_network"].to_list() == ["2400:3200::/48", "2400:3200::/48", "fe80::/48"]
     assert out["ip_version"].to_list() == [6, 6, 6]
     assert out["ip_is_private"].to_list() == [False, False, True]
+
+
+def _random_ipv6_spellings(n: int, seed: int) -> list[str]:
+    """Plain and '::' spellings with zero runs, padded and upper-case hextets, brackets,
+    zone indexes, and prefixes of the special networks (private, reserved, multicast)."""
+    rng = random.Random(seed)
+    prefixes = ("2408", "240e", "fe80", "fc00", "fd12", "ff02", "2001", "2001:db8", "2001:2",
+                "2001:10", "0", "100", "2002", "64:ff9b", "0:0:0:0:0:ffff", "3fff", "2001:1")
+
+    def hextet() -> str:
+        if rng.random() < 0.35:
+            return "0" * rng.randint(1, 4)
+        text = f"{rng.getrandbits(rng.choice([4, 8, 16])):x}"
+        return text.zfill(4).upper() if rng.random() < 0.2 else text
+
+    values = []
+    for _ in range(n):
+        parts = [hextet() for _ in range(8)]
+        if rng.random() < 0.4:
+            prefix = rng.choice(prefixes).split(":")
+            parts[: len(prefix)] = prefix
+        text = ":".join(parts)
+        if rng.random() < 0.5:
+            i = rng.randint(0, 7)
+            text = ":".join(parts[:i]) + "::" + ":".join(parts[rng.randint(i + 1, 8):])
+        if rng.random() < 0.05:
+            text = f"[{text}]" if rng.random() < 0.5 else f"{text}%eth0"
+        values.append(text)
+    return values
+
+
+def test_ipv6_is_read_as_the_stdlib_reads_it():
+    # the vectorised reading of IPv6 must give what ipaddress gives, value for value
+    odd = ["::", "::1", "1::", "1:2:3:4:5:6:7::", "::1:2:3:4:5:6:7", "1:2:3:4:5:6:7:8::",
+           "1:::2", "12345::", "g::1", "1:2", "::1.2.3.4", "::ffff:1.2.3.4", "1:0:0:2:0:0:0:3",
+           "1:0:0:2:0:0:3:4", ":1:2:3:4:5:6:7", "1:2:3:4:5:6:7:", "FE80::1", "ff00::"]
+    values = list(dict.fromkeys(_random_ipv6_spellings(4000, seed=11) + odd))
+    out = normalize_ips(pl.Series(values))
+    for value, row in zip(values, out.iter_rows(named=True), strict=True):
+        text = value.strip("[]").split("%")[0]
+        try:
+            ip = ipaddress.IPv6Address(text)
+        except ValueError:
+            assert row["ip_valid"] is False, value
+            continue
+        if ip.ipv4_mapped is not None:
+            assert row["ip_norm"] == str(ip.ipv4_mapped), value
+            continue
+        assert row["ip_norm"] == ip.compressed, value
+        assert row["ip_network"] == str(ipaddress.IPv6Network((int(ip) >> 80 << 80, 48))), value
+        assert row["ip_is_private"] is (not ip.is_global or ip.is_multicast), value
 
 
 @pytest.mark.parametrize("raw", ["256.1.1.1", "1.2.3", "abc", "", None, "1.2.3.4.5", ":::"])

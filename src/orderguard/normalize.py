@@ -2,7 +2,8 @@
 
 Every function takes a whole column (pl.Series) and returns one output row per input row,
 in input order; nothing here raises on odd text. All work is Polars expressions, except
-IPv6 values, which the stdlib `ipaddress` reads once per distinct value.
+the rare IPv6 values in special networks or with an IPv4 tail, which the stdlib
+`ipaddress` reads once per distinct value.
 Addresses live in `orderguard.address` and are re-exported here.
 """
 
@@ -115,13 +116,100 @@ def _v6_row(value: str) -> tuple[str | None, str | None, bool | None, int | None
     return ip.compressed, str(net), not ip.is_global or ip.is_multicast, None
 
 
+# Every IPv6 network the stdlib may call non-global (private, reserved, link- and
+# site-local, multicast, and the exceptions newer Pythons carve out of those): an address
+# outside all of them is global under any Python, so only addresses inside go to
+# `ipaddress` one by one. Real order traffic is 2000::/3 global unicast and stays vectorised.
+_V6_SPECIAL = sorted({
+    net
+    for group in ("_private_networks", "_private_networks_exceptions", "_reserved_networks")
+    for net in getattr(ipaddress._IPv6Constants, group, [])
+} | {ipaddress._IPv6Constants._multicast_network, ipaddress._IPv6Constants._linklocal_network,
+     ipaddress._IPv6Constants._sitelocal_network})
+_HEXTET = "[0-9A-Fa-f]{1,4}"
+# the plain and the '::' spellings ipaddress accepts (embedded IPv4 tails and anything
+# odd are left to it)
+_V6_FULL = rf"^(?:{_HEXTET}:){{7}}{_HEXTET}$"
+_V6_ELIDED = rf"^(?:(?:{_HEXTET}:)*{_HEXTET})?::(?:(?:{_HEXTET}:)*{_HEXTET})?$"
+
+
+def _compressed(frame: pl.DataFrame, hextets: str, out: str) -> pl.DataFrame:
+    """Adds `out`, the RFC 5952 text of the list column `hextets` (8 hextets without leading
+    zeros) as ipaddress.compressed writes it: the first longest run of two or more '0'
+    becomes '::'. Built a column at a time: nested expressions were recomputed per use."""
+    runs = [f"_run{i}" for i in range(8)]  # zero hextets from i onwards without a break
+    frame = frame.with_columns(_run8=pl.lit(0))
+    for i in reversed(range(8)):
+        frame = frame.with_columns(
+            pl.when(pl.col(hextets).list.get(i) == "0").then(pl.col(f"_run{i + 1}") + 1)
+            .otherwise(0).alias(runs[i]))
+    frame = frame.with_columns(_longest=pl.max_horizontal(runs)).with_columns(
+        _start=pl.coalesce([pl.when(pl.col(r) == pl.col("_longest")).then(pl.lit(i))
+                            for i, r in enumerate(runs)]))
+    h, start, longest = pl.col(hextets), pl.col("_start"), pl.col("_longest")
+    elided = (h.list.slice(0, start).list.join(":") + "::"
+              + h.list.slice(start + longest, 8).list.join(":"))
+    return frame.with_columns(
+        pl.when(longest >= 2).then(elided).otherwise(h.list.join(":")).alias(out)
+    ).drop([*runs, "_run8", "_longest", "_start"])
+
+
+def _v6_frame(values: pl.Series) -> pl.DataFrame:
+    """grain: one row per distinct non-v4 value: t, _v6 (ip_norm), _v6net (the /48),
+    _v6priv, _mapped (an IPv4-mapped address as an integer). Plain and '::' spellings are
+    read by Polars expressions; embedded IPv4, special networks and anything unusual go
+    through _v6_row, so every value gets what ipaddress says."""
+    schema = {"t": pl.Utf8, "_v6": pl.Utf8, "_v6net": pl.Utf8, "_v6priv": pl.Boolean,
+              "_mapped": pl.Int64}
+    frame = values.alias("t").to_frame().with_columns(
+        s=pl.col("t").str.strip_chars().str.strip_chars("[]").str.replace(r"%.*$", ""))
+    plain = pl.col("s").str.contains(_V6_FULL)
+    elided = pl.col("s").str.contains(_V6_ELIDED) & (pl.col("s").str.count_matches(_HEXTET) <= 7)
+    halves = pl.col("s").str.split("::")
+    head = halves.list.first().str.split(":").list.eval(pl.element().filter(pl.element() != ""))
+    tail = pl.when(halves.list.len() > 1).then(
+        halves.list.last().str.split(":").list.eval(pl.element().filter(pl.element() != "")))
+    tail = tail.fill_null(pl.lit([], dtype=pl.List(pl.Utf8)))
+    padding = pl.lit("0").repeat_by(8 - head.list.len() - tail.list.len())
+    hextets = pl.concat_list([head, padding, tail]).list.eval(
+        pl.element().str.to_lowercase().str.strip_chars_start("0").replace("", "0"))
+    fast = frame.filter(plain | elided).with_columns(h=hextets).with_columns(
+        [pl.col("h").list.get(i).str.to_integer(base=16).cast(pl.UInt64).alias(f"_n{i}")
+         for i in range(8)])
+    fast = fast.with_columns(  # the address as two 64-bit halves
+        _high=pl.sum_horizontal([pl.col(f"_n{i}") * (1 << 16 * (3 - i)) for i in range(4)]),
+        _low=pl.sum_horizontal([pl.col(f"_n{4 + i}") * (1 << 16 * (3 - i)) for i in range(4)]))
+    fast = fast.filter(~pl.any_horizontal(
+        [_in_network(pl.col("_high"), pl.col("_low"), net) for net in _V6_SPECIAL]))
+    fast = fast.with_columns(_net=pl.concat_list([pl.col("h").list.slice(0, 3), pl.lit(["0"] * 5)]))
+    fast = _compressed(_compressed(fast, "h", "_v6"), "_net", "_v6net").select(
+        "t", "_v6", pl.col("_v6net") + "/48", _v6priv=pl.lit(False), _mapped=pl.lit(None, pl.Int64))
+    rest = frame.join(fast, on="t", how="anti")["t"].to_list()
+    slow = pl.DataFrame([(v, *_v6_row(v)) for v in rest], schema=schema, orient="row")
+    return pl.concat([fast, slow])
+
+
+def _in_network(high: pl.Expr, low: pl.Expr, net: ipaddress.IPv6Network) -> pl.Expr:
+    """The address (its two 64-bit halves) lies in `net`."""
+    first = int(net.network_address)
+    net_high, net_low = first >> 64, first & (2**64 - 1)
+    if net.prefixlen == 0:
+        return pl.lit(True)
+    if net.prefixlen <= 64:
+        step = 1 << (64 - net.prefixlen)
+        return high // step == net_high // step
+    step = 1 << (128 - net.prefixlen)
+    return (high == net_high) & (low // step == net_low // step)
+
+
 def normalize_ips(s: pl.Series) -> pl.DataFrame:
     """grain: one row per element of `s`, in order; columns IP_COLUMNS.
 
     IPv4 is read by a vectorised regex (dotted quad, optional :port, leading zeros read
-    as decimal); ip_network is its /24 ('1.2.3.0/24'). Other values go once per distinct
-    value through `ipaddress.IPv6Address` (brackets and zone index dropped); ip_network is
-    the /48. IPv4-mapped IPv6 (::ffff:1.2.3.4) becomes the IPv4 address.
+    as decimal); ip_network is its /24 ('1.2.3.0/24'). Other values are read once per
+    distinct value as IPv6, exactly as `ipaddress.IPv6Address` reads them (brackets and
+    zone index dropped; _v6_frame); ip_norm is the compressed form, ip_network the /48.
+    IPv4-mapped IPv6 (::ffff:1.2.3.4) becomes the IPv4 address.
     ip_is_private: not globally routable (private, loopback, link-local, CGNAT 100.64/10,
     documentation, reserved, multicast). Invalid or missing: ip_valid False, others null.
     """
@@ -132,25 +220,9 @@ def normalize_ips(s: pl.Series) -> pl.DataFrame:
     v4_int = pl.when(ok).then(octets[0] * 16777216 + octets[1] * 65536 + octets[2] * 256 + octets[3])
     frame = frame.with_columns(_v4=v4_int)
 
-    # non-v4 values containing ':' -> ipaddress, once per distinct value
-    others = (
-        frame.filter(pl.col("_v4").is_null() & pl.col("t").str.contains(":"))
-        .get_column("t")
-        .unique()
-        .to_list()
-    )
-    rows = [(v, *_v6_row(v)) for v in others]
-    v6 = pl.DataFrame(
-        rows,
-        schema={
-            "t": pl.Utf8,
-            "_v6": pl.Utf8,
-            "_v6net": pl.Utf8,
-            "_v6priv": pl.Boolean,
-            "_mapped": pl.Int64,
-        },
-        orient="row",
-    )
+    # non-v4 values containing ':', once per distinct value
+    others = frame.filter(pl.col("_v4").is_null() & pl.col("t").str.contains(":"))["t"].unique()
+    v6 = _v6_frame(others)
     frame = frame.join(v6, on="t", how="left", maintain_order="left")
     frame = frame.with_columns(_v4=pl.coalesce("_v4", "_mapped"))
 
