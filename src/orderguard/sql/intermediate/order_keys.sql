@@ -5,7 +5,9 @@
 -- Only keys a model reads are copied here; the rest of a lookup's columns (the masked phone
 -- key, the compound key, province, city, district) stay in intermediate.norm_address and
 -- norm_phone, joined on the raw text (staging.orders.address, receiver_phone) by whoever
--- wants them: copying them was ~0.7 GB of the 4.7 GB written per 10M orders.
+-- wants them: copying them was ~0.7 GB of the 4.7 GB written per 10M orders. Likewise
+-- the times only the delays below need (paid, delivered, reviewed) and refund_amount stay
+-- in staging.orders.
 -- A row depends only on its order, buyer and product rows and the lookups, never on the
 -- scan's date (days since shipping is computed by its readers), so rows are kept across
 -- nights and only orders new or changed since are keyed again.
@@ -31,9 +33,9 @@ ips as (
 join_keys as (
     select
         o.order_id, o.shop_id, o.buyer_id, o.product_id, o.referrer_id,
-        o.quantity, o.amount, o.refund_amount, o.status, o.carrier, o.tracking_no,
-        o.created_at, o.paid_at, o.shipped_at, o.delivered_at, o.refunded_at,
-        o.review_rating, o.reviewed_at,
+        o.quantity, o.amount, o.status, o.carrier, o.tracking_no,
+        o.created_at, o.shipped_at, o.refunded_at,
+        o.review_rating,
         o.status in ('cancelled', 'refunded') or o.refunded_at is not null as is_cancel_or_refund,
         og_token(o.device_id) as device_key,
         og_token(o.payment_account) as payer_key,
