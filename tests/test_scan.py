@@ -116,11 +116,10 @@ def test_a_workbook_that_fails_to_write_publishes_nothing_of_the_night(scanned_w
     assert after == before
 
 
-def test_a_scheduled_scan_log_has_no_duckdb_progress_bars(scanned_world, tmp_path, capfd):
+def test_a_scheduled_scan_log_has_no_duckdb_progress_bars(tmp_path, capfd):
     """A nightly job's log holds the scan's own stage lines, not a redrawn bar per query."""
     from orderguard import warehouse
 
-    shutil.copy(scanned_world["db"], tmp_path / "wh.duckdb")
     with warehouse.connect(tmp_path / "wh.duckdb") as con:
         con.execute("set progress_bar_time = 0")  # a bar for any query, not only those over 2 s
         warehouse.query(con, "select count(*) from range(50000000) t(i) where i % 7 = 3")
