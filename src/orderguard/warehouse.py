@@ -70,8 +70,13 @@ def connect(db_path: str | Path | None = None, read_only: bool = False,
 
 
 def _someone_watching() -> bool:
-    """A person at a terminal or in a notebook, not a scheduler writing a log file."""
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
+    """A person at a terminal or in a notebook, not a scheduler writing a log file. (A
+    notebook is an IPython shell running; ipykernel merely imported, as nbclient does to
+    start kernels, is not one.)"""
+    if sys.stderr.isatty():
+        return True
+    ipython = sys.modules.get("IPython")
+    return ipython is not None and ipython.get_ipython() is not None
 
 
 @contextmanager
