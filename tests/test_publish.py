@@ -33,7 +33,8 @@ def test_flagged_orders_open_in_excel_with_chinese_reasons_and_no_personal_data(
     header, body = rows[0], rows[1:]
     assert body, "the test world has flagged orders"
     wanted = ("order_id", "shop_id", "buyer_id", "amount", "created_at", "risk_level", "score", "reasons",
-              "reason_codes", "ring_id", "recommended_action", "evidence", "receiver_phone", "address_area")
+              "reason_codes", "ring_id", "recommended_action", "evidence", "receiver_phone", "address_area",
+              "commission_settled")
     assert set(wanted) <= set(header)
     assert "payment_account" not in header and "receiver_name" not in header
     col = {name: i for i, name in enumerate(header)}
@@ -87,18 +88,28 @@ def test_phones_are_masked_to_prefix_and_last_four_whatever_their_shape():
 def test_recommended_action_follows_ring_status_money_and_confidence():
     cases = pl.DataFrame(
         [
-            ("self_referral", "completed", "high", 0.95, 0.0, "冻结佣金"),
-            ("deep_chain", "paid", "medium", 0.65, 0.0, "冻结佣金"),
-            ("fake_shipping", "shipped", "high", 0.9, 0.0, "人工核实"),
-            ("brushing", "paid", "medium", 0.65, 0.0, "取消订单"),
-            ("brushing", "completed", "high", 0.9, 12.0, "冻结佣金"),
-            ("brushing", "completed", "high", 0.9, 0.0, "人工核实"),
-            ("malicious", "cancelled", "high", 0.9, 0.0, "观察"),
-            (None, "paid", "high", 0.85, 0.0, "取消订单"),
-            (None, "delivered", "medium", 0.62, 0.0, "观察"),
-            (None, "delivered", "medium", 0.75, 0.0, "人工核实"),
+            ("self_referral", "completed", "high", 0.95, 0.0, 0.0, "冻结佣金"),
+            ("deep_chain", "paid", "medium", 0.65, 0.0, 0.0, "冻结佣金"),
+            ("fake_shipping", "shipped", "high", 0.9, 0.0, 0.0, "人工核实"),
+            ("brushing", "paid", "medium", 0.65, 0.0, 0.0, "取消订单"),
+            ("brushing", "completed", "high", 0.9, 12.0, 0.0, "冻结佣金"),
+            ("brushing", "completed", "high", 0.9, 0.0, 0.0, "人工核实"),
+            ("malicious", "cancelled", "high", 0.9, 0.0, 0.0, "观察"),
+            (None, "paid", "high", 0.85, 0.0, 0.0, "取消订单"),
+            (None, "delivered", "medium", 0.62, 0.0, 0.0, "观察"),
+            (None, "delivered", "medium", 0.75, 0.0, 0.0, "人工核实"),
+            # commission paid out on an order since refunded (佣金套利): claw it back, whatever
+            # the ring; still pending on a refunded order: stop it settling
+            ("malicious", "refunded", "high", 0.99, 0.0, 27.3, "追回佣金"),
+            ("self_referral", "refunded", "high", 0.95, 0.0, 8.0, "追回佣金"),
+            (None, "cancelled", "medium", 0.7, 0.0, 5.0, "追回佣金"),
+            ("brushing", "refunded", "high", 0.9, 6.0, 0.0, "冻结佣金"),
+            # a settled commission on an order that stands is earned: no claw-back
+            (None, "completed", "medium", 0.62, 0.0, 9.0, "观察"),
         ],
-        schema=["ring_kind", "status", "risk_level", "score", "commission_pending", "want"], orient="row",
+        schema=["ring_kind", "status", "risk_level", "score", "commission_pending", "commission_settled",
+                "want"],
+        orient="row",
     )
     got = cases.select(publish.recommended_action(0.6, 0.8).alias("a"))["a"].to_list()
     assert got == cases["want"].to_list()

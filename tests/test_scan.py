@@ -42,7 +42,25 @@ def test_flagged_orders_are_highest_score_first_with_chinese_reasons(scanned_wor
     scores = flagged["score"].cast(pl.Float64).to_list()
     assert scores == sorted(scores, reverse=True)
     assert flagged["reasons"].str.contains(r"[\u4e00-\u9fff]").all()
-    assert set(flagged["recommended_action"]) <= {"冻结佣金", "取消订单", "人工核实", "观察"}
+    assert set(flagged["recommended_action"]) <= set(publish.ACTION_WORDS)
+
+
+def test_commission_paid_on_undone_flagged_orders_is_marked_for_claw_back(scanned_world):
+    """Support sees, per flagged order, the commission already settled on it (from the
+    commissions file) and 追回佣金 exactly where the order was since cancelled or refunded."""
+    flagged = pl.read_csv(scanned_world["out"] / "flagged_orders.csv", infer_schema=False)
+    commissions = pl.read_csv(scanned_world["input"] / "commissions.csv", infer_schema=False)
+    settled = (commissions.filter(pl.col("status") == "settled")
+               .group_by("order_id").agg(pl.col("amount").cast(pl.Float64).sum().alias("want")))
+    got = flagged.select("order_id", "status", "recommended_action",
+                         pl.col("commission_settled").cast(pl.Float64))
+    got = got.join(settled, on="order_id", how="left")
+    assert (got["commission_settled"] - got["want"].fill_null(0)).abs().max() < 0.005
+    undone = pl.col("status").is_in(["cancelled", "refunded"])
+    undone_paid = got.filter(undone & (pl.col("commission_settled") > 0))
+    assert undone_paid.height > 0, "the test world has commission settled on since-refunded flagged orders"
+    assert (undone_paid["recommended_action"] == "追回佣金").all()
+    assert (got.filter(pl.col("recommended_action") == "追回佣金").height == undone_paid.height)
 
 
 def test_injected_rings_show_up_among_the_flagged_results(scanned_world):

@@ -42,14 +42,7 @@ CONTRACT_FILES = (
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
 _FORMULA_RE = r"^[=+\-@\t\r\n＝＋－＠]"
 
-ACTIONS = {  # what support should do, by ring kind or strongest reason
-    "self_referral": "冻结佣金",
-    "deep_chain": "冻结佣金",
-    "brushing": "取消订单",
-    "malicious": "取消订单",
-    "fake_shipping": "人工核实",
-}
-ACTION_WORDS = ("冻结佣金", "取消订单", "人工核实", "观察")
+ACTION_WORDS = ("追回佣金", "冻结佣金", "取消订单", "人工核实", "观察")
 KIND_ZH = {
     "brushing": "刷单",
     "self_referral": "自邀小号",
@@ -121,10 +114,13 @@ def reasons_text(codes: pl.Expr, ruleset: RuleSet, lang: str) -> pl.Expr:
 def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
     """What support should do with a flagged order, from its ring, status, money and score.
 
-    Needs columns ring_kind, status, risk_level, score, commission_pending.
+    Needs columns ring_kind, status, risk_level, score, commission_pending, commission_settled.
+    - cancelled or refunded but its commission already settled: 追回佣金 (the commission was
+      paid out on an order that was undone, the 佣金套利 pattern: claw it back)
     - commission fraud (self-referral, chains past the allowed depth): 冻结佣金
     - a shop faking its waybills: 人工核实 (the shop, not the buyer, is in question)
-    - already cancelled or refunded: 观察 (nothing left to stop; watch the accounts)
+    - already cancelled or refunded: 冻结佣金 while commission is still pending on it, else
+      观察 (nothing left to stop; watch the accounts)
     - brushing/flood or high risk: 取消订单 while the order is still open, else 冻结佣金 when
       commission is still pending, else 人工核实
     - medium risk, no ring, in the lower half between flag and high threshold: 观察
@@ -132,11 +128,15 @@ def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
     """
     kind, status = pl.col("ring_kind"), pl.col("status")
     pending = pl.col("commission_pending").fill_null(0) > 0
+    settled = pl.col("commission_settled").fill_null(0) > 0
+    undone = status.is_in(_REVERSED)
     firm = kind.is_in(["brushing", "malicious"]) | (pl.col("risk_level") == "high")
     return (
-        pl.when(kind.is_in(["self_referral", "deep_chain"])).then(pl.lit("冻结佣金"))
+        pl.when(undone & settled).then(pl.lit("追回佣金"))
+        .when(kind.is_in(["self_referral", "deep_chain"])).then(pl.lit("冻结佣金"))
         .when(kind == "fake_shipping").then(pl.lit("人工核实"))
-        .when(status.is_in(_REVERSED)).then(pl.lit("观察"))
+        .when(undone & pending).then(pl.lit("冻结佣金"))
+        .when(undone).then(pl.lit("观察"))
         .when(firm & status.is_in(_OPEN)).then(pl.lit("取消订单"))
         .when(firm & pending).then(pl.lit("冻结佣金"))
         .when(firm).then(pl.lit("人工核实"))

@@ -333,6 +333,7 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
 def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None = None) -> pl.DataFrame:
     """grain: one row per flagged order, highest score first, for support staff.
 
+    commission_settled is the commission already paid out on the order (元).
     Personal data is cut to what support needs to act: phone masked (138****5678), address
     cut to city, district and compound, no payment account, no receiver name."""
     frame = warehouse.query(
@@ -340,7 +341,8 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
         """
         with commission as (
             select order_id,
-                   sum(amount) filter (where status = 'pending') as commission_pending
+                   sum(amount) filter (where status = 'pending') as commission_pending,
+                   sum(amount) filter (where status = 'settled') as commission_settled
             from staging.commissions group by 1
         )
         select s.order_id, s.shop_id, s.buyer_id, s.amount, s.created_at, s.status, s.risk_level,
@@ -348,6 +350,7 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
                r.size as ring_size, r.order_count as ring_orders, r.gmv as ring_gmv,
                r.commission_at_stake as ring_commission,
                coalesce(c.commission_pending, 0) as commission_pending,
+               coalesce(c.commission_settled, 0) as commission_settled,
                o.receiver_phone, a.city, a.district, a.compound
         from marts.order_scores s
         join staging.orders o using (order_id)
@@ -389,6 +392,9 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
             [pl.concat_str([pl.col("city"), pl.col("district")], separator="", ignore_nulls=True),
              pl.col("compound")], separator=" ", ignore_nulls=True,
         ).str.strip_chars().replace("", None).alias("address_area"),
+        # last, so columns support's sheets already read keep their places; with a cancelled
+        # or refunded status it is what 追回佣金 claws back
+        "commission_settled",
     )
 
 
