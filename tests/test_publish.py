@@ -115,6 +115,14 @@ def test_recommended_action_follows_ring_status_money_and_confidence():
     assert got == cases["want"].to_list()
 
 
+def test_evidence_names_every_measured_fact_in_chinese(scanned_world):
+    """Support reads 同设备账号数=8, never a column name such as buyer_orders=2."""
+    flagged = pl.read_csv(scanned_world["out"] / "flagged_orders.csv", infer_schema=False)
+    facts = flagged["evidence"].str.extract_all(r"[A-Za-z_][A-Za-z0-9_]*=").explode().drop_nulls()
+    assert facts.is_empty(), f"untranslated facts in evidence: {sorted(set(facts))}"
+    assert flagged["evidence"].str.contains("=").any(), "the test world's evidence quotes facts"
+
+
 def test_xlsx_holds_the_same_rows_as_text_never_as_formulas(scanned_world):
     from openpyxl import load_workbook
 

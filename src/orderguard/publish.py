@@ -158,6 +158,7 @@ FEATURE_ZH = {  # the measured fact behind a reason, in words support can read
     "review_delay_min": "签收到好评(分钟)",
     "account_age_days": "下单时账号注册天数",
     "account_age_s": "注册到下单(秒)",
+    "buyer_orders": "买家近期订单数",
     "instant_siblings": "同设备/支付账号/手机号下注册即下单的其他账号数",
     "siblings_within_10min": "同邀请人10分钟内注册数",
     "refund_after_settle_h": "佣金结算后退款(小时)",
