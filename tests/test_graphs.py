@@ -24,6 +24,7 @@ def test_co_buying_far_beyond_popularity_is_a_ring_but_a_popular_product_is_not(
     rings = graphs.co_buying_rings(scan, settings)
     assert [len(r.members) for r in rings] == [12]
     assert "12 of 12 accounts" in rings[0].evidence
+    assert "12 个账号中有 12 个" in rings[0].evidence_zh  # the same facts for support, in Chinese
 
 
 def test_identity_components_need_a_strong_link_or_two_families():
@@ -59,6 +60,7 @@ def test_deep_chain_ring_holds_accounts_below_the_allowed_levels():
     rings = graphs.deep_chain_rings(tree, graphs.GraphSettings())
     assert len(rings) == 1 and rings[0].members == ("L4", "L5")
     assert "level 5" in rings[0].evidence
+    assert "第 5 级" in rings[0].evidence_zh and "第 3 级以下" in rings[0].evidence_zh
 
 
 def identity_group(top_share: float, buyer_rate: float, n: int = 6) -> tuple[pl.DataFrame, ...]:
@@ -169,6 +171,7 @@ def test_a_brushing_farm_is_peeled_out_of_a_shop_as_one_dense_block():
     assert rings[0].members == tuple(f"F{a:02d}" for a in range(12))
     assert rings[0].kind == "brushing" and rings[0].products == ("P99",) and rings[0].shops == ("S1",)
     assert "6 day(s)" in rings[0].evidence
+    assert "6 天" in rings[0].evidence_zh
 
 
 def test_invite_loops_appear_once_one_persons_accounts_are_contracted():

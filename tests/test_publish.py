@@ -121,6 +121,11 @@ def test_evidence_names_every_measured_fact_in_chinese(scanned_world):
     facts = flagged["evidence"].str.extract_all(r"[A-Za-z_][A-Za-z0-9_]*=").explode().drop_nulls()
     assert facts.is_empty(), f"untranslated facts in evidence: {sorted(set(facts))}"
     assert flagged["evidence"].str.contains("=").any(), "the test world's evidence quotes facts"
+    # and what the ring detectors saw is said in Chinese too (English stays in rings.csv)
+    in_rings = flagged.filter(pl.col("ring_id").is_not_null())
+    assert set(in_rings["ring_kind"]) >= {"brushing", "self_referral", "malicious"}
+    english = in_rings.filter(pl.col("evidence").str.contains(r"[A-Za-z]+ [A-Za-z]+ [A-Za-z]+"))
+    assert english.is_empty(), english.select("ring_kind", "evidence").head(3).rows()
 
 
 def test_xlsx_holds_the_same_rows_as_text_never_as_formulas(scanned_world):

@@ -84,12 +84,13 @@ def ring_frame(rings: list[graphs.Ring]) -> pl.DataFrame:
             "strength": [round(r.strength, 6) for r in rings],
             "density": [float(r.meta.get("density", 0.0)) for r in rings],
             "evidence": [r.evidence for r in rings],
+            "evidence_zh": [r.evidence_zh or None for r in rings],
             "shops": [";".join(r.shops) for r in rings],
             "products": [";".join(r.products) for r in rings],
         },
         schema={
             "ring_id": pl.String, "kind": pl.String, "size": pl.Int64, "members": pl.String,
-            "strength": pl.Float64, "density": pl.Float64, "evidence": pl.String,
+            "strength": pl.Float64, "density": pl.Float64, "evidence": pl.String, "evidence_zh": pl.String,
             "shops": pl.String, "products": pl.String,
         },
     )

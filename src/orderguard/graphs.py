@@ -56,6 +56,7 @@ class Ring:
     members: tuple[str, ...]
     strength: float
     evidence: str
+    evidence_zh: str = ""  # the same facts in Chinese, for support's flagged_orders.csv
     shops: tuple[str, ...] = ()
     products: tuple[str, ...] = ()
     ring_id: str = ""
@@ -166,6 +167,7 @@ def co_buying_rings(scan: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
     for row in ranked.iter_rows(named=True):
         members = tuple(sorted(row["buyer_ids"]))
         what = _ID_WORDS.get(row["id_type"], row["id_type"])
+        what_zh = _ID_ZH.get(row["id_type"], row["id_type"])
         rings.append(
             Ring(
                 kind="brushing",
@@ -175,6 +177,11 @@ def co_buying_rings(scan: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
                     f"{len(members)} of {row['n_accounts']} accounts sharing one {what} bought "
                     f"product {row['product_id']} of shop {row['shop_id']} (bought by "
                     f"{row['product_buyers']} accounts overall; chance 1e-{row['surprise']:.0f})"
+                ),
+                evidence_zh=(
+                    f"共用同一{what_zh}的 {row['n_accounts']} 个账号中有 {len(members)} 个购买了店铺 "
+                    f"{row['shop_id']} 的商品 {row['product_id']}（该商品共 {row['product_buyers']} "
+                    f"个买家；偶然出现的概率 1e-{row['surprise']:.0f}）"
                 ),
                 shops=(row["shop_id"],),
                 products=(row["product_id"],),
@@ -192,6 +199,21 @@ _ID_WORDS = {
     "phone": "phone",
     "receiver": "receiver name and phone",
 }
+_ID_ZH = {  # identifier types as support reads them
+    "addr_strict": "地址（精确到门牌）",
+    "addr_building": "楼栋",
+    "device": "设备",
+    "payer": "支付账号",
+    "ip": "IP",
+    "ip_net": "IP 网段",
+    "phone": "手机号",
+    "phone_range": "手机号段",
+    "receiver": "收货人姓名和手机号",
+}
+
+
+def _types_zh(types: list[str]) -> str:
+    return "、".join(_ID_ZH.get(t, t) for t in types)
 
 
 def identity_rings(
@@ -239,9 +261,11 @@ def identity_rings(
         .agg(pl.col("id_value").n_unique().alias("n"))
         .sort("component", "id_type")
         .group_by("component", maintain_order=True)
-        .agg(pl.format("{} {}", "n", "id_type").str.join(", ").alias("parts"))
+        .agg(pl.format("{} {}", "n", "id_type").str.join(", ").alias("parts"),
+             pl.format("{} 个{}", "n", pl.col("id_type").replace(_ID_ZH)).str.join("、").alias("parts_zh"))
     )
     parts_of = dict(zip(spans["component"], spans["parts"], strict=True))
+    parts_zh_of = dict(zip(spans["component"], spans["parts_zh"], strict=True))
     rings = []
     for group in groups.iter_rows(named=True):
         members = tuple(group["members"])
@@ -253,6 +277,8 @@ def identity_rings(
                 strength=float(group["size"]),
                 evidence=(f"{group['size']} accounts on {parts}; {group['top_share']:.0%} of their "
                           "orders on one product"),
+                evidence_zh=(f"{group['size']} 个账号共用 {parts_zh_of.get(group['component'], '')}；"
+                             f"其订单 {group['top_share']:.0%} 集中在同一商品"),
             )
         )
     return rings
@@ -305,18 +331,21 @@ def self_referral_rings(
         if not alts:
             continue
         alt_rows = [facts.get(a, {}) for a in alts]
-        families = ["identity"]
+        families, families_zh = ["identity"], ["身份关联"]
         times = sorted(r["registered_at"] for r in alt_rows if r.get("registered_at"))
         burst = any(
             (times[i + 2] - times[i]).total_seconds() <= 30 * 60 for i in range(len(times) - 2)
         )
         if burst:
             families.append("registered minutes apart")
+            families_zh.append("注册时间只隔几分钟")
         if sum(r.get("arbitrage_orders") or 0 for r in alt_rows):
             families.append("refunds after commission settled")
+            families_zh.append("佣金结算后退款")
         invitees = invitee_counts.get(owner, 0)
         if len(alts) >= 4 and len(alts) >= 0.5 * invitees:
             families.append(f"{len(alts)} of {invitees} invitees/buyers are linked")
+            families_zh.append(f"{invitees} 个被邀请人/买家中 {len(alts)} 个相互关联")
         if len(families) < 2:
             continue
         types = sorted({t for s in group["shared_types"].drop_nulls() for t in s.split(",")})
@@ -330,6 +359,10 @@ def self_referral_rings(
                     f"distributor {owner} invited or earns on {len(alts)} accounts sharing "
                     f"{', '.join(types)} with them or each other; "
                     f"{'; '.join(families[1:])}; commission on their orders CNY {commission:.2f}"
+                ),
+                evidence_zh=(
+                    f"分销员 {owner} 邀请或获佣的 {len(alts)} 个账号与其本人或彼此共用"
+                    f"{_types_zh(types)}；{'；'.join(families_zh[1:])}；这些订单的佣金 {commission:.2f} 元"
                 ),
                 meta={"owner": owner},
             )
@@ -360,6 +393,10 @@ def malicious_rings(buyer_shop: pl.DataFrame, settings: GraphSettings) -> list[R
                     f"{hours:.0f} h and cancelled or refunded "
                     f"{group['cancel_share_at_shop'].mean():.0%} of them"
                 ),
+                evidence_zh=(
+                    f"{len(members)} 个账号在 {hours:.0f} 小时内于店铺 {shop} 下单 {orders} 笔，"
+                    f"取消或退款 {group['cancel_share_at_shop'].mean():.0%}"
+                ),
                 shops=(shop,),
             )
         )
@@ -386,6 +423,10 @@ def fake_shipping_rings(waybills: pl.DataFrame, settings: GraphSettings) -> list
                     f"{malformed} waybills have a shape its carrier never uses, "
                     f"{undelivered} shipped orders never delivered"
                 ),
+                evidence_zh=(
+                    f"店铺 {shop}：{reused} 单与其他买家共用运单号，{malformed} 个运单号不合承运商的格式，"
+                    f"{undelivered} 单发货后一直未签收"
+                ),
                 shops=(shop,),
                 meta={"orders": group["order_id"].to_list()},
             )
@@ -408,6 +449,10 @@ def deep_chain_rings(tree: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
                 evidence=(
                     f"referral tree of {root} reaches level {depth}; {len(members)} accounts "
                     f"sit below level {settings.deep_chain_depth}"
+                ),
+                evidence_zh=(
+                    f"{root} 的推荐树深达第 {depth} 级；{len(members)} 个账号在允许的第 "
+                    f"{settings.deep_chain_depth} 级以下"
                 ),
                 meta={"owner": root},
             )
@@ -446,6 +491,7 @@ def merge_rings(candidates: list[Ring]) -> list[Ring]:
             group.strength = max(group.strength, ring.strength)
             if ring.evidence not in group.evidence and group.evidence.count(";") < 3:
                 group.evidence += "; " + ring.evidence
+                group.evidence_zh += "；" + ring.evidence_zh
         merged.extend(groups)
     for ring in merged:
         ring.ring_id = ring_id_for(ring.kind, ring.members)
@@ -677,6 +723,9 @@ def dense_block_rings(graph: BuyerCells, settings: GraphSettings) -> list[Ring]:
             evidence=(f"{len(members)} accounts form a dense block on {block['product_id'].n_unique()} "
                       f"product(s) over {block['day'].n_unique()} day(s) ({density / whole:.1f}x the "
                       "graph's density, popular products down-weighted)"),
+            evidence_zh=(f"{len(members)} 个账号在 {block['product_id'].n_unique()} 个商品、"
+                         f"{block['day'].n_unique()} 天内构成稠密的购买块（密度为全图的 "
+                         f"{density / whole:.1f} 倍，热门商品已降权）"),
             shops=tuple(block["shop_id"].unique().sort().to_list()),
             products=tuple(block["product_id"].unique().sort().to_list()),
         ))

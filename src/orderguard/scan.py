@@ -274,7 +274,7 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
     rings = warehouse.query(
         con,
         "select ring_id, kind, size, members, order_count, gmv, commission_at_stake, "
-        "commission_pending, evidence from marts.rings order by kind, ring_id",
+        "commission_pending, evidence, evidence_zh from marts.rings order by kind, ring_id",
     )
     publish.write_csv(rings, staged / "rings.csv")
     quarantine = warehouse.query(
@@ -346,7 +346,8 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
             from staging.commissions group by 1
         )
         select s.order_id, s.shop_id, s.buyer_id, s.amount, s.created_at, s.status, s.risk_level,
-               s.score, s.reason_codes, s.ring_id, s.ring_kind, r.evidence as ring_evidence,
+               s.score, s.reason_codes, s.ring_id, s.ring_kind,
+               coalesce(r.evidence_zh, r.evidence) as ring_evidence,
                r.size as ring_size, r.order_count as ring_orders, r.gmv as ring_gmv,
                r.commission_at_stake as ring_commission,
                coalesce(c.commission_pending, 0) as commission_pending,

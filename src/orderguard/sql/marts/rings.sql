@@ -28,7 +28,8 @@ assemble as (
         coalesce(m.order_count, 0) as order_count, coalesce(m.gmv, 0) as gmv,
         coalesce(m.commission_at_stake, 0) as commission_at_stake,
         coalesce(m.commission_pending, 0) as commission_pending,
-        r.evidence, r.strength, r.density, r.shops, r.products, $run_id as run_id
+        r.evidence, r.strength, r.density, r.shops, r.products, $run_id as run_id,
+        r.evidence_zh  -- last: columns readers already know keep their places
     from rings r left join money m using (ring_id)
 )
 select * from assemble
