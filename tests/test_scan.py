@@ -61,6 +61,12 @@ def test_commission_paid_on_undone_flagged_orders_is_marked_for_claw_back(scanne
     assert undone_paid.height > 0, "the test world has commission settled on since-refunded flagged orders"
     assert (undone_paid["recommended_action"] == "追回佣金").all()
     assert (got.filter(pl.col("recommended_action") == "追回佣金").height == undone_paid.height)
+    # the night's total, for whoever recovers it, in run.json and on the report's first cards
+    summary = json.loads((scanned_world["out"] / "run.json").read_text("utf-8"))["summary"]
+    paid_out = undone_paid["commission_settled"].sum()
+    assert summary["commission_to_claw_back"] == pytest.approx(paid_out, abs=0.01)
+    report = (scanned_world["out"] / "report.html").read_text("utf-8")
+    assert f"¥{summary['commission_to_claw_back']:,.2f}" in report.split("待追回佣金", 1)[1][:300]
 
 
 def test_injected_rings_show_up_among_the_flagged_results(scanned_world):

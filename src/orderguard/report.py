@@ -249,6 +249,7 @@ def _summary_section(run: dict, history: pl.DataFrame) -> str:
         card("标记订单金额 GMV flagged", float(s.get("gmv_flagged", 0.0)), "gmv_flagged", money=True),
         card("标记订单佣金 commission flagged", float(s.get("commission_flagged", 0.0)), "commission_flagged",
              money=True),
+        card("待追回佣金 commission to claw back", float(s.get("commission_to_claw_back", 0.0)), money=True),
         card("团伙订单金额 ring GMV", float(s.get("ring_gmv", 0.0)), money=True),
         card("团伙涉及佣金 ring commission", float(s.get("ring_commission", 0.0)), money=True),
         card("隔离行 rows quarantined", s["quarantined_rows"], "quarantined_rows"),

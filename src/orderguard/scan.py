@@ -311,6 +311,10 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
         "actions": dict(flagged.group_by("recommended_action").len().sort("recommended_action").iter_rows()),
         "gmv_flagged": round(float(flagged["amount"].cast(pl.Float64).sum() or 0), 2),
         "commission_flagged": round(float(money["commission"] or 0), 2),
+        # commission already paid out on flagged orders since cancelled or refunded (追回佣金)
+        "commission_to_claw_back": round(float(
+            flagged.filter(pl.col("recommended_action") == "追回佣金")["commission_settled"]
+            .cast(pl.Float64).sum() or 0), 2),
         "accounts_flagged": accounts.height,
         "rings": rings.height,
         "rings_by_kind": dict(rings.group_by("kind").len().sort("kind").iter_rows()),
