@@ -212,9 +212,6 @@ _ID_ZH = {  # identifier types as support reads them
 }
 
 
-def _types_zh(types: list[str]) -> str:
-    return "、".join(_ID_ZH.get(t, t) for t in types)
-
 
 def identity_rings(
     components: pl.DataFrame, accounts: pl.DataFrame, identifiers: pl.DataFrame,
@@ -362,7 +359,8 @@ def self_referral_rings(
                 ),
                 evidence_zh=(
                     f"分销员 {owner} 邀请或获佣的 {len(alts)} 个账号与其本人或彼此共用"
-                    f"{_types_zh(types)}；{'；'.join(families_zh[1:])}；这些订单的佣金 {commission:.2f} 元"
+                    f"{'、'.join(_ID_ZH.get(t, t) for t in types)}；{'；'.join(families_zh[1:])}；"
+                    f"这些订单的佣金 {commission:.2f} 元"
                 ),
                 meta={"owner": owner},
             )
