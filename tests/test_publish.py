@@ -226,3 +226,25 @@ def test_matching_does_not_depend_on_the_order_rings_come_in(order):
     tonight = [("BR-n", "brushing", ["a", "b", "c", "d"]), ("BR-m", "brushing", ["a", "b", "c", "e"])]
     got = ring_ids.match_ids(tonight[::-1] if order else tonight, earlier)
     assert got == {"BR-m": "BR-b", "BR-n": "BR-a"}  # equal overlap: the most recent night, then ids
+
+
+def test_ring_history_from_before_chinese_evidence_keeps_its_nights_and_gains_the_column():
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("create schema ops; create schema marts")
+    old_shape = ring_ids.HISTORY_DDL.replace(", evidence_zh varchar", "")
+    assert old_shape != ring_ids.HISTORY_DDL
+    con.execute(old_shape)
+    con.execute("insert into ops.ring_history values ('2026-10-01', 'BR-1', 'brushing', 3, 'a;b;c', "
+                "4, 100, 5, '3 of 3 accounts', 'run-1')")
+    con.execute("create table marts.rings as select 'BR-1' as ring_id, 'brushing' as kind, "
+                "3::bigint as size, 'a;b;c' as members, 5::bigint as order_count, 120.0 as gmv, "
+                "6.0 as commission_at_stake, "
+                "'3 of 3 accounts' as evidence, '3 个账号中有 3 个' as evidence_zh")
+    ring_ids.record_night(con, "2026-10-02", "run-2")
+    rows = con.execute("select run_date, evidence, evidence_zh from ops.ring_history order by 1").fetchall()
+    assert rows == [("2026-10-01", "3 of 3 accounts", None),
+                    ("2026-10-02", "3 of 3 accounts", "3 个账号中有 3 个")]
+    ring_ids.record_night(con, "2026-10-02", "run-3")  # a rerun replaces its night
+    assert con.execute("select count(*), max(run_id) from ops.ring_history").fetchone() == (2, "run-3")

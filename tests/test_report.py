@@ -137,7 +137,7 @@ def test_hostile_names_and_evidence_stay_text_in_the_browser(browser, scanned_wo
     evil = "<script>alert('x')</script><img src=x onerror=alert(1)>"
     with warehouse.connect(db) as con, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        con.execute("update marts.rings set evidence = $e", {"e": evil})
+        con.execute("update marts.rings set evidence = $e, evidence_zh = $e", {"e": evil})
         con.execute("update marts.order_scores set shop_id = $e where shop_id = 'S0001'", {"e": evil})
         write_report(con, tmp_path / "report.html", scanned_world["run"], load_rules(),
                      extra_sections=["<section id='extra'><h2>分销健康 extra</h2></section>"])

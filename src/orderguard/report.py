@@ -129,6 +129,7 @@ def _ring_table(con) -> pl.DataFrame:
         con,
         "select r.ring_id, r.kind, r.size, r.order_count, r.gmv::double as gmv, "
         "r.commission_at_stake::double as commission_at_stake, f.first_seen, r.members, r.evidence, "
+        "coalesce(r.evidence_zh, r.evidence) as evidence_zh, "
         "r.shops from marts.rings r left join " + first + " f using (ring_id) "
         "order by r.gmv desc, r.ring_id",
     )
@@ -349,7 +350,8 @@ def _rings_section(con, rings: pl.DataFrame) -> str:
         blocks.append(
             f"<div class='ring' id='ring-{e(ring['ring_id'])}'><h3>{e(ring['ring_id'])}</h3>"
             f"<p><b>{e(facts)}</b></p>{drawing}"
-            f"<p><b>证据 evidence:</b> {e(ring['evidence'])}</p>"
+            f"<p><b>证据:</b> {e(ring['evidence_zh'])}</p>"
+            f"<p class='muted'><b>evidence:</b> {e(ring['evidence'])}</p>"
             f"<p class='muted'><b>成员 members:</b> {e(shown)}</p></div>"
         )
     legend = ("<p class='muted'>图例：圆点为账号（红色为分销员/团伙主），方块为共用的设备、支付账号、手机、"
@@ -361,12 +363,12 @@ def _rings_section(con, rings: pl.DataFrame) -> str:
 def _all_rings_section(rings: pl.DataFrame) -> str:
     shown = rings.select(
         "ring_id", pl.col("kind").map_elements(kind_zh, return_dtype=pl.String).alias("类型"), "size",
-        "order_count", "gmv", "commission_at_stake", "first_seen", "evidence",
+        "order_count", "gmv", "commission_at_stake", "first_seen", "evidence_zh",
     )
     return section("全部团伙", "All rings", table(
         shown, {"ring_id": "团伙 ring", "size": "账号数", "order_count": "订单", "gmv": "金额 GMV",
                 "commission_at_stake": "佣金 commission", "first_seen": "首次发现",
-                "evidence": "证据 evidence"},
+                "evidence_zh": "证据 evidence"},
         max_rows=100), anchor="all-rings")
 
 

@@ -30,7 +30,9 @@ MIN_JACCARD = 0.5
 HISTORY_DDL = """create table if not exists ops.ring_history (
     run_date varchar, ring_id varchar, kind varchar, size bigint, members varchar,
     order_count bigint, gmv decimal(38, 2), commission_at_stake decimal(38, 2),
-    evidence varchar, run_id varchar)"""
+    evidence varchar, run_id varchar, evidence_zh varchar)"""
+# a history made before rings carried Chinese evidence gains the column; its old nights keep null
+HISTORY_MIGRATION = "alter table ops.ring_history add column if not exists evidence_zh varchar"
 
 
 @dataclass(frozen=True)
@@ -142,10 +144,12 @@ def record_night(con: duckdb.DuckDBPyConnection, run_date: str, run_id: str) -> 
     """Append tonight's published rings (marts.rings) to ops.ring_history; a rerun of a night
     replaces that night's rows."""
     con.execute(HISTORY_DDL)
+    con.execute(HISTORY_MIGRATION)
     con.execute("delete from ops.ring_history where run_date = $d", {"d": run_date})
     con.execute(
-        "insert into ops.ring_history select $d, ring_id, kind, size, members, order_count, gmv, "
-        "commission_at_stake, evidence, $run_id from marts.rings order by ring_id",
+        "insert into ops.ring_history by name select $d as run_date, ring_id, kind, size, members, "
+        "order_count, gmv, commission_at_stake, evidence, $run_id as run_id, evidence_zh "
+        "from marts.rings order by ring_id",
         {"d": run_date, "run_id": run_id},
     )
 
