@@ -12,7 +12,10 @@
 -- scan's date (days since shipping is computed by its readers), so rows are kept across
 -- nights and only orders new or changed since are keyed again.
 with orders as (
-    select * from order_keys_input  -- temp view made by features.build_order_keys()
+    -- the identifier texts lowered once (og_token_of's input), not once per use
+    select *, lower(trim(device_id)) as device_text, lower(trim(payment_account)) as payer_text,
+           lower(trim(receiver_name)) as receiver_text
+    from order_keys_input  -- temp view made by features.build_order_keys()
 ),
 accounts as (
     select account_id, registered_at from staging.accounts
@@ -37,15 +40,15 @@ join_keys as (
         o.created_at, o.shipped_at, o.refunded_at,
         o.review_rating,
         o.status in ('cancelled', 'refunded') or o.refunded_at is not null as is_cancel_or_refund,
-        og_token(o.device_id) as device_key,
-        og_token(o.payment_account) as payer_key,
+        og_token_of(o.device_text) as device_key,
+        og_token_of(o.payer_text) as payer_key,
         i.ip_norm as ip_key,
         i.ip_network as ip_net_key,
         p.phone_norm as phone_key,
         p.phone_prefix7,
         coalesce(p.is_virtual_operator, false) as is_virtual_phone,
-        case when p.phone_norm is not null and og_token(o.receiver_name) is not null
-             then og_token(o.receiver_name) || '|' || p.phone_norm end as receiver_key,
+        case when p.phone_norm is not null and og_token_of(o.receiver_text) is not null
+             then og_token_of(o.receiver_text) || '|' || p.phone_norm end as receiver_key,
         a.address_strict_key,
         a.address_building_key,
         coalesce(a.is_hub, false) as address_is_hub,
