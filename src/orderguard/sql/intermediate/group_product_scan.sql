@@ -7,12 +7,13 @@ with account_identifiers as (
     select account_id, id_type, id_value from intermediate.account_identifiers
     where id_type in ('addr_strict', 'addr_building', 'device', 'payer', 'ip', 'phone', 'receiver')
 ),
-groups as (
-    select id_type, id_value, n_accounts from intermediate.identifier_stats
+groups as (  -- numbered: the products are grouped per group number, not per text
+    select id_type, id_value, n_accounts, row_number() over () as group_key
+    from intermediate.identifier_stats
     where n_accounts between $min_co_buyers and $max_scan_group and not is_named_hub
 ),
 members as (
-    select ai.account_id, ai.id_type, ai.id_value, g.n_accounts
+    select ai.account_id, g.group_key
     from account_identifiers ai join groups g using (id_type, id_value)
 ),
 bought as materialized (  -- one pass over the orders; popularity is counted from it
@@ -28,20 +29,21 @@ all_buyers as (
     select count(distinct account_id) as n from bought
 ),
 member_products as materialized (
-    select m.id_type, m.id_value, m.n_accounts, m.account_id, b.product_id, b.shop_id
+    select m.group_key, m.account_id, b.product_id, b.shop_id
     from members m join bought b using (account_id)
 ),
 co_bought as (
     -- counted first: buyer lists only for the few groups that pass (listing every group's
     -- buyers before the filter was half of this model's time at 10M orders)
-    select id_type, id_value, product_id from member_products
+    select group_key, product_id from member_products
     group by all having count(*) >= $min_co_buyers
 ),
 co_buy as (
-    select m.id_type, m.id_value, m.n_accounts, m.product_id, min(m.shop_id) as shop_id,
+    select g.id_type, g.id_value, g.n_accounts, m.product_id, min(m.shop_id) as shop_id,
            count(*) as co_buyers, list(m.account_id order by m.account_id) as buyer_ids
-    from member_products m semi join co_bought using (id_type, id_value, product_id)
-    group by m.id_type, m.id_value, m.n_accounts, m.product_id
+    from member_products m semi join co_bought using (group_key, product_id)
+    join groups g using (group_key)
+    group by g.id_type, g.id_value, g.n_accounts, m.product_id
 ),
 add_popularity as (
     select c.*, p.product_buyers, p.product_buyers::double / a.n as product_buyer_rate
