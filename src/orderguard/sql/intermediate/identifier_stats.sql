@@ -15,7 +15,7 @@ hub_addresses as (
 ),
 count_accounts as (
     -- account_identifiers has one row per (account, type, value): count(*) counts accounts
-    select id_type, any_value(id_family) as id_family, id_value,
+    select id_type, id_value,
            count(*) as n_accounts, sum(uses) as n_uses
     from account_identifiers
     group by id_type, id_value
@@ -23,7 +23,15 @@ count_accounts as (
 ),
 weigh as (
     select
-        c.*,
+        c.id_type,
+        -- types of one family are not independent evidence (an IP and its network)
+        case c.id_type
+            when 'ip' then 'network' when 'ip_net' then 'network'
+            when 'phone' then 'phone' when 'receiver' then 'phone' when 'phone_range' then 'phone'
+            when 'addr_strict' then 'address' when 'addr_building' then 'address'
+            else c.id_type
+        end as id_family,
+        c.id_value, c.n_accounts, c.n_uses,
         (h.id_value is not null) as is_named_hub,
         -- 1 for an identifier of two accounts, falling towards 0 as it gets common
         case when h.id_value is not null or c.n_accounts > $hub_accounts then 0.0
