@@ -125,6 +125,9 @@ def test_the_report_renders_in_headless_chromium_with_charts_ring_drawings_and_c
     assert len(charts_drawn) >= 3 and drawings, seen["images"]
     for words in ("今晚概况", "评分分布", "重点团伙", "各店铺", "历史趋势", "新出现团伙"):
         assert words in seen["text"]
+    rings = pl.read_csv(two_nights["out"] / "rings.csv", infer_schema=False)  # beside report.html
+    top = rings.sort(pl.col("gmv").cast(pl.Float64), descending=True).row(0, named=True)
+    assert top["evidence_zh"] and top["evidence_zh"] in seen["text"], "a ring's evidence in Chinese"
     assert shot.stat().st_size > 20_000  # kept in the fixture's tmp folder for a look by eye
 
 
