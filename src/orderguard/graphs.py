@@ -212,7 +212,6 @@ _ID_ZH = {  # identifier types as support reads them
 }
 
 
-
 def identity_rings(
     components: pl.DataFrame, accounts: pl.DataFrame, identifiers: pl.DataFrame,
     settings: GraphSettings | None = None,

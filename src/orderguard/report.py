@@ -129,7 +129,7 @@ def _ring_table(con) -> pl.DataFrame:
         con,
         "select r.ring_id, r.kind, r.size, r.order_count, r.gmv::double as gmv, "
         "r.commission_at_stake::double as commission_at_stake, f.first_seen, r.members, r.evidence, "
-        "coalesce(r.evidence_zh, r.evidence) as evidence_zh, "
+        "r.evidence_zh, "
         "r.shops from marts.rings r left join " + first + " f using (ring_id) "
         "order by r.gmv desc, r.ring_id",
     )

@@ -351,7 +351,7 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
         )
         select s.order_id, s.shop_id, s.buyer_id, s.amount, s.created_at, s.status, s.risk_level,
                s.score, s.reason_codes, s.ring_id, s.ring_kind,
-               coalesce(r.evidence_zh, r.evidence) as ring_evidence,
+               r.evidence_zh as ring_evidence,
                r.size as ring_size, r.order_count as ring_orders, r.gmv as ring_gmv,
                r.commission_at_stake as ring_commission,
                coalesce(c.commission_pending, 0) as commission_pending,

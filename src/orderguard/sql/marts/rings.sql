@@ -29,7 +29,9 @@ assemble as (
         coalesce(m.commission_at_stake, 0) as commission_at_stake,
         coalesce(m.commission_pending, 0) as commission_pending,
         r.evidence, r.strength, r.density, r.shops, r.products, $run_id as run_id,
-        r.evidence_zh  -- last: columns readers already know keep their places
+        -- last: columns readers already know keep their places. A ring whose detector wrote
+        -- no Chinese keeps its English here, so no reader needs a fallback of its own
+        coalesce(r.evidence_zh, r.evidence) as evidence_zh
     from rings r left join money m using (ring_id)
 )
 select * from assemble
