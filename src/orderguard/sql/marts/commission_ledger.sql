@@ -60,7 +60,9 @@ add_order_facts as (
         s.ring_id as order_ring_id,
         s.ring_kind as order_ring_kind
     from combine c
-    join orders o using (order_id)
+    -- the window's orders cut to the ledger's first (a semi join builds on the ledger's
+    -- ~1M rows): joined whole, the 10M orders were the hash table (10M orders: 3.0 -> 1.4 s)
+    join (select * from orders semi join combine using (order_id)) o using (order_id)
     left join products p using (product_id)
     left join rates r on r.shop_id = o.shop_id and r.level = c.level
     left join scores s using (order_id)
