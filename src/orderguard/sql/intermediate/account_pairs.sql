@@ -15,19 +15,16 @@ type_bits as (  -- one bit per identifier type, so a pair's shared types are a b
     select id_type, (1 << (row_number() over (order by id_type) - 1))::integer as type_bit
     from (select distinct id_type from identifier_stats)
 ),
-family_codes as (  -- fixed codes: summarise takes each family's strongest link by its code
-    select id_family, (case id_family when 'device' then 1 when 'payer' then 2
-        when 'network' then 3 when 'phone' then 4 when 'address' then 5
-        else error('account_pairs: no code for identifier family ' || id_family) end)::utinyint
-        as family_code
-    from (select distinct id_family from identifier_stats)
-),
 linking_identifiers as (
-    select s.id_type, s.id_value, s.rarity_weight, t.type_bit, f.family_code,
+    select s.id_type, s.id_value, s.rarity_weight, t.type_bit,
+           -- fixed codes: summarise takes each family's strongest link by its code
+           (case s.id_family when 'device' then 1 when 'payer' then 2
+               when 'network' then 3 when 'phone' then 4 when 'address' then 5
+               else error('account_pairs: no code for identifier family ' || s.id_family)
+            end)::utinyint as family_code,
            row_number() over () as identifier_key
     from identifier_stats s
     join type_bits t using (id_type)
-    join family_codes f using (id_family)
 ),
 members as (
     select ai.account_id, i.identifier_key, i.type_bit, i.family_code, i.rarity_weight
