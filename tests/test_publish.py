@@ -137,6 +137,7 @@ def test_xlsx_holds_the_same_rows_as_text_never_as_formulas(scanned_world):
     assert list(values[0]) == csv_rows[0]
     assert [r[0] for r in values[1:]] == [r[0] for r in csv_rows[1:]]
     assert ws.freeze_panes == "A2"
+    assert ws.auto_filter.ref.startswith("A1:"), "a filter on the header row"
     assert all(c.data_type != "f" for row in ws.iter_rows() for c in row)
 
 
@@ -152,6 +153,16 @@ def test_a_night_too_big_for_excel_keeps_its_top_rows_in_the_xlsx_and_all_in_the
     assert [r[0] for r in rows[1:21]] == [f"O{i}" for i in range(20)], "the highest scores first"
     assert "10" in rows[-1][0] and "flagged_orders.csv" in rows[-1][0]
     assert all(not str(r[2]).startswith("=") for r in rows[1:21]), "formulas neutralised"
+
+
+def test_the_workbook_written_again_a_second_later_has_the_same_bytes(tmp_path):
+    import time
+
+    frame = pl.DataFrame({"order_id": ["O1", "O2"], "score": [0.9, 0.7], "evidence": ["同设备账号数=8", None]})
+    publish.write_xlsx(frame, tmp_path / "a.xlsx")
+    time.sleep(1.1)  # the writer stamps the time to the second
+    publish.write_xlsx(frame, tmp_path / "b.xlsx")
+    assert (tmp_path / "a.xlsx").read_bytes() == (tmp_path / "b.xlsx").read_bytes()
 
 
 def test_support_fills_the_verdict_template_and_feedback_reads_it_back(scanned_world, tmp_path):
