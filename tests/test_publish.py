@@ -158,7 +158,8 @@ def test_a_night_too_big_for_excel_keeps_its_top_rows_in_the_xlsx_and_all_in_the
 def test_the_workbook_written_again_a_second_later_has_the_same_bytes(tmp_path):
     import time
 
-    frame = pl.DataFrame({"order_id": ["O1", "O2"], "score": [0.9, 0.7], "evidence": ["同设备账号数=8", None]})
+    frame = pl.DataFrame({"order_id": ["O1", "O2"], "score": [0.9, 0.7],
+                          "evidence": ["同设备账号数=8", None]})
     publish.write_xlsx(frame, tmp_path / "a.xlsx")
     time.sleep(1.1)  # the writer stamps the time to the second
     publish.write_xlsx(frame, tmp_path / "b.xlsx")
