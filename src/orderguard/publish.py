@@ -277,17 +277,24 @@ def write_xlsx(frame: pl.DataFrame, path: Path, sheet: str = "flagged_orders",
     written = io.BytesIO()
     rustpy_xlsxwriter.write_worksheet(rows, written, sheet_name=sheet, freeze_row=1,
                                       autofilter=True, column_widths=widths)
-    with (zipfile.ZipFile(written) as source,
+    _save_with_fixed_properties(written, path)
+    if left_out:
+        log.warning("%s holds the top %d of %d flagged orders; the CSV has them all",
+                    path.name, max_rows, frame.height)
+    return left_out
+
+
+
+def _save_with_fixed_properties(workbook: io.BytesIO, path: Path) -> None:
+    """Copy an .xlsx archive to `path` with a fixed created/modified stamp and orderguard as
+    author in docProps/core.xml (the writer puts the time of writing there)."""
+    with (zipfile.ZipFile(workbook) as source,
           zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as target):
         for member in source.infolist():
             data = source.read(member)
             if member.filename == "docProps/core.xml":
                 data = _XLSX_STAMP_RE.sub(_XLSX_STAMP, data).replace(*_XLSX_AUTHOR)
             target.writestr(member, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
-    if left_out:
-        log.warning("%s holds the top %d of %d flagged orders; the CSV has them all",
-                    path.name, max_rows, frame.height)
-    return left_out
 
 
 def swap_in(out_dir: Path, staged: Path, run_date: str) -> Path:
