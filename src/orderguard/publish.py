@@ -284,12 +284,10 @@ def write_xlsx(frame: pl.DataFrame, path: Path, sheet: str = "flagged_orders",
     return left_out
 
 
-
 def _save_with_fixed_properties(workbook: io.BytesIO, path: Path) -> None:
     """Copy an .xlsx archive to `path` with a fixed created/modified stamp and orderguard as
     author in docProps/core.xml (the writer puts the time of writing there)."""
-    with (zipfile.ZipFile(workbook) as source,
-          zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as target):
+    with zipfile.ZipFile(workbook) as source, zipfile.ZipFile(path, "w") as target:
         for member in source.infolist():
             data = source.read(member)
             if member.filename == "docProps/core.xml":
