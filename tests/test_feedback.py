@@ -71,3 +71,84 @@ def test_verdicts_on_the_first_half_of_a_month_raise_average_precision_on_the_se
         return average_precision_score(y, s)
 
     assert ap(after) > ap(before)
+
+
+def _copy_warehouse(scanned_world, tmp_path):
+    import shutil
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_world["db"], db)
+    return db
+
+
+def _scanned_order_ids(db, n):
+    import duckdb
+    with duckdb.connect(str(db), read_only=True) as con:
+        return [r[0] for r in con.execute(
+            "select order_id from marts.order_scores order by score desc, order_id limit $n", {"n": n}
+        ).fetchall()]
+
+
+def _stored(db):
+    import duckdb
+    with duckdb.connect(str(db), read_only=True) as con:
+        return dict(con.execute("select order_id, verdict from ops.verdicts").fetchall())
+
+
+def test_each_night_the_same_template_name_adds_verdicts_and_a_resent_file_corrects_them(
+        scanned_world, tmp_path):
+    """Support saves the verdict template under its own name every night: the nights add up;
+    sending a file again, or with a verdict changed, replaces only the verdicts it names."""
+    import duckdb
+
+    db = _copy_warehouse(scanned_world, tmp_path)
+    ids = _scanned_order_ids(db, 8)
+    template = tmp_path / "verdicts_template.csv"
+
+    def hand_back(rows):
+        template.write_text("order_id,verdict,note\n" + "".join(f"{o},{v},\n" for o, v in rows), "utf-8")
+        with duckdb.connect(str(db)) as con:
+            return feedback.load_verdicts(con, template)
+
+    first = hand_back([(o, "确认") for o in ids[:5]])
+    assert (first["stored"], first["confirmed"], first["false_positive"]) == (5, 5, 0)
+    hand_back([(o, "误报") for o in ids[5:]])  # the next night, the same file name
+    assert _stored(db) == {**{o: "confirmed" for o in ids[:5]}, **{o: "false_positive" for o in ids[5:]}}
+    hand_back([(o, "误报") for o in ids[5:]])  # sent twice: nothing doubles
+    hand_back([(ids[0], "误报")])  # support changed its mind on one order
+    stored = _stored(db)
+    assert len(stored) == 8 and stored[ids[0]] == "false_positive" and stored[ids[1]] == "confirmed"
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select count(*) from ops.verdicts").fetchone()[0] == 8
+
+
+def test_a_verdict_row_that_cannot_be_used_is_named_by_file_row_and_column(scanned_world, tmp_path):
+    import duckdb
+
+    db = _copy_warehouse(scanned_world, tmp_path)
+    ids = _scanned_order_ids(db, 2)
+    verdicts = tmp_path / "verdicts.csv"
+    verdicts.write_text("order_id,verdict,note\n"
+                        f"{ids[0]},confirmed,\n"
+                        f"{ids[1]},yes please,\n"
+                        "E000000000BOGUS,confirmed,\n"
+                        ",误报,no id\n", "utf-8")
+    with duckdb.connect(str(db)) as con:
+        result = feedback.load_verdicts(con, verdicts)
+    assert (result["stored"], result["rejected"]) == (1, 3)
+    assert result["problems"][0].startswith(f"{verdicts}, row 2 (line 3 with the header), column verdict:")
+    assert "'yes please'" in result["problems"][0] and "false_positive" in result["problems"][0]
+    assert "row 3 " in result["problems"][1] and "column order_id" in result["problems"][1]
+    assert "E000000000BOGUS" in result["problems"][1]
+    assert "row 4 " in result["problems"][2] and "column order_id" in result["problems"][2]
+    assert _stored(db) == {ids[0]: "confirmed"}, "an id the warehouse never scanned is not stored"
+
+
+def test_feedback_on_a_missing_or_empty_file_is_an_input_error(tmp_path, capsys):
+    from orderguard import cli
+
+    db = tmp_path / "wh.duckdb"
+    assert cli.main(["feedback", "--verdicts", str(tmp_path / "nope.csv"), "--db", str(db)]) == 2
+    assert "nope.csv: no such file" in capsys.readouterr().err
+    (tmp_path / "empty.csv").write_text("", "utf-8")
+    assert cli.main(["feedback", "--verdicts", str(tmp_path / "empty.csv"), "--db", str(db)]) == 2
+    assert "empty.csv: the file is empty" in capsys.readouterr().err

@@ -51,10 +51,42 @@ def _ensure_table(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+_KNOWN_IDS = {  # the ids a verdict may name: orders and accounts kept in history
+    "order": "select distinct id from verdict_ids "
+             "where id in (select order_id from staging.orders_history)",
+    "account": "select distinct id from verdict_ids "
+               "where id in (select account_id from staging.accounts_history)",
+}
+
+
+def _known_ids(con: duckdb.DuckDBPyConnection, kind: str, ids: list[str]) -> set[str]:
+    """Which of `ids` (order or account ids) the warehouse has seen."""
+    if not ids or not warehouse.table_exists(con, "staging", f"{kind}s_history"):
+        return set()
+    con.register("verdict_ids", pl.DataFrame({"id": ids}).to_arrow())
+    try:
+        return {r[0] for r in con.execute(_KNOWN_IDS[kind]).fetchall()}
+    finally:
+        con.unregister("verdict_ids")
+
+
+def _problem(path: Path, row: int, column: str, text: str) -> str:
+    # row as in quarantine.csv (data rows from 1); the line number is what Excel shows
+    return f"{path}, row {row} (line {row + 1} with the header), column {column}: {text}"
+
+
 def load_verdicts(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
-    """Append a verdict file to ops.verdicts. Rows with no id or an unknown verdict are
-    reported back (file, row, column) and not stored; a re-sent file replaces its rows."""
-    frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
+    """Store a verdict file in ops.verdicts, one row per judged order or account: a verdict
+    on an id that already has one replaces it (a re-sent or corrected file, or support
+    changing its mind), every other stored verdict stays, whatever the file was called.
+    Rows with an unknown verdict, no id, or an id the warehouse has never seen are reported
+    back (file, row, column) and not stored; of one id repeated in a file the last row counts."""
+    if not Path(path).is_file():
+        raise VerdictError(f"{path}: no such file")
+    try:
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
+    except pl.exceptions.NoDataError:
+        raise VerdictError(f"{path}: the file is empty (expected a header: order_id,verdict,note)") from None
     frame = frame.rename({c: c.strip().lower().lstrip("\ufeff") for c in frame.columns})
     if "verdict" not in frame.columns or not ({"order_id", "account_id"} & set(frame.columns)):
         raise VerdictError(f"{path}: needs a 'verdict' column and an 'order_id' or 'account_id' column")
@@ -67,29 +99,57 @@ def load_verdicts(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
     ).with_columns(
         pl.col("verdict").str.strip_chars().str.to_lowercase()
         .replace_strict(_VERDICT_WORDS, default=None).alias("verdict_norm"),
-        pl.col("order_id").str.strip_chars().str.strip_prefix("'"),
-        pl.col("account_id").str.strip_chars().str.strip_prefix("'"),
+        pl.col("order_id").str.strip_chars().str.strip_prefix("'").replace("", None),
+        pl.col("account_id").str.strip_chars().str.strip_prefix("'").replace("", None),
     )
-    bad = frame.filter(
-        pl.col("verdict_norm").is_null()
-        | (pl.col("order_id").fill_null("") == "") & (pl.col("account_id").fill_null("") == "")
-    )
-    good = frame.join(bad.select("source_row"), on="source_row", how="anti")
+    known_orders = _known_ids(con, "order", frame["order_id"].drop_nulls().unique().to_list())
+    known_accounts = _known_ids(con, "account", frame["account_id"].drop_nulls().unique().to_list())
+    problems, bad_rows = [], set()
+    for r in frame.iter_rows(named=True):
+        row = r["source_row"]
+        if r["verdict_norm"] is None:
+            problems.append(_problem(path, row, "verdict", f"{r['verdict']!r} is not a verdict "
+                                     "(confirmed / 确认 / 是, or false_positive / 误报 / 否)"))
+        elif r["order_id"] is None and r["account_id"] is None:
+            problems.append(_problem(path, row, "order_id", "empty (and no account_id either)"))
+        elif r["order_id"] is not None and r["order_id"] not in known_orders:
+            problems.append(_problem(path, row, "order_id",
+                                     f"{r['order_id']!r} is not an order this warehouse has scanned"))
+        elif r["order_id"] is None and r["account_id"] not in known_accounts:
+            problems.append(_problem(path, row, "account_id",
+                                     f"{r['account_id']!r} is not an account this warehouse knows"))
+        else:
+            continue
+        bad_rows.add(row)
+    good = frame.filter(~pl.col("source_row").is_in(list(bad_rows)))
+    # an order verdict names the order; an account verdict (no order id) the account
+    good = good.with_columns(
+        pl.coalesce(pl.lit("order:") + pl.col("order_id"), pl.lit("account:") + pl.col("account_id"))
+        .alias("judged")
+    ).unique("judged", keep="last", maintain_order=True)
     rows = good.select(
-        pl.col("order_id").replace("", None), pl.col("account_id").replace("", None),
+        "order_id", "account_id",
         pl.col("verdict_norm").alias("verdict"), "note",
         pl.lit(str(path)).alias("source_file"), pl.col("source_row").cast(pl.Int64),
         pl.lit(datetime.now().replace(microsecond=0)).alias("received_at"),
     )
     _ensure_table(con)
-    con.execute("delete from ops.verdicts where source_file = $f", {"f": str(path)})
-    arrow = rows.to_arrow()  # noqa: F841
-    con.execute("insert into ops.verdicts select * from arrow")
-    problems = [
-        f"{path}, row {r['source_row']}, column verdict/order_id: {r['verdict']!r} not usable"
-        for r in bad.iter_rows(named=True)
-    ]
-    return {"stored": rows.height, "rejected": bad.height, "problems": problems[:50]}
+    con.register("received_verdicts", rows.to_arrow())
+    try:
+        con.execute(
+            "delete from ops.verdicts v using received_verdicts r "
+            "where (r.order_id is not null and v.order_id = r.order_id) "
+            "   or (r.order_id is null and v.order_id is null and v.account_id = r.account_id)"
+        )
+        con.execute("insert into ops.verdicts select * from received_verdicts")
+    finally:
+        con.unregister("received_verdicts")
+    counts = rows["verdict"].value_counts()
+    by_verdict = dict(zip(counts["verdict"].to_list(), counts["count"].to_list(), strict=True))
+    return {"stored": rows.height, "rejected": len(bad_rows),
+            "confirmed": by_verdict.get("confirmed", 0),
+            "false_positive": by_verdict.get("false_positive", 0),
+            "problems": problems[:50]}
 
 
 def labelled_orders(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
