@@ -20,3 +20,13 @@ def test_ablations_take_graded_rule_points_from_the_scan_and_ring_points_as_decl
     np.testing.assert_allclose(parts["rules_only"], score([0.1, 0.05, 0.0]))
     np.testing.assert_allclose(parts["rules_graph"], score([3.6, 0.05, 0.0]))
     np.testing.assert_allclose(parts["rules_graph_forest"], score([4.1, 0.05, 0.01]))
+
+
+def test_evaluate_with_a_wrong_folder_names_the_missing_files_and_exits_2(tmp_path, capsys):
+    from orderguard import cli
+
+    code = cli.main(["evaluate", "--scan-out", str(tmp_path / "out"), "--labels", str(tmp_path / "labels")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "out" / "order_scores.parquet") in err
+    assert str(tmp_path / "labels" / "orders.csv") in err

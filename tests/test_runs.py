@@ -117,6 +117,24 @@ def test_an_allow_listed_account_stops_raising_alerts_until_its_entry_expires(sc
     assert scores.height == pl.read_parquet(scanned_world["out"] / "order_scores.parquet").height
 
 
+def test_allow_refuses_a_date_already_passed_and_notes_an_account_never_seen(scanned_world, tmp_path, capsys):
+    from orderguard import cli
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_world["db"], db)
+    allow = ["allow", "--db", str(db), "--reason", "verified"]
+    assert cli.main([*allow, "--account", "NOPE123", "--until", "2020-01-01"]) == 2
+    assert "2020-01-01 00:00 has passed" in capsys.readouterr().err
+    assert cli.main([*allow, "--account", "NOPE123", "--until", "someday"]) == 2
+    assert "'someday' is not a date" in capsys.readouterr().err
+    assert cli.main([*allow, "--account", "NOPE123", "--days", "7"]) == 0
+    assert "no account 'NOPE123' in the warehouse yet" in capsys.readouterr().err
+    import polars as pl
+    known = pl.read_csv(scanned_world["out"] / "flagged_accounts.csv", infer_schema=False)["account_id"][0]
+    assert cli.main([*allow, "--account", known.lstrip("'"), "--days", "7"]) == 0
+    assert "in the warehouse yet" not in capsys.readouterr().err
+
+
 def test_with_a_salt_phones_are_pseudonymised_consistently_in_the_published_files(scanned_world, tmp_path):
     import polars as pl
 
@@ -147,3 +165,17 @@ def test_scoring_in_small_batches_gives_the_same_results(scanned_world, tmp_path
                          db_path=tmp_path / "wh.duckdb", models_dir=scanned_world["models"]))
     for name in CONTRACT_OUTPUTS:
         assert (tmp_path / "out" / name).read_bytes() == (scanned_world["out"] / name).read_bytes(), name
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    """README: `--help` explains every option."""
+    import argparse
+
+    from orderguard import cli
+
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    silent = [f"{name} {'/'.join(action.option_strings)}"
+              for name, sub in commands.choices.items() for action in sub._actions
+              if action.option_strings and not action.help]
+    assert silent == []

@@ -50,6 +50,20 @@ def add(con: duckdb.DuckDBPyConnection, entity_type: str, value: str, reason: st
     )
 
 
+_SEEN = {  # where an account or shop id the warehouse has scanned is kept
+    "account": ("accounts_history", "select count(*) from staging.accounts_history where account_id = $v"),
+    "shop": ("orders_history", "select count(*) from staging.orders_history where shop_id = $v"),
+}
+
+
+def unseen(con: duckdb.DuckDBPyConnection, entity_type: str, value: str) -> bool:
+    """True when an account or shop id is nowhere in the scanned history (likely a typo).
+    Devices and addresses are matched normalised, so they are not checked."""
+    if entity_type not in _SEEN or not warehouse.table_exists(con, "staging", _SEEN[entity_type][0]):
+        return False
+    return not warehouse.scalar(con, _SEEN[entity_type][1], {"v": value.strip()})
+
+
 def active(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pl.DataFrame:
     """grain: one row per (entity_type, entity_value) still in force at as_of."""
     if not warehouse.table_exists(con, "ops", "allowlist"):

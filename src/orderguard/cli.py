@@ -92,9 +92,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from orderguard.evaluate import evaluate_outputs
+    from orderguard.evaluate import MissingFilesError, evaluate_outputs
 
-    result = evaluate_outputs(Path(args.scan_out), Path(args.labels), budget=args.k)
+    try:
+        result = evaluate_outputs(Path(args.scan_out), Path(args.labels), budget=args.k)
+    except MissingFilesError as exc:
+        print(f"orderguard: input error: {exc}", file=sys.stderr)
+        return 2
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -114,12 +118,16 @@ def cmd_feedback(args: argparse.Namespace) -> int:
             return 2
         scored = warehouse.table_exists(con, "marts", "order_scores")
         precision = feedback.rule_precision(con) if scored else None
-    print(f"stored {result['stored']} verdicts, rejected {result['rejected']}")
+    print(f"stored {result['stored']} verdicts ({result['confirmed']} confirmed, "
+          f"{result['false_positive']} false positive), rejected {result['rejected']}")
     for line in result["problems"]:
         print("  " + line)
+    if result["rejected"] > len(result["problems"]):
+        print(f"  ... and {result['rejected'] - len(result['problems'])} more")
     if precision is not None and precision.height:
-        print("per-rule precision among orders with verdicts:")
-        print(precision)
+        print("per-rule precision among orders with verdicts (code, orders with a verdict, precision):")
+        for code, verdicts, share in precision.iter_rows():
+            print(f"  {code:<24} {verdicts:>7}  {share:.2f}")
     return 0
 
 
@@ -169,14 +177,26 @@ def cmd_allow(args: argparse.Namespace) -> int:
         if len(chosen) != 1:
             print("orderguard: name exactly one of --account, --device, --address, --shop", file=sys.stderr)
             return 2
-        until = (datetime.fromisoformat(args.until) if args.until
-                 else datetime.now() + timedelta(days=args.days))
+        try:
+            until = (datetime.fromisoformat(args.until) if args.until
+                     else datetime.now() + timedelta(days=args.days))
+        except ValueError:
+            print(f"orderguard: --until {args.until!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+            return 2
+        if until <= datetime.now():
+            print(f"orderguard: --until {until:%Y-%m-%d %H:%M} has passed: the entry would never "
+                  "apply", file=sys.stderr)
+            return 2
         try:
             allowlist.add(con, chosen[0][0], chosen[0][1], args.reason or "", until, args.by)
         except allowlist.AllowListError as exc:
             print(f"orderguard: {exc}", file=sys.stderr)
             return 2
+        unseen = allowlist.unseen(con, chosen[0][0], chosen[0][1])
     print(f"allow-listed {chosen[0][0]} {chosen[0][1]} until {until:%Y-%m-%d %H:%M}")
+    if unseen:
+        print(f"note: no {chosen[0][0]} {chosen[0][1]!r} in the warehouse yet (a typo?); the entry "
+              "applies if it appears", file=sys.stderr)
     return 0
 
 
@@ -227,11 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="folder for the input tables")
     g.add_argument("--labels", required=True, help="folder for the ground-truth labels")
     g.add_argument("--accounts", type=int, default=5000, help="accounts in the world (default 5000)")
-    g.add_argument("--seed", type=int, default=7)
+    g.add_argument("--seed", type=int, default=7, help="random seed: the same seed writes the same world")
     g.add_argument("--preset", default="default", choices=["easy", "default", "hard"],
                    help="camouflage level (hard: farms that look honest account by account)")
     g.add_argument("--days", type=int, default=30, help="days of activity (default 30)")
-    g.add_argument("--format", default="csv", choices=["csv", "parquet"])
+    g.add_argument("--format", default="csv", choices=["csv", "parquet"],
+                   help="file format of the input tables (default csv)")
     g.add_argument("--split-days", action="store_true", help="one export folder per day")
     g.set_defaults(func=cmd_generate)
 
@@ -248,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--encoding", help="CSV encoding (default: detect UTF-8/GBK)")
     s.add_argument("--review-budget", type=int, help="flag at most this many orders per day")
     s.add_argument("--run-date", help="the night being scanned, YYYY-MM-DD (default: last order date)")
-    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--seed", type=int, default=7,
+                   help="random seed of the models fitted tonight (same seed, same scores)")
     s.add_argument("--lookback-days", type=int, default=30,
                    help="nights of history the features and graphs see (default 30)")
     s.add_argument("--keep-days", type=int, default=90,
@@ -281,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "scan in the warehouse and save it under models/ with a .meta.json.")
     t.add_argument("--db", help="DuckDB warehouse file")
     t.add_argument("--models", help="model folder (default models/)")
-    t.add_argument("--seed", type=int, default=7)
+    t.add_argument("--seed", type=int, default=7, help="random seed of the forest (default 7)")
     t.set_defaults(func=cmd_train)
 
     v = sub.add_parser("serve", help="serve the nightly scan on a cron schedule (Prefect)",
@@ -293,15 +315,18 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--db", help="DuckDB warehouse file")
     v.add_argument("--rules", help="rules TOML")
     v.add_argument("--models", help="model folder")
-    v.add_argument("--encoding")
-    v.add_argument("--review-budget", type=int)
-    v.add_argument("--seed", type=int, default=7)
+    v.add_argument("--encoding", help="CSV encoding (default: detect UTF-8/GBK)")
+    v.add_argument("--review-budget", type=int, help="flag at most this many orders per day")
+    v.add_argument("--seed", type=int, default=7, help="random seed of the models fitted each night")
     v.add_argument("--run-date", help=argparse.SUPPRESS)
-    v.add_argument("--lookback-days", type=int, default=30)
-    v.add_argument("--keep-days", type=int, default=90)
-    v.add_argument("--allow-small-export", action="store_true")
+    v.add_argument("--lookback-days", type=int, default=30,
+                   help="nights of history the features and graphs see (default 30)")
+    v.add_argument("--keep-days", type=int, default=90,
+                   help="nights of history kept in the warehouse (default 90)")
+    v.add_argument("--allow-small-export", action="store_true",
+                   help="scan a night far smaller than usual instead of failing")
     v.add_argument("--cron", default="0 2 * * *", help="cron schedule (default 02:00)")
-    v.add_argument("--timezone", default="Asia/Shanghai")
+    v.add_argument("--timezone", default="Asia/Shanghai", help="time zone of --cron (default Asia/Shanghai)")
     v.add_argument("--name", default="nightly", help="deployment name")
     v.set_defaults(func=cmd_serve)
 
@@ -309,13 +334,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Entities support has cleared stop raising alerts until the entry "
                        "expires; their orders keep their score, drop to risk level low, and the "
                        "report lists what was suppressed. --list shows entries in force.")
-    a.add_argument("--account")
-    a.add_argument("--device")
+    a.add_argument("--account", help="an account id as in the export")
+    a.add_argument("--device", help="a device id as in the export (matched case-insensitively)")
     a.add_argument("--address", help="an address key (strict or building) as in the marts")
-    a.add_argument("--shop")
+    a.add_argument("--shop", help="a shop id as in the export")
     a.add_argument("--reason", help="why it is cleared (required)")
     a.add_argument("--until", help="expiry, YYYY-MM-DD[THH:MM] (default: --days from now)")
-    a.add_argument("--days", type=int, default=30)
+    a.add_argument("--days", type=int, default=30,
+                   help="days the entry lasts when --until is not given (default 30)")
     a.add_argument("--by", default="support", help="who cleared it")
     a.add_argument("--list", action="store_true", help="list entries in force")
     a.add_argument("--db", help="DuckDB warehouse file")

@@ -108,7 +108,25 @@ def ring_quality(reported: pl.DataFrame, true_rings: pl.DataFrame, fraud_ids: se
     }
 
 
+SCAN_FILES = ("order_scores.parquet", "run.json", "flagged_accounts.csv", "rings.csv")
+LABEL_FILES = ("orders.csv", "accounts.csv", "rings.csv")
+
+
+class MissingFilesError(FileNotFoundError):
+    pass
+
+
+def missing_files(scan_out: Path, labels_dir: Path) -> list[str]:
+    """The files evaluate_outputs reads that are not there (a wrong --scan-out or --labels)."""
+    wanted = [scan_out / f for f in SCAN_FILES] + [labels_dir / f for f in LABEL_FILES]
+    return [str(f) for f in wanted if not f.is_file()]
+
+
 def evaluate_outputs(scan_out: Path, labels_dir: Path, budget: int | None = None) -> dict:
+    if missing := missing_files(scan_out, labels_dir):
+        raise MissingFilesError(
+            "not found: " + ", ".join(missing) + " (--scan-out is a scan's --out folder, "
+            "--labels the labels folder `orderguard generate` wrote)")
     scores = pl.read_parquet(scan_out / "order_scores.parquet")
     run = json.loads((scan_out / "run.json").read_text("utf-8"))
     order_labels = pl.read_csv(labels_dir / "orders.csv", infer_schema=False).with_columns(
