@@ -54,7 +54,8 @@ def test_warehouse_path_follows_the_environment(monkeypatch, tmp_path):
 def test_tonight_lists_the_published_flagged_orders_and_rings(db, scanned_world):
     t = analyst.tonight(db)
     published = pl.read_csv(scanned_world["out"] / "flagged_orders.csv", infer_schema=False)
-    assert set(t.orders["order_id"]) == set(published["order_id"])
+    # the same list in the same order (ties of the rounded score shown are no reordering)
+    assert t.orders["order_id"].to_list() == published["order_id"].to_list()
     assert t.orders["score"].to_list() == sorted(t.orders["score"].to_list(), reverse=True)
     rings = pl.read_csv(scanned_world["out"] / "rings.csv", infer_schema=False)
     assert set(t.rings["ring_id"]) == set(rings["ring_id"])
@@ -180,3 +181,20 @@ def test_distribution_helpers_read_the_health_marts(db):
     assert grades["distributors"].sum() == analyst.scorecard(db).height
     cohorts = analyst.cohorts(db)
     assert cohorts["retention"].select("cohort_month", "channel").is_unique().all()
+
+
+def test_recall_stays_empty_when_only_support_s_own_list_has_outcomes(db, labels, tmp_path):
+    """Verdicts come back for flagged orders only: the fraud the scan missed is unknown, so
+    recall cannot be read from them (it would say 1.0); precision can."""
+    copy = tmp_path / "wh.duckdb"
+    shutil.copy(db, copy)
+    flagged = analyst.tonight(copy).orders["order_id"].head(6).to_list()
+    verdicts = tmp_path / "verdicts.csv"
+    verdicts.write_text("order_id,verdict\n" + "\n".join(
+        f"{o},{'confirmed' if i % 3 else 'false_positive'}" for i, o in enumerate(flagged)) + "\n", "utf-8")
+    with warehouse.connect(copy) as con:
+        feedback.load_verdicts(con, verdicts)
+    budget = analyst.budget_curve(copy, labels, (50, 500))
+    assert budget["recall"].is_null().all()
+    assert budget["precision"].drop_nulls().is_between(0, 1).all() and budget["precision"].drop_nulls().len()
+    assert analyst.budget_curve(db, labels, (50, 500))["recall"].is_not_null().all()

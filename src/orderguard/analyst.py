@@ -116,7 +116,9 @@ def tonight(db: str | Path | None = None) -> Tonight:
             con,
             "select order_id, shop_id, buyer_id, referrer_id, created_at, amount::double as amount, "
             "status, round(score, 4) as score, risk_level, reason_codes, ring_id, ring_kind "
-            "from marts.order_scores where risk_level <> 'low' order by score desc, order_id",
+            "from marts.order_scores where risk_level <> 'low' "
+            # the stored score, not the rounded one: support's CSV is in this order
+            "order by order_scores.score desc, order_id",
         )
         rings = warehouse.query(
             con,
@@ -235,8 +237,13 @@ def _scored_with_truth(db: str | Path | None, labels: str | Path | None) -> pl.D
 
 
 def _precision_recall(selected: pl.Expr, frame: pl.DataFrame) -> dict[str, Any]:
+    """Precision among the selected orders with a known outcome; recall of the known fraud,
+    left empty when outcomes are known only for orders tonight flagged (support's verdicts
+    on its own list): fraud the scan missed is then unknown and recall would read 1.0."""
     known = frame.filter(pl.col("label").is_not_null())
     positives = int(known["label"].sum() or 0)
+    if not known.filter(pl.col("risk_level") == "low").height:
+        positives = 0
     picked = known.filter(selected)
     hits = int(picked["label"].sum() or 0)
     return {
