@@ -322,3 +322,24 @@ def test_a_customers_first_order_is_the_earliest_then_the_smallest_order_id(tmp_
     assert (rows["C1"]["paid_orders"], rows["C1"]["refunded_orders"]) == (3, 1)
     assert rows["C2"]["channel"] == "organic"  # the referred order was never paid
     assert rows["C2"]["second_order_at"] is None and rows["C2"]["later_flagged"]
+
+
+def test_an_owner_s_scorecard_names_the_self_referral_rings_it_owns_apart_from_other_rings(scanned_world):
+    """'owns self-referral ring X' must name a self-referral ring the distributor owns, never
+    a brushing ring it is only a member of (those are listed as the rings it is in)."""
+    cards = read(scanned_world["db"],
+                 "select distributor_id, reasons, owned_ring_ids, ring_ids from marts.distributor_scorecard "
+                 "where owns_self_referral_ring")
+    assert cards.height > 0, "the generated world has self-referral ring owners"
+    owned = read(scanned_world["db"],
+                 "select account_id, ring_id from intermediate.ring_members "
+                 "where kind = 'self_referral' and role = 'owner'")
+    owned_by = owned.group_by("account_id").agg(pl.col("ring_id").sort())
+    want = {a: ";".join(r) for a, r in owned_by.iter_rows()}
+    for distributor, reasons, owned_ids, ring_ids in cards.iter_rows():
+        assert owned_ids == want[distributor]
+        text = next(r for r in reasons if r.startswith("owns self-referral ring"))
+        assert text.split()[3] == owned_ids
+        assert all(i.startswith("SE-") for i in owned_ids.split(";"))
+        if ring_ids != owned_ids:
+            assert text.endswith(f"(in rings {ring_ids})")

@@ -242,3 +242,12 @@ def test_the_flow_publishes_a_summary_a_ring_table_and_a_link_as_artifacts(two_n
     assert made["table"]["table"] and {"ring_id", "kind", "gmv"} <= set(made["table"]["table"][0])
     assert made["link"]["link"].startswith("file://") and made["link"]["link"].endswith("/report.html")
     assert Path(made["link"]["link"][len("file://"):]).exists()
+
+
+def test_a_report_table_shows_one_column_with_one_number_of_decimals():
+    from orderguard import report
+
+    page = report.table(pl.DataFrame({"shop": ["S1", "S2"], "flagged_pct": [0.6, 2.7],
+                                      "precision": [0.1234, 0.5], "orders": [1200, 3]}))
+    cells = re.findall(r"<td class='num'>([^<]*)</td>", page)
+    assert cells == ["0.60", "0.1234", "1,200", "2.70", "0.5000", "3"]

@@ -44,6 +44,15 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _column_cells(column: pl.Series) -> list[str]:
+    """A column's values as text; floats all with 2 decimals, or 4 if every one is below 1."""
+    if not column.dtype.is_float():
+        return [_fmt(v) for v in column]
+    largest = column.abs().max()
+    digits = 2 if largest is not None and largest >= 1 else 4
+    return ["" if v is None else f"{v:,.{digits}f}" for v in column]
+
+
 def table(frame: pl.DataFrame, headers: dict[str, str] | None = None, max_rows: int = 50,
           css: str = "") -> str:
     """An escaped HTML table; `headers` renames columns for display."""
@@ -51,13 +60,16 @@ def table(frame: pl.DataFrame, headers: dict[str, str] | None = None, max_rows: 
         return "<p class='muted'>（无 none）</p>"
     headers = headers or {}
     head = "".join(f"<th>{e(headers.get(c, c))}</th>" for c in frame.columns)
+    shown = frame.head(max_rows)
     numeric = [frame.schema[c].is_numeric() for c in frame.columns]
+    # one number of decimals per column: 0.6000 beside 2.70 read as 60 % against 2.7 %
+    cells = [_column_cells(shown[c]) for c in frame.columns]
     body = "".join(
         "<tr>" + "".join(
-            f"<td class='num'>{e(_fmt(v))}</td>" if num else f"<td>{e(_fmt(v))}</td>"
-            for v, num in zip(row, numeric, strict=True)
+            f"<td class='num'>{e(col[i])}</td>" if num else f"<td>{e(col[i])}</td>"
+            for col, num in zip(cells, numeric, strict=True)
         ) + "</tr>"
-        for row in frame.head(max_rows).iter_rows()
+        for i in range(shown.height)
     )
     more = (f"<p class='muted'>前 {max_rows} 行，共 {frame.height:,} 行 (first {max_rows} of "
             f"{frame.height:,} rows)</p>" if frame.height > max_rows else "")
@@ -332,7 +344,8 @@ def _rings_section(con, rings: pl.DataFrame) -> str:
         return section("重点团伙", "Top rings", "<p>今晚没有发现团伙。 (No rings tonight.)</p>")
     blocks = []
     for ring in rings.head(TOP_RINGS).iter_rows(named=True):
-        facts = (f"{kind_zh(ring['kind'])} · {ring['size']} 个账号 · {ring['order_count']:,} 单 · "
+        members = "家店铺" if ring["kind"] == "fake_shipping" else "个账号"  # a shop faking waybills
+        facts = (f"{kind_zh(ring['kind'])} · {ring['size']} {members} · {ring['order_count']:,} 单 · "
                  f"金额 ¥{ring['gmv']:,.2f} · 佣金 ¥{ring['commission_at_stake']:,.2f} · "
                  f"首次发现 {ring['first_seen'] or '今晚'}")
         if ring["kind"] == "fake_shipping":

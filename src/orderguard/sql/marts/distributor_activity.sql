@@ -25,6 +25,9 @@ list_distributors as (
 sum_rings as (
     select account_id as distributor_id,
         bool_or(kind = 'self_referral' and role = 'owner') as owns_self_referral_ring,
+        -- the self-referral rings it owns, named apart from the rings it is only a member of
+        string_agg(distinct ring_id, ';' order by ring_id)
+            filter (where kind = 'self_referral' and role = 'owner') as owned_ring_ids,
         string_agg(distinct ring_id, ';' order by ring_id) as ring_ids
     from ring_members group by 1
 ),
@@ -63,7 +66,8 @@ combine as (
         s.commission_margin_share,
         coalesce(s.refunds_after_settlement, 0) as refunds_after_settlement,
         s.commission_detail,
-        coalesce(g.owns_self_referral_ring, false) as owns_self_referral_ring, g.ring_ids
+        coalesce(g.owns_self_referral_ring, false) as owns_self_referral_ring, g.owned_ring_ids,
+        g.ring_ids
     from list_distributors d
     left join accounts a on a.account_id = d.distributor_id
     left join tree t on t.account_id = d.distributor_id

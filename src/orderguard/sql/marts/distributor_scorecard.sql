@@ -11,7 +11,8 @@ judge_concerns as (
     select a.*, [
         -- 4: owns a ring of its own alt accounts
         case when owns_self_referral_ring then {'code': 'OWNS_SELF_REFERRAL_RING', 'points': 4.0,
-            'text': 'owns self-referral ring ' || ring_ids} end,
+            'text': 'owns self-referral ring ' || owned_ring_ids
+                || case when ring_ids <> owned_ring_ids then ' (in rings ' || ring_ids || ')' else '' end} end,
         -- 2: is in a ring (not as its owner)
         case when ring_ids is not null and not owns_self_referral_ring then {'code': 'IN_RING',
             'points': 2.0, 'text': 'is a member of ring ' || ring_ids} end,
