@@ -88,8 +88,11 @@ def test_phones_are_masked_to_prefix_and_last_four_whatever_their_shape():
 def test_recommended_action_follows_ring_status_money_and_confidence():
     cases = pl.DataFrame(
         [
-            ("self_referral", "completed", "high", 0.95, 0.0, 0.0, "冻结佣金"),
-            ("deep_chain", "paid", "medium", 0.65, 0.0, 0.0, "冻结佣金"),
+            ("self_referral", "completed", "high", 0.95, 4.0, 0.0, "冻结佣金"),
+            ("deep_chain", "paid", "medium", 0.65, 0.0, 0.0, "冻结佣金"),  # commission to come
+            # nothing pending on a standing order: nothing to freeze, ask for proof
+            ("self_referral", "completed", "high", 0.95, 0.0, 0.0, "人工核实"),
+            ("self_referral", "delivered", "high", 0.95, 0.0, 6.0, "人工核实"),
             ("fake_shipping", "shipped", "high", 0.9, 0.0, 0.0, "人工核实"),
             ("brushing", "paid", "medium", 0.65, 0.0, 0.0, "取消订单"),
             ("brushing", "completed", "high", 0.9, 12.0, 0.0, "冻结佣金"),
