@@ -34,7 +34,7 @@ def test_flagged_orders_open_in_excel_with_chinese_reasons_and_no_personal_data(
     assert body, "the test world has flagged orders"
     wanted = ("order_id", "shop_id", "buyer_id", "amount", "created_at", "risk_level", "score", "reasons",
               "reason_codes", "ring_id", "recommended_action", "evidence", "receiver_phone", "address_area",
-              "commission_settled")
+              "commission_settled", "other_rings")
     assert set(wanted) <= set(header)
     assert "payment_account" not in header and "receiver_name" not in header
     col = {name: i for i, name in enumerate(header)}

@@ -81,6 +81,50 @@ def test_injected_rings_show_up_among_the_flagged_results(scanned_world):
     assert set(rings["kind"]) >= {"brushing", "self_referral"}
 
 
+def test_support_finds_every_flagged_order_of_a_ring_by_its_id(scanned_world):
+    """An order in two rings carries the stronger in ring_id and the other in other_rings:
+    filtering flagged_orders.csv by any ring id of rings.csv finds all its flagged orders."""
+    import duckdb
+
+    flagged = pl.read_csv(scanned_world["out"] / "flagged_orders.csv", infer_schema=False)
+    with duckdb.connect(str(scanned_world["db"]), read_only=True) as con:
+        ring_orders = con.sql("select ring_id, order_id from intermediate.ring_orders").pl()
+    want = ring_orders.join(flagged.select("order_id"), on="order_id")
+    got = pl.concat([
+        flagged.select("order_id", "ring_id"),
+        flagged.select("order_id", pl.col("other_rings").str.split(";").alias("ring_id")).explode("ring_id"),
+    ]).drop_nulls()
+    assert want.height > 0
+    assert want.join(got, on=["order_id", "ring_id"], how="anti").is_empty()
+    assert got.join(want, on=["order_id", "ring_id"], how="anti").is_empty()
+
+
+
+def test_an_order_in_two_rings_lists_the_weaker_one_in_other_rings(scanned_world, tmp_path):
+    import duckdb
+
+    from orderguard.scan import support_orders
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_world["db"], db)
+    run = json.loads((scanned_world["out"] / "run.json").read_text("utf-8"))
+    with duckdb.connect(str(db)) as con:
+        # a flagged order of one ring also counted by two others (as a flood ring and a
+        # self-referral ring can share orders)
+        order_id, ring_id = con.execute(
+            "select order_id, ring_id from marts.order_scores where ring_id is not null "
+            "and risk_level <> 'low' order by order_id limit 1").fetchall()[0]
+        before = support_orders(con, load_rules(), run["run_date"])
+        con.execute("insert into intermediate.ring_orders (ring_id, order_id, kind) values "
+                    "('MA-test0002', $o, 'malicious'), ('MA-test0001', $o, 'malicious')", {"o": order_id})
+        frame = support_orders(con, load_rules(), run["run_date"])
+    row = frame.filter(pl.col("order_id") == order_id).row(0, named=True)
+    assert row["ring_id"] == ring_id and row["other_rings"] == "MA-test0001;MA-test0002"
+    assert frame.columns[-1] == "other_rings", "a new column goes last: support's sheets keep their places"
+    others = pl.col("order_id") != order_id
+    assert frame.filter(others)["other_rings"].equals(before.filter(others)["other_rings"])
+
+
 def test_the_run_record_says_which_model_scored_and_how_thresholds_were_set(scanned_world):
     run = json.loads((scanned_world["out"] / "run.json").read_text("utf-8"))
     assert run["scoring"]["model_action"].startswith("trained")

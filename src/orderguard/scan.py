@@ -356,6 +356,12 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
             -- the window's 10M orders (10M orders: ~2.4 -> 1.8 s)
             select order_id, receiver_phone, address
             from staging.orders semi join flagged using (order_id)
+        ),
+        other_rings as (  -- an order in two rings is listed under the stronger one
+            select ro.order_id, string_agg(ro.ring_id, ';' order by ro.ring_id) as other_rings
+            from intermediate.ring_orders ro
+            join flagged f on f.order_id = ro.order_id and ro.ring_id is distinct from f.ring_id
+            group by ro.order_id
         )
         select s.order_id, s.shop_id, s.buyer_id, s.amount, s.created_at, s.status, s.risk_level,
                s.score, s.reason_codes, s.ring_id, s.ring_kind,
@@ -364,13 +370,14 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
                r.commission_at_stake as ring_commission,
                coalesce(c.commission_pending, 0) as commission_pending,
                coalesce(c.commission_settled, 0) as commission_settled,
-               o.receiver_phone, a.city, a.district, a.compound
+               o.receiver_phone, a.city, a.district, a.compound, x.other_rings
         from flagged s
         join flagged_orders o using (order_id)
         left join (select distinct on (address) * from intermediate.norm_address) a
                on a.address = o.address
         left join marts.rings r using (ring_id)
         left join commission c using (order_id)
+        left join other_rings x using (order_id)
         order by s.score desc, s.order_id
         """,
     )
@@ -407,6 +414,8 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
         # last, so columns support's sheets already read keep their places; with a cancelled
         # or refunded status it is what 追回佣金 claws back
         "commission_settled",
+        # the weaker rings the order is also in, so filtering by any ring of rings.csv finds it
+        "other_rings",
     )
 
 
