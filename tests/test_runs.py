@@ -179,3 +179,24 @@ def test_every_option_of_every_command_says_what_it_does():
               for name, sub in commands.choices.items() for action in sub._actions
               if action.option_strings and not action.help]
     assert silent == []
+
+
+def test_other_commands_exit_3_with_a_message_while_a_scan_holds_the_warehouse(tmp_path, capsys):
+    from orderguard import cli
+
+    db = tmp_path / "wh.duckdb"
+    holder = subprocess.Popen(  # stands in for a running scan: another process writing the file
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(60)", str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        verdicts = tmp_path / "v.csv"
+        verdicts.write_text("order_id,verdict\nE1,confirmed\n", "utf-8")
+        for argv in (["train", "--db", str(db), "--models", str(tmp_path / "m")],
+                     ["feedback", "--verdicts", str(verdicts), "--db", str(db)],
+                     ["allow", "--db", str(db), "--account", "A1", "--reason", "x"]):
+            assert cli.main(argv) == 3, argv
+            assert "is in use by another process" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()

@@ -371,11 +371,16 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("orderguard").setLevel(logging.INFO)
         logging.getLogger("orderguard").handlers = [logging.StreamHandler(sys.stderr)]
         logging.getLogger("orderguard").propagate = False
+    from orderguard.warehouse import WarehouseBusyError
+
     try:
         return int(args.func(args) or 0)
     except config.ScanOptionsError as exc:
         print(f"orderguard: {exc}", file=sys.stderr)
         return 2
+    except WarehouseBusyError as exc:  # feedback, train, allow, backtest while a scan runs
+        print(f"orderguard: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":
