@@ -99,6 +99,49 @@ def test_a_night_far_smaller_than_usual_fails_loudly(nightly_world, scanned_nigh
     assert not (tmp_path / "out" / "order_scores.parquet").exists()
 
 
+def test_a_night_whose_orders_all_fail_says_why_keeps_its_rejects_and_remembers_nothing(
+        nightly_world, scanned_nights, tmp_path):
+    """A broken export (every status unreadable) is refused: the message says what was wrong
+    most often and where every rejected row is; none of the night's accounts become known,
+    so a later night's orders by them are still checked against its own accounts file."""
+    import shutil
+
+    import duckdb
+
+    broken = tmp_path / "broken"
+    shutil.copytree(nightly_world["root"] / "exports" / nightly_world["nights"][-1], broken)
+    orders = pl.read_csv(broken / "orders.csv", infer_schema=False)
+    orders.with_columns(pl.lit("true").alias("status")).write_csv(broken / "orders.csv")
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_nights["db"], db)
+
+    def known() -> int:
+        with duckdb.connect(str(db), read_only=True) as con:
+            return con.execute("select count(*) from ops.known_accounts").fetchall()[0][0]
+
+    before = known()
+    accounts = pl.read_csv(broken / "accounts.csv", infer_schema=False)
+    renamed = accounts.with_columns(("NEW" + pl.col("account_id")).alias("account_id"))
+    renamed.write_csv(broken / "accounts.csv")
+    out = tmp_path / "out"
+    with pytest.raises(QuietNightError) as refused:
+        run_scan(ScanOptions(input_dir=broken, out_dir=out, db_path=db,
+                             models_dir=scanned_nights["models"], run_date="2026-12-01"))
+    message = str(refused.value)
+    assert f"{orders.height:,} of the {orders.height:,} rows of orders.csv were rejected" in message
+    assert "most often for status" in message
+    rejects = list((out / "refused").glob("*/quarantine.csv"))
+    assert len(rejects) == 1 and str(rejects[0]) in message
+    rows = pl.read_csv(rejects[0], infer_schema=False)
+    assert rows.filter(pl.col("table_name") == "orders").height == orders.height
+    assert not (out / "latest").exists() and not (out / "order_scores.parquet").exists()
+    assert known() == before, "a refused night's accounts are not remembered"
+    orders.head(0).write_csv(broken / "orders.csv")  # header only
+    with pytest.raises(QuietNightError, match="orders.csv has no data rows"):
+        run_scan(ScanOptions(input_dir=broken, out_dir=out, db_path=db,
+                             models_dir=scanned_nights["models"], run_date="2026-12-01"))
+
+
 def test_later_nights_update_earlier_orders_and_clean_nights_lose_nothing(nightly_world, scanned_nights):
     import duckdb
 

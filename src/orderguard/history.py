@@ -41,8 +41,7 @@ def check_volume(con: duckdb.DuckDBPyConnection, run_date: str, accepted_orders:
                  min_ratio: float = 0.2, nights: int = 7) -> None:
     if accepted_orders == 0:
         raise QuietNightError(
-            f"the export for {run_date} has no valid orders; refusing to publish a night with "
-            "no fraud (check the export, or quarantine.csv of the failed run)"
+            "the export has no valid orders; refusing to publish a night with no fraud"
         )
     if not warehouse.table_exists(con, "ops", "runs"):
         return

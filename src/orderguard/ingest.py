@@ -229,7 +229,7 @@ def _codec_name(encoding: str) -> str:
         raise InputError(f"unknown text encoding {encoding!r}") from exc
 
 
-def _find_file(table: Table, input_dir: Path) -> Path | None:
+def find_file(table: Table, input_dir: Path) -> Path | None:
     found = sorted(
         p for p in input_dir.iterdir()
         if p.name.lower() in (f"{table.name}.csv", f"{table.name}.parquet") and p.is_file()
@@ -275,7 +275,7 @@ class _Plan:
 
 
 def _plan(table: Table, input_dir: Path, encoding: str | None) -> _Plan | None:
-    path = _find_file(table, input_dir)
+    path = find_file(table, input_dir)
     if path is None:
         if table.required:
             raise InputError(

@@ -27,6 +27,7 @@ from orderguard import (
     allowlist,
     backtest,
     config,
+    contract,
     detect,
     features,
     feedback,
@@ -164,20 +165,64 @@ def shop_problems(con, run_id: str, failed_share: float = 0.5) -> dict:
     }
 
 
+def quarantine_rows(con, run_id: str) -> pl.DataFrame:
+    """grain: one row per rejected input row of the run, as quarantine.csv shows it: the
+    export's owner finds the row by file and number; personal data stays out."""
+    return warehouse.query(
+        con,
+        "select table_name, file, row_number, column_name, value, reason from ops.quarantine "
+        "where run_id = $run_id order by table_name, row_number",
+        {"run_id": run_id},
+    ).with_columns(
+        pl.when(pl.col("column_name").str.to_lowercase().is_in(list(publish.PII_COLUMNS)))
+        .then(publish.mask_text(pl.col("value"))).otherwise(pl.col("value")).alias("value")
+    )
+
+
+def refused_night_details(con, opts: ScanOptions, counts: dict) -> str:
+    """What a refused night's owner needs: why its orders were rejected, and every rejected
+    row in <out>/refused/<run_id>/quarantine.csv (the night itself publishes nothing)."""
+    orders = counts["orders"]
+    found = ingest.find_file(contract.TABLES["orders"], Path(opts.input_dir))
+    files = found.name if found else "the orders file"
+    if orders["read"] == 0:
+        return f"; {files} has no data rows"
+    common = warehouse.query(
+        con,
+        "select column_name, reason, count(*) as n from staging.quarantine "
+        "where table_name = 'orders' group by all order by n desc, column_name, reason limit 1",
+    )
+    rows = quarantine_rows(con, opts.run_id)
+    folder = Path(opts.out_dir) / "refused" / opts.run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    publish.write_csv(rows, folder / "quarantine.csv.tmp")
+    (folder / "quarantine.csv.tmp").replace(folder / "quarantine.csv")
+    text = f"; {orders['quarantined']:,} of the {orders['read']:,} rows of {files} were rejected"
+    if common.height:
+        top = common.row(0, named=True)
+        text += f", most often for {top['column_name']} ({top['n']:,} rows: {top['reason']})"
+    return text + f"; every rejected row with its reason: {folder / 'quarantine.csv'}"
+
+
 def open_night(con, opts: ScanOptions, counts: dict) -> dict:
     """staging.* holds tonight's validated rows: remember its accounts, name the night,
     refuse a quiet export, merge into the history and switch staging to the window."""
     # grain: one row per account_id seen on any night. Kept unique by the anti join, not a
     # primary key: its index cost 4.9 s of a first night with 2M accounts (0.4 s without)
+    last = warehouse.scalar(con, "select max(created_at)::date from staging.orders")
+    run_date = opts.run_date or (str(last) if last else datetime.now().date().isoformat())
+    if not opts.allow_small_export:
+        try:
+            history.check_volume(con, run_date, counts["orders"]["accepted"])
+        except history.QuietNightError as exc:
+            raise history.QuietNightError(str(exc) + refused_night_details(con, opts, counts)) from None
+    # only an accepted night's accounts become known (they let later nights' orders by the
+    # same buyers pass validation)
     con.execute("create table if not exists ops.known_accounts (account_id varchar)")
     con.execute(
         "insert into ops.known_accounts select distinct account_id from staging.accounts "
         "anti join ops.known_accounts using (account_id)"
     )
-    last = warehouse.scalar(con, "select max(created_at)::date from staging.orders")
-    run_date = opts.run_date or (str(last) if last else datetime.now().date().isoformat())
-    if not opts.allow_small_export:
-        history.check_volume(con, run_date, counts["orders"]["accepted"])
     history.merge_night(con, run_date)
     forgotten = history.prune_history(con, run_date, opts.keep_days, opts.run_id)
     window = history.use_window(con, run_date, opts.lookback_days)
@@ -277,15 +322,7 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
         "commission_pending, evidence, evidence_zh from marts.rings order by kind, ring_id",
     )
     publish.write_csv(rings, staged / "rings.csv")
-    quarantine = warehouse.query(
-        con,
-        "select table_name, file, row_number, column_name, value, reason from ops.quarantine "
-        "where run_id = $run_id order by table_name, row_number",
-        {"run_id": opts.run_id},
-    ).with_columns(  # the export's owner finds the row by file and number; personal data stays out
-        pl.when(pl.col("column_name").str.to_lowercase().is_in(list(publish.PII_COLUMNS)))
-        .then(publish.mask_text(pl.col("value"))).otherwise(pl.col("value")).alias("value")
-    )
+    quarantine = quarantine_rows(con, opts.run_id)
     publish.write_csv(quarantine, staged / "quarantine.csv")
     xlsx_left_out = workbook.result()  # before tonight's rings go into ops.ring_history
     ring_ids.record_night(con, night, opts.run_id)
