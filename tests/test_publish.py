@@ -7,6 +7,7 @@ import csv
 import io
 import re
 import shutil
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -263,3 +264,33 @@ def test_ring_history_from_before_chinese_evidence_keeps_its_nights_and_gains_th
                     ("2026-10-02", "3 of 3 accounts", "3 个账号中有 3 个")]
     ring_ids.record_night(con, "2026-10-02", "run-3")  # a rerun replaces its night
     assert con.execute("select count(*), max(run_id) from ops.ring_history").fetchone() == (2, "run-3")
+
+
+def test_a_rerun_swaps_the_night_in_one_step_and_a_half_swap_is_put_back(tmp_path, monkeypatch):
+    """Rerunning a night replaces nights/<date> atomically (readers see the old results or
+    the new, never neither); a run killed between the fallback's two renames has its night's
+    previous results put back by the next run."""
+    out = tmp_path / "out"
+
+    def stage(text: str) -> Path:
+        folder = publish.staging_folder(out, f"run-{text}")
+        (folder / "run.json").write_text(text, "utf-8")
+        return folder
+
+    publish.swap_in(out, stage("first"), "2026-10-30")
+
+    def no_rename(self, target):
+        raise AssertionError(f"non-atomic rename of {self}")
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "rename", no_rename)
+        publish.swap_in(out, stage("second"), "2026-10-30")
+    assert (out / "run.json").read_text("utf-8") == "second"
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+    assert [p.name for p in (out / "nights").iterdir()] == ["2026-10-30"]
+    # the fallback killed between its renames: the night is gone, its old copy is aside
+    (out / "nights" / "2026-10-30").rename(out / "nights" / ".old-2026-10-30-4242")
+    assert not (out / "run.json").exists()
+    publish.staging_folder(out, "run-third")
+    assert (out / "run.json").read_text("utf-8") == "second"
+    assert not (out / "nights" / ".old-2026-10-30-4242").exists()

@@ -10,6 +10,8 @@ Layout of an output folder:
 from __future__ import annotations
 
 import base64
+import ctypes
+import errno
 import hashlib
 import hmac
 import io
@@ -299,12 +301,33 @@ def _save_with_fixed_properties(workbook: io.BytesIO, path: Path) -> None:
             target.writestr(member, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux renameat2 RENAME_EXCHANGE): readers
+    see the old folder or the new one, never neither. False where the system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_cwd, rename_exchange = -100, 2
+    if renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
 def swap_in(out_dir: Path, staged: Path, run_date: str) -> Path:
     """Move a complete staged folder into nights/<run_date> and point `latest` at it."""
     nights = out_dir / "nights"
     nights.mkdir(parents=True, exist_ok=True)
     final = nights / run_date
-    if final.exists():
+    if final.exists() and _exchange(staged, final):
+        shutil.rmtree(staged, ignore_errors=True)  # now the night's previous results
+    elif final.exists():
+        # two renames: a run killed between them leaves .old-*, which the next run's
+        # staging_folder() puts back or removes
         old = nights / f".old-{run_date}-{os.getpid()}"
         final.rename(old)
         staged.rename(final)
@@ -332,6 +355,12 @@ def staging_folder(out_dir: Path, run_id: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob(".tmp-*"):  # left by a killed run
         shutil.rmtree(stale, ignore_errors=True)
+    for old in (out_dir / "nights").glob(".old-*"):  # a run killed between swap_in's renames
+        night = out_dir / "nights" / old.name.removeprefix(".old-").rsplit("-", 1)[0]
+        if night.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.rename(night)  # the night's complete previous results, which `latest` names
     folder = out_dir / f".tmp-{run_id}"
     folder.mkdir()
     return folder
