@@ -121,6 +121,42 @@ def test_gbk_text_after_a_utf8_looking_first_megabyte_falls_back_to_gb18030(con,
         (30_001, "已付款")]
 
 
+def test_one_gbk_line_in_a_utf8_file_is_named_by_its_line(con, tmp_path):
+    """Neither encoding reads the whole file: the message names the line that is not UTF-8,
+    not where GB18030 choked on the UTF-8 text before it."""
+    filler = "".join(f"O{i},S1,U1,P1,1,10.00,2026-10-01 12:00:00,,已付款\n" for i in range(30_000))
+    data = (HEADER + "\n" + filler).encode() + "OX,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,张三\n".encode("gbk")
+    with pytest.raises(InputError, match="orders.csv: cannot read the CSV at line 30002 .*not utf-8"):
+        load_raw(con, write_inputs(tmp_path / "in", data))
+
+
+def test_a_transcoded_copy_is_written_beside_the_warehouse_and_never_left_behind(tmp_path, monkeypatch):
+    """The UTF-8 copy of a GBK export holds names, phones and addresses: it goes beside the
+    warehouse (not the shared /tmp), and what a killed run left is removed by the next."""
+    text = HEADER + ",address\nO1,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,已付款,浙江省杭州市西湖区\n"
+    folder = write_inputs(tmp_path / "in", text.encode("gbk"))
+    home = tmp_path / "wh"
+    home.mkdir()
+    killed = home / ".wh.duckdb.ingest-abc123"
+    killed.mkdir()
+    (killed / "orders.utf8.csv").write_text("left by a killed run", "utf-8")
+    other = home / ".other.duckdb.ingest-xyz"  # another warehouse's run, maybe still going
+    other.mkdir()
+    copies = []
+    real = ingest._transcode
+
+    def spy(src, codec, dest):
+        copies.append(dest)
+        real(src, codec, dest)
+
+    monkeypatch.setattr(ingest, "_transcode", spy)
+    with warehouse.connect(home / "wh.duckdb") as con:
+        load_raw(con, folder)
+    assert [c.parent.parent for c in copies] == [home]
+    assert copies[0].parent.name.startswith(".wh.duckdb.ingest-")
+    assert sorted(p.name for p in home.iterdir() if "ingest" in p.name) == [".other.duckdb.ingest-xyz"]
+
+
 def test_an_explicit_encoding_is_honoured(con, tmp_path):
     text = HEADER + "\nO1,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,已付款\n"
     loaded = load_raw(con, write_inputs(tmp_path / "in", text.encode("gbk")), encoding="GBK")

@@ -37,6 +37,7 @@ import csv
 import io
 import logging
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,12 +164,13 @@ def load_raw(
     # Check every file's presence, encoding and header before the slow loads start.
     plans = [_plan(table, input_dir, encoding) for table in contract.TABLES.values()]
     con.execute("set preserve_insertion_order = true").fetchall()
+    scratch = _scratch_prefix(con)
     loaded: dict[str, RawTable] = {}
     for table, plan in zip(contract.TABLES.values(), plans, strict=True):
         if plan is None:
             create_empty_raw(con, table)
             continue
-        loaded[table.name] = plan.load(con)
+        loaded[table.name] = plan.load(con, scratch)
         log.info("raw.%s: %d rows from %s (%s)", table.name, loaded[table.name].rows,
                  plan.path.name, loaded[table.name].encoding)
     return loaded
@@ -248,7 +250,8 @@ class _Plan:
     forced: bool  # the caller chose the encoding (no fallback)
     names: list[str]
 
-    def load(self, con: duckdb.DuckDBPyConnection) -> RawTable:
+    def load(self, con: duckdb.DuckDBPyConnection,
+             scratch: tuple[Path | None, str] = (None, "orderguard-ingest-")) -> RawTable:
         if self.encoding == "parquet":
             _create_raw_from_parquet(con, self)
         elif self.encoding in ("utf-8", "utf-8-sig"):
@@ -261,14 +264,17 @@ class _Plan:
                     raise
                 log.info("%s is not UTF-8 after all; reading it as GB18030", self.path.name)
                 self.encoding = "gb18030"
-                self._load_transcoded(con)
+                try:
+                    self._load_transcoded(con, scratch)
+                except InputError as gb_exc:  # neither: the UTF-8 error names the real line
+                    raise InputError(f"{exc} (and it is not GB18030 text either: {gb_exc})") from None
         else:
-            self._load_transcoded(con)
+            self._load_transcoded(con, scratch)
         rows = con.execute(f"select count(*) from raw.{self.table.name}").fetchall()[0][0]
         return RawTable(self.table.name, str(self.path), int(rows), self.encoding, self.names)
 
-    def _load_transcoded(self, con: duckdb.DuckDBPyConnection) -> None:
-        with tempfile.TemporaryDirectory(prefix="orderguard-ingest-") as tmp:
+    def _load_transcoded(self, con: duckdb.DuckDBPyConnection, scratch: tuple[Path | None, str]) -> None:
+        with tempfile.TemporaryDirectory(dir=scratch[0], prefix=scratch[1]) as tmp:
             utf8 = Path(tmp) / f"{self.table.name}.utf8.csv"
             _transcode(self.path, self.encoding, utf8)
             _create_raw_from_csv(con, self, utf8)
@@ -392,6 +398,22 @@ def _create_raw_from_csv(con: duckdb.DuckDBPyConnection, plan: _Plan, path: Path
             raise
         raise InputError(_describe_csv_error(plan.path.name, exc)) from None
     _number_rows(con, table)
+
+
+def _scratch_prefix(con: duckdb.DuckDBPyConnection) -> tuple[Path | None, str]:
+    """Where a transcoded copy of an export is written: beside the warehouse file, never in
+    the shared /tmp (it holds names, phones and addresses), named after the warehouse so a
+    run holding its lock can remove what a killed run of it left."""
+    path = con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchall()[0][0]
+    if not path:
+        return None, "orderguard-ingest-"
+    db = Path(path)
+    prefix = f".{db.name}.ingest-"
+    for stale in db.parent.glob(prefix + "*"):  # left by a killed run on this warehouse
+        shutil.rmtree(stale, ignore_errors=True)
+    return db.parent, prefix
 
 
 def _describe_csv_error(label: str, exc: Exception) -> str:
