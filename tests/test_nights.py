@@ -140,6 +140,17 @@ def test_a_night_whose_orders_all_fail_says_why_keeps_its_rejects_and_remembers_
     with pytest.raises(QuietNightError, match="orders.csv has no data rows"):
         run_scan(ScanOptions(input_dir=broken, out_dir=out, db_path=db,
                              models_dir=scanned_nights["models"], run_date="2026-12-01"))
+    with duckdb.connect(str(db), read_only=True) as con:
+        refused_rows = con.execute("select count(*) from ops.quarantine where run_id not in "
+                                   "(select run_id from ops.runs)").fetchall()[0][0]
+    assert refused_rows >= orders.height  # kept until a night is published
+    # the next published night (here a rerun of the last one) keeps only published runs' rows
+    last = nightly_world["nights"][-1]
+    scan_night(nightly_world, last, db, tmp_path / "out2", scanned_nights["models"])
+    with duckdb.connect(str(db), read_only=True) as con:
+        orphans = con.execute("select count(*) from ops.quarantine where run_id not in "
+                              "(select run_id from ops.runs)").fetchall()[0][0]
+    assert orphans == 0
 
 
 def test_later_nights_update_earlier_orders_and_clean_nights_lose_nothing(nightly_world, scanned_nights):

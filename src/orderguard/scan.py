@@ -475,6 +475,10 @@ def record_run(con, run: dict) -> None:
             "q": s["quarantined_rows"], "j": publish.json.dumps(run, default=str),
         },
     )
+    # ops.quarantine keeps the rejected rows of published nights only: those of a run this
+    # one replaces, or of a run that failed or was refused (its owner got them in
+    # refused/<run id>/quarantine.csv), would pile up under run ids no night names
+    con.execute("delete from ops.quarantine where run_id not in (select run_id from ops.runs)")
 
 
 def new_run(opts: ScanOptions) -> dict:
