@@ -410,3 +410,22 @@ def test_the_fast_timestamp_path_reads_what_the_regular_expressions_read(values)
             "select s from unnest($v::varchar[]) t(s) where stg_ts(s) is distinct from stg_ts_any(s)",
             {"v": values}).fetchall()
     assert got == []
+
+
+@pytest.mark.parametrize("bad_row", [2, 40_000], ids=["first-megabyte", "far-down"])
+def test_a_stray_nul_in_a_value_quarantines_its_row_wherever_it_is(con, tmp_path, bad_row):
+    """A NUL byte inside one value is that row's problem, named by row and column, in the
+    first megabyte (where the file is sniffed) as much as further down."""
+    header = "order_id,shop_id,buyer_id,product_id,quantity,amount,created_at,status,receiver_name\n"
+    nul_name = "张\x00三"
+    lines = [f"O{i},S1,U1,P1,1,10.00,2026-10-01 12:00:00,paid,{nul_name if i == bad_row else '李四'}\n"
+             for i in range(1, 40_001)]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "orders.csv").write_text(header + "".join(lines), "utf-8")
+    (folder / "accounts.csv").write_text("account_id,registered_at\nU1,2026-01-01 10:00:00\n", "utf-8")
+    result = run(con, folder)
+    assert result.counts["orders"] == {"read": 40_000, "accepted": 39_999, "quarantined": 1}
+    [(table, row, column, _, reason)] = quarantine(con)
+    assert (table, row, column) == ("orders", bad_row, "receiver_name")
+    assert "NUL" in reason

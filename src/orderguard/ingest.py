@@ -303,6 +303,14 @@ def _plan(table: Table, input_dir: Path, encoding: str | None) -> _Plan | None:
     return _Plan(table, path, codec, encoding is not None, map_columns(table, headers, path.name))
 
 
+def _looks_binary(head, nul, newline) -> bool:
+    """Binary data (an image, UTF-16 without its BOM) is full of NULs, or has one in its
+    first line; a stray NUL in a value is that row's problem (validation quarantines it)."""
+    first = head.find(nul)
+    return first >= 0 and (first < head.find(newline) or newline not in head
+                           or head.count(nul) > len(head) // 10_000 + 1)
+
+
 def _sniff_encoding(head: bytes, label: str) -> str:
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
@@ -312,8 +320,8 @@ def _sniff_encoding(head: bytes, label: str) -> str:
         raise InputError(f"{label} is a zip archive or Excel workbook, not CSV: save it as CSV")
     if head.startswith(b"PAR1"):
         raise InputError(f"{label} holds Parquet data: name it {Path(label).stem}.parquet")
-    nul = head.find(b"\x00")
-    if nul >= 0:
+    if _looks_binary(head, b"\x00", b"\n"):
+        nul = head.find(b"\x00")
         raise InputError(f"{label} is not a text CSV file (binary data: a NUL byte at byte {nul})")
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
@@ -335,7 +343,7 @@ def _read_header(head: bytes, codec: str, label: str) -> list[str]:
         text = codecs.getincrementaldecoder(codec)().decode(head, final=False)
     except UnicodeDecodeError as exc:
         raise InputError(f"{label} is not valid {codec} text (at byte {exc.start})") from None
-    if "\x00" in text:
+    if _looks_binary(text, "\x00", "\n"):
         raise InputError(f"{label} is not a text CSV file (it contains NUL characters)")
     text = text.lstrip("\ufeff")
     try:
@@ -363,8 +371,6 @@ def _transcode(src: Path, codec: str, dest: Path) -> None:
                     f"{src.name} is not valid {codec} text: undecodable bytes near byte "
                     f"{offset + at} (line {line}); pass the right encoding or re-export as UTF-8"
                 ) from None
-            if "\x00" in text:
-                raise InputError(f"{src.name} is not a text CSV file (it contains NUL characters)")
             fout.write(text.encode("utf-8"))
             if not chunk:
                 return

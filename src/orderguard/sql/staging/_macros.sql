@@ -93,7 +93,8 @@ create or replace temp macro stg_check(col, text, typed, required, what) as case
 create or replace temp macro stg_check_text(col, value, required, max_length) as case
     when value is null then case when required then col || ' is missing' end
     when strlen(value) > max_length and length(value) > max_length  -- bytes first: cheap
-    then col || ' is ' || length(value) || ' characters long (limit ' || max_length || ')' end;
+    then col || ' is ' || length(value) || ' characters long (limit ' || max_length || ')'
+    when contains(value, chr(0)) then col || ' holds a NUL character (binary data)' end;
 create or replace temp macro stg_check_enum(col, text, value, allowed) as case
     when text is null then col || ' is missing'
     when not list_contains(allowed, value)
