@@ -75,3 +75,21 @@ def test_a_shop_whose_rows_are_broken_is_named_and_the_rest_is_scanned(small_wor
     assert run["counts"]["orders"]["quarantined"] == broken_rows
     assert run["summary"]["orders_scored"] == orders.height - broken_rows
     assert broken_shop in (tmp_path / "out" / "report.html").read_text("utf-8")
+
+
+def test_a_blank_row_or_a_tiny_shop_s_one_bad_row_is_no_failed_shop():
+    from orderguard import warehouse
+    from orderguard.scan import NO_SHOP, shop_problems
+
+    con = warehouse.connect(":memory:")
+    rows = ([("S1", i) for i in range(1, 11)] + [("S2", 11)] + [(" ", 12)]
+            + [("S3", i) for i in range(13, 19)])
+    con.execute("create table raw.orders (shop_id varchar, _row bigint)")
+    con.executemany("insert into raw.orders values (?, ?)", rows)
+    con.execute("create table ops.quarantine (run_id varchar, table_name varchar, row_number bigint)")
+    bad = [1, 11, 12, 13, 14, 15, 16]  # S1 1 of 10, S2 its only order, the blank row, S3 4 of 6
+    con.executemany("insert into ops.quarantine values ('r1', 'orders', ?)", [(b,) for b in bad])
+    problems = shop_problems(con, "r1")
+    assert problems["failed_shops"] == ["S3"]
+    assert {r["shop_id"]: r["quarantined"] for r in problems["shops_with_rejected_orders"]} == {
+        "S3": 4, "S1": 1, "S2": 1, NO_SHOP: 1}

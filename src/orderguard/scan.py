@@ -143,19 +143,25 @@ def problems_section(problems: dict) -> str:
     return f"<section><h2>导入问题 / Rejected rows by shop</h2>{text}{table}</section>"
 
 
-def shop_problems(con, run_id: str, failed_share: float = 0.5) -> dict:
-    """Which shops' rows were rejected: a shop with most of its orders quarantined is a failed
-    part of the export (the rest is still scanned), and the run says so."""
+NO_SHOP = "(no shop id)"
+
+
+def shop_problems(con, run_id: str, failed_share: float = 0.5, min_orders: int = 5) -> dict:
+    """Which shops' rows were rejected: a shop of at least `min_orders` orders with most of
+    them quarantined is a failed part of the export (the rest is still scanned), and the run
+    says so. Rows without a shop id are listed but are no shop (one blank line is not a
+    failed shop), nor is a shop of one or two orders with one bad row."""
     rows = warehouse.query(
         con,
-        "select coalesce(nullif(trim(r.shop_id), ''), '(no shop id)') as shop_id, "
+        "select coalesce(nullif(trim(r.shop_id), ''), $no_shop) as shop_id, "
         "count(*) as orders, count(q.row_number) as quarantined "
         "from raw.orders r left join ops.quarantine q on q.run_id = $run_id "
         "and q.table_name = 'orders' and q.row_number = r._row "
         "group by 1 having count(q.row_number) > 0 order by 3 desc, 1",
-        {"run_id": run_id},
+        {"run_id": run_id, "no_shop": NO_SHOP},
     )
-    failed = rows.filter(pl.col("quarantined") >= failed_share * pl.col("orders"))
+    failed = rows.filter((pl.col("quarantined") >= failed_share * pl.col("orders"))
+                         & (pl.col("orders") >= min_orders) & (pl.col("shop_id") != NO_SHOP))
     if failed.height:
         log.warning("orders of %d shop(s) mostly rejected: %s", failed.height,
                     ", ".join(failed["shop_id"].head(10)))
