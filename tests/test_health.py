@@ -300,7 +300,7 @@ def test_a_customers_first_order_is_the_earliest_then_the_smallest_order_id(tmp_
     with warehouse.connect(tmp_path / "wh.duckdb") as con:
         con.execute("create schema if not exists staging; create schema if not exists marts; "
                     "create schema if not exists intermediate")
-        con.execute("""create table staging.orders as
+        con.execute("""create table staging.orders_history as
             select order_id, buyer_id, referrer_id, created::timestamp as created_at,
                    paid::timestamp as paid_at, status, null::timestamp as refunded_at
             from (values ('T2', 'C1', 'D1', '2026-01-05 10:00', '2026-01-05 10:01', 'completed'),
@@ -309,7 +309,7 @@ def test_a_customers_first_order_is_the_earliest_then_the_smallest_order_id(tmp_
                          ('T4', 'C2', 'D1', '2026-01-07 10:00', null, 'cancelled'),
                          ('T5', 'C2', null, '2026-01-09 10:00', '2026-01-09 10:01', 'completed'))
                  t(order_id, buyer_id, referrer_id, created, paid, status)""")
-        con.execute("create table staging.accounts as select * from (values ('C1', null::varchar), "
+        con.execute("create table staging.accounts_history as select * from (values ('C1', null::varchar), "
                     "('C2', null)) t(account_id, inviter_id)")
         con.execute("create table staging.batch_clock as select timestamp '2026-02-01' as as_of")
         con.execute("create table marts.flagged_accounts as select 'C2' as account_id")

@@ -153,6 +153,31 @@ def test_a_night_whose_orders_all_fail_says_why_keeps_its_rejects_and_remembers_
     assert orphans == 0
 
 
+def test_cohorts_follow_customers_through_the_kept_history_not_only_the_window(
+        nightly_world, scanned_nights, tmp_path):
+    """Repeat purchase at 60 and 90 days needs more than the 30-night window: the cohort
+    marts read the whole kept history, whatever the lookback."""
+    import shutil
+
+    import duckdb
+
+    from orderguard import health, history
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_nights["db"], db)
+    with duckdb.connect(str(db)) as con:
+        history.use_window(con, nightly_world["nights"][-1], 2)  # a short lookback
+        health.build_health_marts(con, {"run_id": "cohorts"})
+        customers = con.execute("select count(*), max(observable_days) from marts.customer_cohorts"
+                                ).fetchall()[0]
+        in_history = con.execute("select count(distinct buyer_id), "
+                                 "count(distinct buyer_id) filter (where created_at >= "
+                                 "(select min(created_at) from staging.orders)) "
+                                 "from staging.orders_history where paid_at is not null").fetchall()[0]
+    assert customers[0] == in_history[0] > in_history[1]
+    assert customers[1] > 5, "customers of the first nights are observed for all of them"
+
+
 def test_later_nights_update_earlier_orders_and_clean_nights_lose_nothing(nightly_world, scanned_nights):
     import duckdb
 

@@ -347,9 +347,11 @@ def report_section(con: duckdb.DuckDBPyConnection) -> str:
         report.table(levels),
         _h3("各店铺", "Per shop (shops with referred orders)"), report.table(per_shop, max_rows=100),
         _h3("新客留存：分销引入与自然", "Cohorts: customers by month of first order, referral vs organic"),
-        "<p class='muted'>Repeat rates count only customers whose first order is old enough to be "
-        "observed for the whole window (empty until one is); the curves show every day observed "
-        "so far.</p>",
+        "<p class='muted'>Read from the whole history the warehouse keeps (--keep-days): a "
+        "customer's first order is the first it holds, so in the history's first weeks some "
+        "earlier customers count as new. Repeat rates count only customers whose first order "
+        "is old enough to be observed for the whole window (empty until one is); the curves "
+        "show every day observed so far.</p>",
         report.img(cohort_png, "cohort repeat-purchase curves"),
         report.table(cohorts),
         anchor="health",

@@ -1,15 +1,18 @@
--- grain: one row per customer (buyer_id with at least one paid order)
+-- grain: one row per customer (buyer_id with at least one paid order in the history)
 -- When each customer first paid for an order, how they came (referral: invited by a
 -- distributor or first order through a share link; organic: neither), when they paid for
 -- their next order, how many days of history after the first order the warehouse holds
 -- (observable_days, up to the batch clock) and whether they were later flagged.
+-- Read from the whole kept history (--keep-days), not the lookback window: 60- and 90-day
+-- repeat needs more than the window's 30 nights. "First" is the first the history holds:
+-- a customer who also bought before it began counts from there.
 with orders as (
     select order_id, buyer_id, referrer_id, created_at,
         status = 'refunded' or refunded_at is not null as is_refund
-    from staging.orders where paid_at is not null
+    from staging.orders_history where paid_at is not null
 ),
 accounts as (
-    select account_id, inviter_id from staging.accounts
+    select account_id, inviter_id from staging.accounts_history
 ),
 clock as (
     select as_of from staging.batch_clock
