@@ -125,6 +125,31 @@ def test_an_order_in_two_rings_lists_the_weaker_one_in_other_rings(scanned_world
     assert frame.filter(others)["other_rings"].equals(before.filter(others)["other_rings"])
 
 
+def test_ring_money_counts_each_order_once_and_no_reversed_commission(scanned_world):
+    """The report's ring GMV and commission add each ring order once (an order can be in two
+    rings), and a ring's commission at stake leaves out commission already reversed."""
+    import duckdb
+
+    with duckdb.connect(str(scanned_world["db"]), read_only=True) as con:
+        ring_orders = con.sql("select distinct ring_id, order_id from intermediate.ring_orders").pl()
+    orders = pl.read_csv(scanned_world["input"] / "orders.csv", infer_schema=False).select(
+        "order_id", pl.col("amount").cast(pl.Float64))
+    commissions = pl.read_csv(scanned_world["input"] / "commissions.csv", infer_schema=False).filter(
+        pl.col("status") != "reversed").group_by("order_id").agg(
+        pl.col("amount").cast(pl.Float64).sum().alias("commission"))
+    once = ring_orders.select("order_id").unique().join(orders, on="order_id").join(
+        commissions, on="order_id", how="left")
+    summary = json.loads((scanned_world["out"] / "run.json").read_text("utf-8"))["summary"]
+    assert summary["ring_gmv"] == pytest.approx(once["amount"].sum(), abs=0.01)
+    assert summary["ring_commission"] == pytest.approx(once["commission"].sum(), abs=0.01)
+    per_ring = ring_orders.join(commissions, on="order_id", how="left").group_by("ring_id").agg(
+        pl.col("commission").sum())
+    rings = pl.read_csv(scanned_world["out"] / "rings.csv", infer_schema=False).select(
+        "ring_id", pl.col("commission_at_stake").cast(pl.Float64))
+    both = rings.join(per_ring, on="ring_id", how="left").with_columns(pl.col("commission").fill_null(0))
+    assert (both["commission_at_stake"] - both["commission"]).abs().max() < 0.01
+
+
 def test_the_run_record_says_which_model_scored_and_how_thresholds_were_set(scanned_world):
     run = json.loads((scanned_world["out"] / "run.json").read_text("utf-8"))
     assert run["scoring"]["model_action"].startswith("trained")

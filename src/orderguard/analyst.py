@@ -142,11 +142,14 @@ def tonight(db: str | Path | None = None) -> Tonight:
             "select coalesce(sum(amount), 0)::double from marts.commission_ledger "
             "where order_flagged and status = 'pending'",
         ) if warehouse.table_exists(con, "marts", "commission_ledger") else 0.0
+        ring_gmv = warehouse.scalar(  # each order once, though it may be in two rings
+            con, "select gmv::double from marts.ring_totals"
+        ) if warehouse.table_exists(con, "marts", "ring_totals") else float(rings["gmv"].sum() or 0)
     money = {
         "flagged_gmv": round(float(orders["amount"].sum() or 0), 2),
         "commission_on_flagged_orders": round(float(commission or 0), 2),
         "commission_still_pending": round(float(pending or 0), 2),
-        "ring_gmv": round(float(rings["gmv"].sum() or 0), 2),
+        "ring_gmv": round(float(ring_gmv or 0), 2),
     }
     return Tonight(run, orders, rings, history, money)
 

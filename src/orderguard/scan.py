@@ -267,7 +267,7 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
     with (warehouse.connect(opts.db_path, memory_limit=config.DUCKDB_MEMORY_BESIDE_PYTHON) as con,
           ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlsx") as beside):
         with warehouse.text_uncompressed(con):  # the marts, rebuilt every night; ops.* below
-            for name in ("order_scores", "rings", "flagged_accounts"):
+            for name in ("order_scores", "rings", "ring_totals", "flagged_accounts"):
                 warehouse.build_model(con, "marts", name, params)
             staged = publish.staging_folder(Path(opts.out_dir), opts.run_id)
             flagged = support_orders(con, ruleset, run["run_date"], opts.pseudonym_salt)
@@ -338,9 +338,12 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
     )
     money = warehouse.query(
         con,
-        "select coalesce(sum(s.amount), 0)::double as gmv, coalesce(sum(c.amount), 0)::double as commission "
+        "select coalesce(sum(c.amount), 0)::double as commission "
         "from marts.order_scores s left join staging.commissions c using (order_id) "
         "where s.risk_level <> 'low' and coalesce(c.status, '') <> 'reversed'",
+    ).row(0, named=True)
+    in_rings = warehouse.query(
+        con, "select gmv::double as gmv, commission_at_stake::double as commission from marts.ring_totals"
     ).row(0, named=True)
     changed = ring_ids.changes(con, night)
     top = rings.sort(["gmv", "ring_id"], descending=[True, False]).head(10)
@@ -361,8 +364,9 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
         "accounts_flagged": accounts.height,
         "rings": rings.height,
         "rings_by_kind": dict(rings.group_by("kind").len().sort("kind").iter_rows()),
-        "ring_gmv": round(float(rings["gmv"].cast(pl.Float64).sum() or 0), 2),
-        "ring_commission": round(float(rings["commission_at_stake"].cast(pl.Float64).sum() or 0), 2),
+        # each order once: an order in two rings is in both rows of rings.csv
+        "ring_gmv": round(in_rings["gmv"], 2),
+        "ring_commission": round(in_rings["commission"], 2),
         "rings_new": changed["new"].height,
         "rings_gone": changed["gone"].height,
         "previous_night": changed["previous"],

@@ -9,9 +9,9 @@ ring_orders as (
 orders as (
     select order_id, amount from staging.orders
 ),
-commissions as (
-    select order_id, sum(amount) as commission,
-           sum(case when status = 'pending' then amount else 0 end) as commission_pending
+commissions as (  -- reversed commission is no longer at stake
+    select order_id, sum(amount) filter (where status <> 'reversed') as commission,
+           sum(amount) filter (where status = 'pending') as commission_pending
     from staging.commissions group by 1
 ),
 money as (
