@@ -3,6 +3,7 @@
 # No `from __future__ import annotations` here: a served run gets the flow function pickled by
 # value, and a string annotation ("ScanParameters") could not be resolved there (every
 # scheduled run failed parameter validation; tests/test_deployment.py).
+import logging
 import uuid
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from orderguard import config, scan
+from orderguard import config, history, ingest, scan, warehouse
 
 # Stages that touch files or the warehouse file get retries; the pure ones do not.
 RETRIES = {"ingest": 2, "publish": 2}
@@ -56,9 +57,24 @@ class ScanParameters(BaseModel):
         )
 
 
+# problems a retry ten seconds later cannot fix: a bad export, a refused night, a warehouse
+# another scan holds (retrying them tripled the time to the error and printed it thrice)
+NOT_TRANSIENT = (ingest.InputError, history.QuietNightError, scan.ScanBusyError,
+                 warehouse.WarehouseBusyError)
+
+
+def worth_retrying(task, task_run, state) -> bool:
+    """Prefect's retry_condition_fn: retry a failed stage unless its error is permanent."""
+    try:
+        error = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - an unreadable result: let the retry policy decide
+        return True
+    return not isinstance(error, NOT_TRANSIENT)
+
+
 def as_task(name: str, fn, *args):
     stage = task(fn, name=name, retries=RETRIES.get(name, 0), retry_delay_seconds=10,
-                 timeout_seconds=TIMEOUTS.get(name))
+                 retry_condition_fn=worth_retrying, timeout_seconds=TIMEOUTS.get(name))
     return stage(*args)
 
 
@@ -66,6 +82,8 @@ def as_task(name: str, fn, *args):
 def nightly_scan(params: ScanParameters) -> dict:
     """ingest -> stage -> features -> graphs -> score -> publish -> Prefect artifacts."""
     flow_run_id = str(flow_run.id) if flow_run.id else None
+    if logging.getLogger("orderguard").level == logging.NOTSET:  # a served run: no CLI set it
+        logging.getLogger("orderguard").setLevel(logging.INFO)
     opts = params.options(run_id=uuid.uuid4().hex[:12], flow_run_id=flow_run_id)
     run = scan.run_scan(opts, call_stage=as_task)
     publish_artifacts(run)

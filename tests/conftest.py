@@ -9,6 +9,8 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+for _name, _value in __import__("orderguard.cli").cli.PREFECT_RUN_LOGS.items():  # as the CLI does
+    os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture(scope="session")

@@ -21,3 +21,28 @@ def test_the_flow_publishes_what_the_plain_pipeline_publishes(prefect_server, sc
     assert published["flow_run_id"] and published["flow_run_id"] == run["flow_run_id"]
     for name in ("order_scores.parquet", "flagged_orders.csv", "rings.csv", "flagged_accounts.csv"):
         assert (tmp_path / "out" / name).read_bytes() == (scanned_world["out"] / name).read_bytes(), name
+    # each stage's log lines are in the flow run's logs (the Prefect UI, `prefect flow-run logs`)
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    async def read_logs():
+        async with get_client() as client:
+            return await client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run["flow_run_id"]])), limit=200)
+
+    names = {entry.name for entry in asyncio.run(read_logs())}
+    assert {"orderguard.scan", "orderguard.ingest", "orderguard.features"} <= names
+
+
+def test_a_stage_is_retried_for_a_passing_fault_never_for_a_bad_export():
+    from prefect.states import Failed
+
+    from orderguard.history import QuietNightError
+    from orderguard.ingest import InputError
+    from pipelines.nightly_scan import worth_retrying
+
+    assert not worth_retrying(None, None, Failed(data=InputError("orders.csv: no column amount")))
+    assert not worth_retrying(None, None, Failed(data=QuietNightError("no valid orders")))
+    assert worth_retrying(None, None, Failed(data=OSError("disk briefly unavailable")))

@@ -200,3 +200,23 @@ def test_other_commands_exit_3_with_a_message_while_a_scan_holds_the_warehouse(t
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_scan_pointed_at_a_prefect_server_that_is_down_says_so_and_exits_4(scanned_world, tmp_path,
+                                                                           monkeypatch, capsys):
+    import socket
+
+    from orderguard import cli
+
+    with socket.socket() as probe:  # a local port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{port}/api")
+    # what the CLI sets for Prefect, undone after the test
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
+    code = cli.main(["scan", "--input", str(scanned_world["input"]), "--out", str(tmp_path / "out"),
+                     "--db", str(tmp_path / "wh.duckdb")])
+    assert code == 4
+    assert f"PREFECT_API_URL=http://127.0.0.1:{port}/api does not answer" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -14,6 +14,12 @@ from orderguard import config
 log = logging.getLogger("orderguard")
 
 
+# the stages log through orderguard.* loggers: send them to the flow run's logs too (the
+# Prefect UI, `prefect flow-run logs`); outside a run they only go to stderr
+PREFECT_RUN_LOGS = {"PREFECT_LOGGING_EXTRA_LOGGERS": "orderguard",
+                    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore"}
+
+
 def prefect_environment() -> None:
     """Prefect keeps its SQLite home under data/ and gets a start-up timeout that survives a
     cold start on 2 cores (the default 20 s does not). Set before Prefect is imported."""
@@ -23,6 +29,8 @@ def prefect_environment() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    for name, value in PREFECT_RUN_LOGS.items():
+        os.environ.setdefault(name, value)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -66,6 +74,18 @@ def print_summary(run: dict) -> None:
     print(f"  outputs: {Path(run['publish']['published']).parent.parent}  (latest -> {s['published']})")
 
 
+def prefect_server_answers(api_url: str, timeout: float = 5.0) -> bool:
+    """Whether the Prefect API at `api_url` answers its health check."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(api_url.rstrip("/") + "/health", timeout=timeout) as reply:
+            return reply.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     from orderguard.history import QuietNightError
     from orderguard.ingest import InputError
@@ -78,6 +98,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
             run = run_scan(opts)
         else:
             prefect_environment()
+            if (api := os.environ.get("PREFECT_API_URL")) and not prefect_server_answers(api):
+                print(f"orderguard: the Prefect server at PREFECT_API_URL={api} does not answer; "
+                      "start it (`prefect server start --host 127.0.0.1`), unset PREFECT_API_URL "
+                      "to run in Prefect's ephemeral mode, or scan with --no-prefect", file=sys.stderr)
+                return 4
             from pipelines.nightly_scan import ScanParameters, nightly_scan
 
             run = nightly_scan(ScanParameters.from_options(opts))
