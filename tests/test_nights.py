@@ -334,3 +334,27 @@ def test_keeping_fewer_nights_than_the_window_reads_is_refused(tmp_path, capsys)
     assert code == 2
     assert "keep_days (7) must be at least lookback_days (30)" in capsys.readouterr().err
     assert not (tmp_path / "wh.duckdb").exists()
+
+
+def test_an_old_export_scanned_as_a_later_night_is_refused_and_changes_nothing(
+        nightly_world, scanned_nights, tmp_path):
+    """Yesterday's folder still holding an older day's export: no order in it was created on
+    the night, so the night is refused before its older rows could roll the history back."""
+    import shutil
+
+    import duckdb
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_nights["db"], db)
+    old = nightly_world["nights"][2]
+
+    def history_state():
+        with duckdb.connect(str(db), read_only=True) as con:
+            return con.execute("select count(*), max(_night), sum(hash(order_id, status)) "
+                               "from staging.orders_history").fetchall()[0]
+
+    before = history_state()
+    with pytest.raises(QuietNightError, match=f"no order created on 2026-12-31 .*latest was created {old}"):
+        run_scan(ScanOptions(input_dir=nightly_world["root"] / "exports" / old, out_dir=tmp_path / "out",
+                             db_path=db, models_dir=scanned_nights["models"], run_date="2026-12-31"))
+    assert history_state() == before

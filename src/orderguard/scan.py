@@ -222,6 +222,16 @@ def open_night(con, opts: ScanOptions, counts: dict) -> dict:
             history.check_volume(con, run_date, counts["orders"]["accepted"])
         except history.QuietNightError as exc:
             raise history.QuietNightError(str(exc) + refused_night_details(con, opts, counts)) from None
+        # a stale or wrong-day export would be published as tonight and, later night winning,
+        # roll orders updated since back to their older state in the history
+        created_tonight = warehouse.scalar(
+            con, "select count(*) from staging.orders where created_at::date = $night::date",
+            {"night": run_date})
+        if not created_tonight:
+            raise history.QuietNightError(
+                f"the export has no order created on {run_date} (its latest was created "
+                f"{last}): a stale or wrong-day export? Scan it with --run-date {last} or "
+                "--allow-small-export if it is right")
     # only an accepted night's accounts become known (they let later nights' orders by the
     # same buyers pass validation)
     con.execute("create table if not exists ops.known_accounts (account_id varchar)")
