@@ -294,3 +294,14 @@ def test_a_rerun_swaps_the_night_in_one_step_and_a_half_swap_is_put_back(tmp_pat
     publish.staging_folder(out, "run-third")
     assert (out / "run.json").read_text("utf-8") == "second"
     assert not (out / "nights" / ".old-2026-10-30-4242").exists()
+
+
+def test_rescanning_an_earlier_night_rewrites_its_folder_and_leaves_latest_on_the_newest(tmp_path):
+    out = tmp_path / "out"
+    for night, text in (("2026-10-29", "old"), ("2026-10-30", "new"), ("2026-10-29", "old again")):
+        staged = publish.staging_folder(out, f"run-{text}")
+        (staged / "run.json").write_text(text, "utf-8")
+        publish.swap_in(out, staged, night)
+    assert (out / "run.json").read_text("utf-8") == "new"
+    assert (out / "nights" / "2026-10-29" / "run.json").read_text("utf-8") == "old again"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]

@@ -71,7 +71,10 @@ def print_summary(run: dict) -> None:
     print(f"  model: {run['scoring']['model_action']} ({run['scoring']['model_path']})")
     if s["top_reasons"]:
         print("  top reasons: " + ", ".join(f"{k} {v}" for k, v in s["top_reasons"].items()))
-    print(f"  outputs: {Path(run['publish']['published']).parent.parent}  (latest -> {s['published']})")
+    out = Path(run["publish"]["published"]).parent.parent
+    latest = out / "latest"
+    shown = (out / os.readlink(latest)) if latest.is_symlink() else s["published"]
+    print(f"  outputs: {s['published']}  (latest -> {shown})")
 
 
 def prefect_server_answers(api_url: str, timeout: float = 5.0) -> bool:

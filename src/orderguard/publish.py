@@ -334,6 +334,11 @@ def swap_in(out_dir: Path, staged: Path, run_date: str) -> Path:
         shutil.rmtree(old, ignore_errors=True)
     else:
         staged.rename(final)
+    latest = out_dir / "latest"
+    if latest.is_symlink() and Path(os.readlink(latest)).name > run_date:
+        # a rescan of an earlier night: support keeps working from the newest one
+        log.info("night %s rewritten; latest stays on %s", run_date, Path(os.readlink(latest)).name)
+        return final
     link_tmp = out_dir / f".latest-{os.getpid()}"
     if link_tmp.is_symlink() or link_tmp.exists():
         link_tmp.unlink()
