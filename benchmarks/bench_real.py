@@ -332,7 +332,7 @@ def run_summary(run: dict, seconds: float) -> dict:
         "seconds": seconds,
         "counts": run["counts"],
         "rings": run["graphs"],
-        "scoring": {k: run["scoring"][k] for k in ("model_action", "flagged", "supervised")},
+        "scoring": {k: run["scoring"][k] for k in ("model_action", "window_orders_flagged", "supervised")},
         "summary": run["publish"],
     }
 

@@ -177,7 +177,7 @@ def test_a_review_budget_flags_at_most_that_many_orders_a_day_the_highest_first(
     assert result.threshold_source.startswith("review budget of 3")
     assert scores.height == unlimited.height
     flagged = scores.filter(pl.col("risk_level") != "low")
-    assert 0 < flagged.height == result.flagged
+    assert 0 < flagged.height == result.window_orders_flagged
     assert flagged.group_by("day").len()["len"].max() <= 3
     was_flagged = set(unlimited.filter(pl.col("risk_level") != "low")["order_id"])
     assert set(flagged["order_id"]) <= was_flagged, "a budget only takes flags away"

@@ -250,8 +250,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             return 2
     import polars as pl
 
-    with pl.Config(tbl_rows=400, tbl_cols=20):
-        print(f"backtest of {args.config} against {live.source}")
+    print(f"backtest of {args.config} against {live.source}")
+    # every day and column, one line per day however narrow the terminal
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=400, tbl_hide_dataframe_shape=True):
         print(table)
     if args.out:
         table.write_csv(args.out, include_bom=True)

@@ -174,8 +174,10 @@ class ScoreResult:
     high_threshold: float
     threshold_source: str
     review_budget: int | None
-    scored: int
-    flagged: int
+    # every order of the lookback window is scored (features need the window); only
+    # tonight's are published: run.json's summary counts those
+    window_orders_scored: int
+    window_orders_flagged: int
     supervised: str = ""
 
 
@@ -337,7 +339,8 @@ def run_scoring_stage(
     scored_rows = int(warehouse.scalar(con, "select count(*) from intermediate.order_scores"))
     flagged = int(warehouse.scalar(
         con, "select count(*) from intermediate.order_scores where risk_level <> 'low'"))
-    log.info("scored %d orders, %d flagged (%s)", scored_rows, flagged, model.action)
+    log.info("scored the window's %d orders, %d flagged (%s); tonight's are published",
+             scored_rows, flagged, model.action)
     return ScoreResult(
         model_path=str(model.path),
         model_action=model.action,
@@ -345,7 +348,7 @@ def run_scoring_stage(
         high_threshold=high,
         threshold_source=source,
         review_budget=review_budget,
-        scored=scored_rows,
-        flagged=flagged,
+        window_orders_scored=scored_rows,
+        window_orders_flagged=flagged,
         supervised=sup.reason,
     )

@@ -166,7 +166,8 @@ def prune_history(con: duckdb.DuckDBPyConnection, run_date: str, keep_days: int,
     Returns the rows removed per table."""
     kept_from = nights_back(run_date, keep_days)
     first_night = kept_from.date().isoformat()
-    removed: dict[str, int] = {}
+    # every key every night, tables not there yet count 0: run.json keeps one shape
+    removed = dict.fromkeys(("commissions", "orders", "feature_history", "rule_hits", "quarantine"), 0)
     con.execute("begin transaction")
     try:
         if warehouse.table_exists(con, "staging", "orders_history"):

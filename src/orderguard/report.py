@@ -467,4 +467,5 @@ def write_report(con, path: Path, run: dict, ruleset: RuleSet, extra_sections: S
         "</head><body>" + "\n".join(parts) + "</body></html>"
     )
     path.write_text(page, "utf-8")
-    log.info("report written to %s (%d KB)", path, len(page) // 1024)
+    # named, not located: the folder it is written in is renamed to nights/<date> on publishing
+    log.info("report.html written (%d KB)", len(page) // 1024)

@@ -501,6 +501,20 @@ def record_run(con, run: dict) -> None:
     con.execute("delete from ops.quarantine where run_id not in (select run_id from ops.runs)")
 
 
+def library_versions() -> dict[str, str]:
+    """The other libraries a night's results depend on, for run.json (Prefect only when
+    installed: the plain pipeline never imports it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("duckdb", "polars", "networkx", "prefect"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
 def new_run(opts: ScanOptions) -> dict:
     return {
         "run_id": opts.run_id,
@@ -509,7 +523,7 @@ def new_run(opts: ScanOptions) -> dict:
         "input_fingerprint": input_fingerprint(Path(opts.input_dir)),
         "started_at": datetime.now().isoformat(timespec="seconds"),
         "stage_seconds": {},
-        "versions": scoring.versions(),
+        "versions": {**scoring.versions(), **library_versions()},
     }
 
 
