@@ -397,9 +397,16 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose:
-        logging.getLogger("orderguard").setLevel(logging.INFO)
-        logging.getLogger("orderguard").handlers = [logging.StreamHandler(sys.stderr)]
-        logging.getLogger("orderguard").propagate = False
+        logger = logging.getLogger("orderguard")
+        logger.setLevel(logging.INFO)
+        # this call's stderr replaces an earlier call's; other handlers (Prefect's, which
+        # sends the lines to the flow run's logs) stay
+        for old in [h for h in logger.handlers if getattr(h, "orderguard_cli", False)]:
+            logger.removeHandler(old)
+        console = logging.StreamHandler(sys.stderr)
+        console.orderguard_cli = True
+        logger.addHandler(console)
+        logger.propagate = False
     from orderguard.warehouse import WarehouseBusyError
 
     try:
