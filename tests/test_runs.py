@@ -220,3 +220,26 @@ def test_a_scan_pointed_at_a_prefect_server_that_is_down_says_so_and_exits_4(sca
     assert code == 4
     assert f"PREFECT_API_URL=http://127.0.0.1:{port}/api does not answer" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.flow
+def test_a_bad_export_under_prefect_is_one_line_on_the_terminal(prefect_server, small_world, tmp_path,
+                                                                 monkeypatch, capfd):
+    """The default (Prefect) path: a missing column is the one-line input error and exit 2;
+    the failed task's traceback stays in the flow run's logs."""
+    import polars as pl
+
+    from orderguard import cli
+
+    bad = tmp_path / "in"
+    shutil.copytree(small_world["input"], bad)
+    orders = pl.read_csv(bad / "orders.csv", infer_schema=False)
+    orders.drop("buyer_id").write_csv(bad / "orders.csv")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))  # what the CLI sets, undone after
+    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
+    code = cli.main(["scan", "--input", str(bad), "--out", str(tmp_path / "out"),
+                     "--db", str(tmp_path / "wh.duckdb"), "--models", str(tmp_path / "models")])
+    err = capfd.readouterr().err
+    assert code == 2
+    assert "orderguard: input error: orders.csv: missing required column(s) buyer_id" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 3, err

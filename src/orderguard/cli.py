@@ -89,6 +89,20 @@ def prefect_server_answers(api_url: str, timeout: float = 5.0) -> bool:
         return False
 
 
+class _NotFlowRunRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(("prefect.flow_runs", "prefect.task_runs"))
+
+
+def keep_run_records_off_the_terminal() -> None:
+    """A failed task's state and traceback stay in the flow run's logs (the UI); on the
+    terminal an input error is cmd_scan's one line and a bug Python's own traceback (they
+    printed ~60 lines around a missing column)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _NotFlowRunRecords) for f in handler.filters):
+            handler.addFilter(_NotFlowRunRecords())
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     from orderguard.history import QuietNightError
     from orderguard.ingest import InputError
@@ -107,6 +121,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
                       "to run in Prefect's ephemeral mode, or scan with --no-prefect", file=sys.stderr)
                 return 4
             from pipelines.nightly_scan import ScanParameters, nightly_scan
+
+            keep_run_records_off_the_terminal()
 
             run = nightly_scan(ScanParameters.from_options(opts))
     except (InputError, QuietNightError) as exc:
