@@ -141,6 +141,8 @@ def test_a_verdict_row_that_cannot_be_used_is_named_by_file_row_and_column(scann
     assert "E000000000BOGUS" in result["problems"][1]
     assert "row 4 " in result["problems"][2] and "column order_id" in result["problems"][2]
     assert _stored(db) == {ids[0]: "confirmed"}, "an id the warehouse never scanned is not stored"
+    from orderguard import cli
+    assert cli.main(["feedback", "--verdicts", str(verdicts), "--db", str(db)]) == 2  # rows refused
 
 
 def test_feedback_on_a_missing_or_empty_file_is_an_input_error(tmp_path, capsys):
@@ -152,3 +154,17 @@ def test_feedback_on_a_missing_or_empty_file_is_an_input_error(tmp_path, capsys)
     (tmp_path / "empty.csv").write_text("", "utf-8")
     assert cli.main(["feedback", "--verdicts", str(tmp_path / "empty.csv"), "--db", str(db)]) == 2
     assert "empty.csv: the file is empty" in capsys.readouterr().err
+
+
+def test_a_verdict_file_saved_by_chinese_excel_in_gbk_reads_as_written(scanned_world, tmp_path):
+    import duckdb
+
+    db = _copy_warehouse(scanned_world, tmp_path)
+    ids = _scanned_order_ids(db, 2)
+    verdicts = tmp_path / "verdicts.csv"
+    verdicts.write_bytes(f"order_id,verdict,note\n{ids[0]},确认,刷单团伙\n{ids[1]},误报,老客户\n".encode("gbk"))
+    with duckdb.connect(str(db)) as con:
+        result = feedback.load_verdicts(con, verdicts)
+        notes = dict(con.execute("select order_id, note from ops.verdicts").fetchall())
+    assert (result["confirmed"], result["false_positive"], result["rejected"]) == (1, 1, 0)
+    assert notes == {ids[0]: "刷单团伙", ids[1]: "老客户"}

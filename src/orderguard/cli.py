@@ -172,7 +172,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         print("per-rule precision among orders with verdicts (code, orders with a verdict, precision):")
         for code, verdicts, share in precision.iter_rows():
             print(f"  {code:<24} {verdicts:>7}  {share:.2f}")
-    return 0
+    return 2 if result["rejected"] else 0  # the usable rows are stored either way
 
 
 def cmd_train(args: argparse.Namespace) -> int:

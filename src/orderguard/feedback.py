@@ -9,6 +9,7 @@ in time than the ones it learned from.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from dataclasses import dataclass
@@ -75,6 +76,19 @@ def _problem(path: Path, row: int, column: str, text: str) -> str:
     return f"{path}, row {row} (line {row + 1} with the header), column {column}: {text}"
 
 
+def _verdict_text(path: Path) -> str:
+    """The file as text: UTF-8 (with or without BOM) or, as Excel saves CSV on Chinese
+    Windows, GBK/GB18030; anything else is refused rather than read as garbled verdicts."""
+    raw = path.read_bytes()
+    for codec in ("utf-8-sig", "gb18030"):
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError as exc:
+            problem = exc
+    raise VerdictError(f"{path}: neither UTF-8 nor GBK text (undecodable bytes at byte {problem.start}); "
+                       "save it as CSV UTF-8")
+
+
 def load_verdicts(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
     """Store a verdict file in ops.verdicts, one row per judged order or account: a verdict
     on an id that already has one replaces it (a re-sent or corrected file, or support
@@ -84,7 +98,7 @@ def load_verdicts(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
     if not Path(path).is_file():
         raise VerdictError(f"{path}: no such file")
     try:
-        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
+        frame = pl.read_csv(io.StringIO(_verdict_text(Path(path))), infer_schema=False)
     except pl.exceptions.NoDataError:
         raise VerdictError(f"{path}: the file is empty (expected a header: order_id,verdict,note)") from None
     frame = frame.rename({c: c.strip().lower().lstrip("\ufeff") for c in frame.columns})
