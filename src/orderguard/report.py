@@ -159,7 +159,7 @@ def _shops(con) -> pl.DataFrame:
                count(*) as orders,
                count(*) filter (where s.risk_level <> 'low') as flagged,
                count(*) filter (where s.risk_level = 'high') as high,
-               round(100.0 * count(*) filter (where s.risk_level <> 'low') / count(*), 1) as flagged_pct,
+               round(100.0 * count(*) filter (where s.risk_level <> 'low') / count(*), 2) as flagged_pct,
                coalesce(sum(s.amount) filter (where s.risk_level <> 'low'), 0)::double as flagged_gmv,
                coalesce(sum(c.commission) filter (where s.risk_level <> 'low'), 0)::double
                    as flagged_commission,
