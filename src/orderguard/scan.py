@@ -163,8 +163,8 @@ def shop_problems(con, run_id: str, failed_share: float = 0.5, min_orders: int =
     failed = rows.filter((pl.col("quarantined") >= failed_share * pl.col("orders"))
                          & (pl.col("orders") >= min_orders) & (pl.col("shop_id") != NO_SHOP))
     if failed.height:
-        log.warning("orders of %d shop(s) mostly rejected: %s", failed.height,
-                    ", ".join(failed["shop_id"].head(10)))
+        log.warning("orders of %d shop(s) mostly rejected: %s%s", failed.height,
+                    ", ".join(failed["shop_id"].head(10)), ", ..." if failed.height > 10 else "")
     return {
         "shops_with_rejected_orders": rows.head(50).to_dicts(),
         "failed_shops": failed["shop_id"].to_list(),
