@@ -128,7 +128,8 @@ def load_verdicts(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
             problems.append(_problem(path, row, "order_id", "empty (and no account_id either)"))
         elif r["order_id"] is not None and r["order_id"] not in known_orders:
             problems.append(_problem(path, row, "order_id",
-                                     f"{r['order_id']!r} is not an order this warehouse has scanned"))
+                                     f"{r['order_id']!r} is not an order this warehouse holds "
+                                     "(never scanned, or older than --keep-days)"))
         elif r["order_id"] is None and r["account_id"] not in known_accounts:
             problems.append(_problem(path, row, "account_id",
                                      f"{r['account_id']!r} is not an account this warehouse knows"))

@@ -189,7 +189,10 @@ def refused_night_details(con, opts: ScanOptions, counts: dict) -> str:
     """What a refused night's owner needs: why its orders were rejected, and every rejected
     row in <out>/refused/<run_id>/quarantine.csv (the night itself publishes nothing)."""
     orders = counts["orders"]
-    found = ingest.find_file(contract.TABLES["orders"], Path(opts.input_dir))
+    try:  # a partitioned night's input_dir holds partition folders, not the file
+        found = ingest.find_file(contract.TABLES["orders"], Path(opts.input_dir))
+    except (OSError, ingest.InputError):
+        found = None
     files = found.name if found else "the orders file"
     if orders["read"] == 0:
         return f"; {files} has no data rows"
