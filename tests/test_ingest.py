@@ -331,3 +331,17 @@ def test_row_numbers_follow_the_file_in_a_multithreaded_read(con, tmp_path):
 def test_alias_table_names_only_contract_columns():
     for table, aliases in ingest.COLUMN_ALIASES.items():
         assert set(aliases) <= set(contract.TABLES[table].column_names), table
+
+
+def test_an_in_memory_load_given_a_scratch_folder_transcodes_there(con, tmp_path, monkeypatch):
+    """A partition is validated in memory: its GBK copy goes to the partition's own folder."""
+    text = HEADER + ",address\nO1,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,已付款,浙江省杭州市西湖区\n"
+    folder = write_inputs(tmp_path / "in", text.encode("gbk"))
+    scratch = tmp_path / "partition-out"
+    scratch.mkdir()
+    copies = []
+    real = ingest._transcode
+    monkeypatch.setattr(ingest, "_transcode", lambda src, codec, dest: (copies.append(dest),
+                                                                        real(src, codec, dest)))
+    load_raw(con, folder, scratch_dir=scratch)
+    assert [c.parent.parent for c in copies] == [scratch] and not list(scratch.iterdir())

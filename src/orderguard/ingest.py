@@ -147,7 +147,8 @@ class RawTable:
 
 
 def load_raw(
-    con: duckdb.DuckDBPyConnection, input_dir: Path, encoding: str | None = None
+    con: duckdb.DuckDBPyConnection, input_dir: Path, encoding: str | None = None,
+    scratch_dir: Path | None = None,
 ) -> dict[str, RawTable]:
     """Load every contract table found in ``input_dir`` into ``raw.<table>``.
 
@@ -155,6 +156,8 @@ def load_raw(
     ``"gbk"``); by default each file is sniffed: UTF-8 (with or without BOM), UTF-16 with a
     BOM, else GB18030 (a superset of GBK). Returns the loaded tables by name; absent
     optional tables are not in the result but exist as empty ``raw`` tables.
+    ``scratch_dir`` is where a transcoded copy goes when ``con`` is in memory (a partition's
+    own output folder); a warehouse file's copy goes beside it.
     """
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
@@ -164,7 +167,7 @@ def load_raw(
     # Check every file's presence, encoding and header before the slow loads start.
     plans = [_plan(table, input_dir, encoding) for table in contract.TABLES.values()]
     con.execute("set preserve_insertion_order = true").fetchall()
-    scratch = _scratch_prefix(con)
+    scratch = _scratch_prefix(con, scratch_dir)
     loaded: dict[str, RawTable] = {}
     for table, plan in zip(contract.TABLES.values(), plans, strict=True):
         if plan is None:
@@ -406,20 +409,23 @@ def _create_raw_from_csv(con: duckdb.DuckDBPyConnection, plan: _Plan, path: Path
     _number_rows(con, table)
 
 
-def _scratch_prefix(con: duckdb.DuckDBPyConnection) -> tuple[Path | None, str]:
-    """Where a transcoded copy of an export is written: beside the warehouse file, never in
-    the shared /tmp (it holds names, phones and addresses), named after the warehouse so a
-    run holding its lock can remove what a killed run of it left."""
+def _scratch_prefix(con: duckdb.DuckDBPyConnection,
+                    scratch_dir: Path | None = None) -> tuple[Path | None, str]:
+    """Where a transcoded copy of an export is written: beside the warehouse file (or in
+    `scratch_dir` for an in-memory one), never in the shared /tmp (it holds names, phones and
+    addresses), named so the next run there can remove what a killed run left."""
     path = con.execute(
         "select path from duckdb_databases() where database_name = current_database()"
     ).fetchall()[0][0]
-    if not path:
+    if path:
+        folder, prefix = Path(path).parent, f".{Path(path).name}.ingest-"
+    elif scratch_dir is not None:
+        folder, prefix = Path(scratch_dir), ".ingest-"
+    else:
         return None, "orderguard-ingest-"
-    db = Path(path)
-    prefix = f".{db.name}.ingest-"
-    for stale in db.parent.glob(prefix + "*"):  # left by a killed run on this warehouse
+    for stale in folder.glob(prefix + "*"):  # left by a killed run
         shutil.rmtree(stale, ignore_errors=True)
-    return db.parent, prefix
+    return folder, prefix
 
 
 def _describe_csv_error(label: str, exc: Exception) -> str:

@@ -100,7 +100,7 @@ def validate_partition(input_dir: str | Path, out_dir: str | Path, run_id: str,
             con.execute("create table ops.known_accounts as select account_id::varchar as account_id "
                         "from read_parquet($path)", {"path": str(known_accounts_parquet)})
             known = "ops.known_accounts"
-        raw = ingest.load_raw(con, input_dir, encoding)
+        raw = ingest.load_raw(con, input_dir, encoding, scratch_dir=out_dir)  # not /tmp: PII
         result = validate.stage(con, run_id, known_accounts_table=known)
         problems = scan.shop_problems(con, run_id)  # needs this partition's raw rows
         prefix = {"prefix": f"{name}/"}
