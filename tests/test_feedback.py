@@ -114,7 +114,9 @@ def test_each_night_the_same_template_name_adds_verdicts_and_a_resent_file_corre
     hand_back([(o, "误报") for o in ids[5:]])  # the next night, the same file name
     assert _stored(db) == {**{o: "confirmed" for o in ids[:5]}, **{o: "false_positive" for o in ids[5:]}}
     hand_back([(o, "误报") for o in ids[5:]])  # sent twice: nothing doubles
-    hand_back([(ids[0], "误报")])  # support changed its mind on one order
+    changed = hand_back([(ids[0], "确认"), (ids[0], "误报")])  # support changed its mind on one order
+    assert changed["stored"] == 1 and "the later row counts" in changed["notes"][0]
+    assert "row 1 (line 2" in changed["notes"][0]
     stored = _stored(db)
     assert len(stored) == 8 and stored[ids[0]] == "false_positive" and stored[ids[1]] == "confirmed"
     with duckdb.connect(str(db), read_only=True) as con:

@@ -168,6 +168,8 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         print("  " + line)
     if result["rejected"] > len(result["problems"]):
         print(f"  ... and {result['rejected'] - len(result['problems'])} more")
+    for line in result["notes"]:
+        print("  note: " + line)
     if precision is not None and precision.height:
         print("per-rule precision among orders with verdicts (code, orders with a verdict, precision):")
         for code, verdicts, share in precision.iter_rows():

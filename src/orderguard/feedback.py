@@ -141,7 +141,12 @@ def load_verdicts(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
     good = good.with_columns(
         pl.coalesce(pl.lit("order:") + pl.col("order_id"), pl.lit("account:") + pl.col("account_id"))
         .alias("judged")
-    ).unique("judged", keep="last", maintain_order=True)
+    )
+    repeats = good.filter(pl.col("judged").is_duplicated() & ~pl.col("judged").is_last_distinct())
+    notes = [_problem(path, r["source_row"], "order_id" if r["order_id"] else "account_id",
+                      f"{(r['order_id'] or r['account_id'])!r} is judged again further down; "
+                      "the later row counts") for r in repeats.iter_rows(named=True)]
+    good = good.unique("judged", keep="last", maintain_order=True)
     rows = good.select(
         "order_id", "account_id",
         pl.col("verdict_norm").alias("verdict"), "note",
@@ -164,7 +169,7 @@ def load_verdicts(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
     return {"stored": rows.height, "rejected": len(bad_rows),
             "confirmed": by_verdict.get("confirmed", 0),
             "false_positive": by_verdict.get("false_positive", 0),
-            "problems": problems[:50]}
+            "problems": problems[:50], "notes": notes[:50]}
 
 
 def labelled_orders(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
