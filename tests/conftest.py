@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from orderguard.cli import PREFECT_RUN_LOGS
+
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-for _name, _value in __import__("orderguard.cli").cli.PREFECT_RUN_LOGS.items():  # as the CLI does
+for _name, _value in PREFECT_RUN_LOGS.items():  # as the CLI sets them before Prefect loads
     os.environ.setdefault(_name, _value)
 
 

@@ -59,6 +59,19 @@ def check_volume(con: duckdb.DuckDBPyConnection, run_date: str, accepted_orders:
         )
 
 
+def check_created_on_night(con: duckdb.DuckDBPyConnection, run_date: str, last_created) -> None:
+    """Refuse a stale or wrong-day export: published as tonight, the later night winning, it
+    would roll orders updated since back to their older state in the history."""
+    created = warehouse.scalar(
+        con, "select count(*) from staging.orders where created_at::date = $night::date",
+        {"night": run_date})
+    if not created:
+        raise QuietNightError(
+            f"the export has no order created on {run_date} (its latest was created "
+            f"{last_created}): a stale or wrong-day export? Scan it with --run-date "
+            f"{last_created} or --allow-small-export if it is right")
+
+
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     rows = con.execute(
         "select column_name from information_schema.columns where table_schema = 'staging' "
