@@ -111,14 +111,21 @@ def test_gbk_file_is_detected_and_transcoded(con, tmp_path):
     assert rows(con, "select status, address from raw.orders") == [("已付款", "浙江省杭州市西湖区")]
 
 
-def test_gbk_text_after_a_utf8_looking_first_megabyte_falls_back_to_gb18030(con, tmp_path):
-    filler = "".join(f"O{i},S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid\n" for i in range(30_000))
-    text = HEADER + "\n" + filler + "OX,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,已付款\n"
+# a real order row runs to 300-400 bytes; DuckDB's error then quotes more than the message keeps
+LONG_ADDRESS = "浙江省杭州市西湖区文三路100号东方通信大厦" * 8
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf-as-excel-writes"])
+def test_gbk_text_after_a_utf8_looking_first_megabyte_falls_back_to_gb18030(con, tmp_path, newline):
+    filler = "".join(f"O{i},S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid,Hangzhou Road {i}{newline}"
+                     for i in range(30_000))
+    text = (HEADER + ",address" + newline + filler
+            + f"OX,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,已付款,{LONG_ADDRESS}{newline}")
     assert len(filler) > 1024 * 1024
     loaded = load_raw(con, write_inputs(tmp_path / "in", text.encode("gbk")))
     assert loaded["orders"].encoding == "gb18030"
-    assert rows(con, "select _row, status from raw.orders where order_id = 'OX'") == [
-        (30_001, "已付款")]
+    assert rows(con, "select _row, status, address from raw.orders where order_id = 'OX'") == [
+        (30_001, "已付款", LONG_ADDRESS)]
 
 
 def test_one_gbk_line_in_a_utf8_file_is_named_by_its_line(con, tmp_path):
@@ -128,6 +135,15 @@ def test_one_gbk_line_in_a_utf8_file_is_named_by_its_line(con, tmp_path):
     data = (HEADER + "\n" + filler).encode() + "OX,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,张三\n".encode("gbk")
     with pytest.raises(InputError, match="orders.csv: cannot read the CSV at line 30002 .*not utf-8"):
         load_raw(con, write_inputs(tmp_path / "in", data))
+
+
+def test_a_csv_error_in_a_crlf_file_quotes_the_record_apart_from_the_reason(con, tmp_path):
+    text = HEADER + "\r\nO1,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid\r\nO2,S1,U1,P1,1,10.00,x,y,z,extra\r\n"
+    with pytest.raises(InputError) as caught:
+        load_raw(con, write_inputs(tmp_path / "in", text.encode()))
+    message = str(caught.value)
+    assert "at line 3 (data row 2)" in message
+    assert message.endswith("the record starts 'O2,S1,U1,P1,1,10.00,x,y,z,extra'"), message
 
 
 def test_a_transcoded_copy_is_written_beside_the_warehouse_and_never_left_behind(tmp_path, monkeypatch):

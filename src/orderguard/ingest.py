@@ -263,7 +263,7 @@ class _Plan:
             except InputError as exc:
                 # A UTF-8-looking first megabyte followed by GBK text further down.
                 sniffed_utf8 = self.encoding == "utf-8" and not self.forced
-                if not sniffed_utf8 or "not utf-8 encoded" not in str(exc):
+                if not sniffed_utf8 or not isinstance(exc, _NotUtf8Error):
                     raise
                 log.info("%s is not UTF-8 after all; reading it as GB18030", self.path.name)
                 self.encoding = "gb18030"
@@ -388,6 +388,16 @@ _CSV_OPTIONS = (
 )
 
 
+class _NotUtf8Error(InputError):
+    """DuckDB met bytes that are not UTF-8. Told apart by the exception, not the message we
+    build (which is cut to 300 characters after the offending record, often losing it)."""
+
+
+def _csv_error(label: str, exc: Exception) -> InputError:
+    kind = _NotUtf8Error if "not utf-8 encoded" in str(exc).lower() else InputError
+    return kind(_describe_csv_error(label, exc))
+
+
 def _create_raw_from_csv(con: duckdb.DuckDBPyConnection, plan: _Plan, path: Path) -> None:
     table = plan.table.name
     sql = (
@@ -401,11 +411,11 @@ def _create_raw_from_csv(con: duckdb.DuckDBPyConnection, plan: _Plan, path: Path
         con.execute(sql, params).fetchall()
     except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException,
             duckdb.BinderException, duckdb.ParserException) as exc:
-        raise InputError(_describe_csv_error(plan.path.name, exc)) from None
+        raise _csv_error(plan.path.name, exc) from None
     except duckdb.Error as exc:
         if "CSV Error" not in str(exc):
             raise
-        raise InputError(_describe_csv_error(plan.path.name, exc)) from None
+        raise _csv_error(plan.path.name, exc) from None
     _number_rows(con, table)
 
 
@@ -435,7 +445,11 @@ def _describe_csv_error(label: str, exc: Exception) -> str:
     if line:
         number = int(line.group(1))
         where = f" at line {number} (data row {number - 1})"
-    original = re.search(r"Original Line:\s?(.*)", message)
+    # "Original Line: <record>\n<reason>"; for a CRLF file DuckDB puts the record on the
+    # line after the label, which would otherwise read as the reason
+    original = (re.search(r"Original Line:[ \t]*\r?\n([^\n]*)(?=\n[^\n]*\w)", message)
+                if re.search(r"Original Line:[ \t]*\r?\n", message) else None)
+    original = original or re.search(r"Original Line:\s?(.*)", message)
     reason_text = message
     if original:
         reason_text = message[original.end():]
