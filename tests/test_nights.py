@@ -336,6 +336,19 @@ def test_keeping_fewer_nights_than_the_window_reads_is_refused(tmp_path, capsys)
     assert not (tmp_path / "wh.duckdb").exists()
 
 
+@pytest.mark.parametrize("night", ["2026/10/30", "20261030", "2026-10-32", "yesterday"])
+def test_a_run_date_not_written_yyyy_mm_dd_is_refused_before_anything_is_written(tmp_path, capsys, night):
+    """Nights are ordered by their label: a mistyped one merged into the history would make
+    its rows win over every later night's."""
+    from orderguard import cli
+
+    code = cli.main(["scan", "--input", str(tmp_path), "--out", str(tmp_path / "out"),
+                     "--db", str(tmp_path / "wh.duckdb"), "--run-date", night, "--no-prefect"])
+    assert code == 2
+    assert f"run date '{night}' is not a date written YYYY-MM-DD" in capsys.readouterr().err
+    assert not (tmp_path / "wh.duckdb").exists() and not (tmp_path / "out").exists()
+
+
 def test_an_old_export_scanned_as_a_later_night_is_refused_and_changes_nothing(
         nightly_world, scanned_nights, tmp_path):
     """Yesterday's folder still holding an older day's export: no order in it was created on

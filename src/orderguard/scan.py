@@ -11,13 +11,14 @@ import hashlib
 import html
 import logging
 import os
+import re
 import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -67,6 +68,16 @@ class ScanOptions:
     pseudonym_salt: str | None = field(default_factory=lambda: os.environ.get("ORDERGUARD_PSEUDONYM_SALT"))
 
     def __post_init__(self):
+        if self.run_date is not None:
+            # nights are compared as text in the history: 2026/10/30 would sort after every
+            # 2026-10-xx night and let stale rows win for good
+            try:
+                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(self.run_date)):
+                    raise ValueError
+                date.fromisoformat(str(self.run_date))
+            except ValueError:
+                raise config.ScanOptionsError(
+                    f"run date {self.run_date!r} is not a date written YYYY-MM-DD") from None
         if self.lookback_days < 1:
             raise config.ScanOptionsError(f"lookback_days must be at least 1, not {self.lookback_days}")
         if self.keep_days < self.lookback_days:
