@@ -23,6 +23,25 @@ def test_every_contract_file_is_published_complete(scanned_world):
     assert not list(out.glob(".tmp-*")), "no staging folder is left behind"
 
 
+# the columns data-contract.md names for each file, in its order
+CONTRACT_COLUMNS = {
+    "order_scores.parquet": ["order_id", "score", "risk_level", "reason_codes", "ring_id"],
+    "flagged_accounts.csv": ["account_id", "score", "ring_id", "reasons"],
+    "rings.csv": ["ring_id", "kind", "size", "members", "order_count", "gmv",
+                  "commission_at_stake", "evidence"],
+}
+
+
+@pytest.mark.parametrize("name", CONTRACT_COLUMNS)
+def test_each_file_starts_with_the_contracts_columns_in_its_order(scanned_world, name):
+    """Excel templates and scripts read these files by position: orderguard's own columns
+    may only follow the contract's."""
+    path = scanned_world["out"] / name
+    frame = pl.read_parquet(path) if name.endswith(".parquet") else pl.read_csv(path, n_rows=1)
+    wanted = CONTRACT_COLUMNS[name]
+    assert frame.columns[:len(wanted)] == wanted
+
+
 def test_every_valid_order_is_scored_exactly_once_and_counts_reconcile(scanned_world):
     out = scanned_world["out"]
     run = json.loads((out / "run.json").read_text("utf-8"))

@@ -334,12 +334,14 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
         publish.reasons_text(pl.col("reason_codes"), ruleset, "zh").alias("reasons"),
         pl.col("reason_codes").list.join(";"),
         pl.col("score").round(4),
-    )
+    ).select(  # the contract's columns first, in its order (templates read by position)
+        "account_id", "score", "ring_id", "reasons", "ring_kind", "ring_role", "flagged_orders",
+        "reason_codes")
     publish.write_csv(accounts, staged / "flagged_accounts.csv")
     rings = warehouse.query(
         con,
-        "select ring_id, kind, size, members, order_count, gmv, commission_at_stake, "
-        "commission_pending, evidence, evidence_zh from marts.rings order by kind, ring_id",
+        "select ring_id, kind, size, members, order_count, gmv, commission_at_stake, evidence, "
+        "commission_pending, evidence_zh from marts.rings order by kind, ring_id",
     )
     publish.write_csv(rings, staged / "rings.csv")
     quarantine = quarantine_rows(con, opts.run_id)
