@@ -67,6 +67,27 @@ def test_chinese_headers_map_to_contract_names_and_the_first_alias_wins(con, tmp
         ("99.00", "120.00")]
     assert loaded["accounts"].columns == [
         "account_id", "registered_at", "inviter_id", "is_distributor", "phone", "nickname"]
+    # the run record says which header became which column
+    assert loaded["orders"].renamed["下单时间"] == "created_at"
+    assert loaded["accounts"].renamed == {
+        "用户ID": "account_id", "注册时间": "registered_at", "邀请人": "inviter_id",
+        "是否分销员": "is_distributor", "手机号": "phone", "昵称": "nickname"}
+
+
+def test_a_bare_word_that_often_heads_other_data_stays_an_extra_column(con, tmp_path):
+    """The contract ignores unknown columns: a "Device" column of phone models, a yes/no
+    "Refund" or a "Distributor" id must not be read as device_id, refund_amount or
+    is_distributor when the file lacks those."""
+    folder = write_inputs(
+        tmp_path / "in",
+        (HEADER + ",Device,Refund,Total\n"
+         "O1,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid,iPhone 15,no,3\n").encode())
+    (folder / "accounts.csv").write_text(
+        "account_id,registered_at,Distributor\nU1,2026-01-01 10:00:00,U9\n", "utf-8")
+    loaded = load_raw(con, folder)
+    assert loaded["orders"].columns[-3:] == ["device", "refund", "total"]
+    assert loaded["orders"].renamed == {} and loaded["accounts"].renamed == {}
+    assert loaded["accounts"].columns[-1] == "distributor"
 
 
 def test_renamed_and_cased_headers_match_and_reserved_names_get_a_suffix(con, tmp_path):

@@ -39,7 +39,7 @@ import logging
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 # The contract name itself always wins; after it, aliases are tried in the order listed,
 # so when a file has several candidates (实付金额 and 订单金额) the earlier alias becomes
 # the contract column and the others are kept as extra columns under their own names.
+# A bare word that often heads other data is no alias ("device" is often the phone model,
+# "refund" a yes/no, "distributor" an id, "total" a count): the contract promises that
+# unknown columns are ignored, and such a column would be read as one of its own.
 COLUMN_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
     "orders": {
         "order_id": ("订单号", "订单编号", "订单id", "主订单号", "order no", "order number",
@@ -64,18 +67,18 @@ COLUMN_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
         "buyer_id": ("买家id", "买家", "会员id", "用户id", "下单人id", "buyer", "user id",
                      "member id", "customer id"),
         "product_id": ("商品id", "商品编号", "商品编码", "sku id", "sku", "item id", "goods id"),
-        "quantity": ("数量", "购买数量", "商品数量", "qty", "num"),
+        "quantity": ("数量", "购买数量", "商品数量", "qty"),
         "amount": ("实付金额", "实付款", "支付金额", "付款金额", "订单金额", "金额",
-                   "paid amount", "pay amount", "payment", "total amount", "total"),
+                   "paid amount", "pay amount", "total amount"),
         "created_at": ("下单时间", "创建时间", "订单创建时间", "created", "create time",
                        "created time", "order time"),
         "paid_at": ("付款时间", "支付时间", "pay time", "paid time", "payment time"),
         "status": ("订单状态", "状态", "order status", "state"),
         "refunded_at": ("退款时间", "refund time"),
-        "refund_amount": ("退款金额", "refund", "refund fee"),
+        "refund_amount": ("退款金额", "refund fee"),
         "referrer_id": ("推荐人", "推荐人id", "分销员", "分销员id", "推广员", "referrer",
                         "promoter id", "distributor id", "sharer id"),
-        "device_id": ("设备号", "设备id", "设备", "device"),
+        "device_id": ("设备号", "设备id"),
         "ip": ("下单ip", "ip地址", "client ip", "ip address"),
         "receiver_name": ("收货人", "收货人姓名", "收件人", "consignee", "receiver"),
         "receiver_phone": ("收货人手机", "收货人手机号", "收货人电话", "收件人电话", "手机号",
@@ -88,7 +91,7 @@ COLUMN_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
         "shipped_at": ("发货时间", "ship time", "shipped time"),
         "delivered_at": ("签收时间", "核销时间", "确认收货时间", "收货时间", "sign time",
                          "delivered time", "redeemed at"),
-        "review_rating": ("评分", "评价星级", "星级", "rating", "review score"),
+        "review_rating": ("评分", "评价星级", "星级", "review score"),
         "reviewed_at": ("评价时间", "review time"),
     },
     "accounts": {
@@ -98,9 +101,9 @@ COLUMN_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
                           "created at", "create time"),
         "inviter_id": ("邀请人", "邀请人id", "推荐人", "上级", "上级id", "inviter",
                        "invited by", "referrer id", "parent id"),
-        "is_distributor": ("是否分销员", "是否推广员", "distributor", "is promoter"),
+        "is_distributor": ("是否分销员", "是否推广员", "is promoter"),
         "phone": ("手机号", "手机", "手机号码", "电话", "mobile", "phone number", "tel"),
-        "device_id": ("设备号", "设备id", "注册设备", "device"),
+        "device_id": ("设备号", "设备id", "注册设备"),
         "ip": ("注册ip", "ip地址", "register ip", "reg ip"),
         "nickname": ("昵称", "用户昵称", "会员昵称", "nick", "nick name"),
     },
@@ -144,6 +147,8 @@ class RawTable:
     rows: int
     encoding: str
     columns: list[str]  # raw column names in file order, as mapped to contract names
+    # headers read as a contract column under another name (an alias): {"下单时间": "created_at"}
+    renamed: dict[str, str] = field(default_factory=dict)
 
 
 def load_raw(
@@ -176,6 +181,8 @@ def load_raw(
         loaded[table.name] = plan.load(con, scratch)
         log.info("raw.%s: %d rows from %s (%s)", table.name, loaded[table.name].rows,
                  plan.path.name, loaded[table.name].encoding)
+        for header, name in loaded[table.name].renamed.items():
+            log.info("%s: column %r read as %s", plan.path.name, header, name)
     return loaded
 
 
@@ -221,6 +228,14 @@ def map_columns(table: Table, headers: list[str], label: str) -> list[str]:
     return result
 
 
+def renamed_headers(table: Table, headers: list[str], names: list[str]) -> dict[str, str]:
+    """The headers map_columns read as a contract column under another name, so the run
+    record (and the log) shows e.g. that a "Device" column was taken for device_id."""
+    contract_names = set(table.column_names)
+    return {header: name for header, name in zip(headers, names, strict=True)
+            if name in contract_names and _match_key(header) != _match_key(name)}
+
+
 def _match_key(header: str) -> str:
     text = header.replace("\ufeff", "").strip().lower()
     text = _UNIT_SUFFIX.sub("", text) or text
@@ -252,6 +267,7 @@ class _Plan:
     encoding: str  # Python codec name, or "parquet"
     forced: bool  # the caller chose the encoding (no fallback)
     names: list[str]
+    headers: list[str] = field(default_factory=list)  # as the file spells them
 
     def load(self, con: duckdb.DuckDBPyConnection,
              scratch: tuple[Path | None, str] = (None, "orderguard-ingest-")) -> RawTable:
@@ -274,7 +290,8 @@ class _Plan:
         else:
             self._load_transcoded(con, scratch)
         rows = con.execute(f"select count(*) from raw.{self.table.name}").fetchall()[0][0]
-        return RawTable(self.table.name, str(self.path), int(rows), self.encoding, self.names)
+        return RawTable(self.table.name, str(self.path), int(rows), self.encoding, self.names,
+                        renamed_headers(self.table, self.headers, self.names))
 
     def _load_transcoded(self, con: duckdb.DuckDBPyConnection, scratch: tuple[Path | None, str]) -> None:
         with tempfile.TemporaryDirectory(dir=scratch[0], prefix=scratch[1]) as tmp:
@@ -303,7 +320,8 @@ def _plan(table: Table, input_dir: Path, encoding: str | None) -> _Plan | None:
         head = f.read(_SAMPLE_BYTES)
     codec = encoding or _sniff_encoding(head, path.name)
     headers = _read_header(head, codec, path.name)
-    return _Plan(table, path, codec, encoding is not None, map_columns(table, headers, path.name))
+    return _Plan(table, path, codec, encoding is not None, map_columns(table, headers, path.name),
+                 headers)
 
 
 def _looks_binary(head, nul, newline) -> bool:
@@ -479,7 +497,7 @@ def _create_raw_from_parquet(con: duckdb.DuckDBPyConnection, plan: _Plan) -> Non
         reason = " ".join(str(exc).split())[:300]
         raise InputError(f"{label} is not a readable Parquet file: {reason}") from None
     source = [row[0] for row in described]
-    plan.names = map_columns(plan.table, source, label)
+    plan.names, plan.headers = map_columns(plan.table, source, label), source
     # Identifiers from the file are quoted (never values in SQL text: those are parameters).
     select = ", ".join(
         f"cast({_quote_ident(src)} as varchar) as {_quote_ident(dst)}"
