@@ -153,6 +153,30 @@ def test_a_night_whose_orders_all_fail_says_why_keeps_its_rejects_and_remembers_
     assert orphans == 0
 
 
+def test_an_empty_export_scanned_anyway_needs_a_named_night_over_a_history(
+        nightly_world, scanned_nights, tmp_path):
+    """--allow-small-export with a header-only orders file: refused with a reason on a new
+    warehouse or without --run-date (no order names the night), scanned over the history
+    otherwise (the window's rings stay listed, nothing of tonight is flagged)."""
+    import shutil
+
+    empty = tmp_path / "empty"
+    shutil.copytree(nightly_world["root"] / "exports" / nightly_world["nights"][-1], empty)
+    orders = pl.read_csv(empty / "orders.csv", infer_schema=False)
+    orders.head(0).write_csv(empty / "orders.csv")
+    fresh = dict(input_dir=empty, out_dir=tmp_path / "out", db_path=tmp_path / "new.duckdb",
+                 models_dir=scanned_nights["models"], allow_small_export=True)
+    with pytest.raises(QuietNightError, match="no valid orders to name the night by; pass --run-date"):
+        run_scan(ScanOptions(**fresh))
+    with pytest.raises(QuietNightError, match="holds no earlier night: there is nothing to scan"):
+        run_scan(ScanOptions(**fresh, run_date="2026-12-01"))
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_nights["db"], db)
+    run = run_scan(ScanOptions(**{**fresh, "db_path": db}, run_date="2026-12-01"))
+    assert run["run_date"] == "2026-12-01" and run["summary"]["orders_scored"] == 0
+    assert pl.read_csv(tmp_path / "out" / "flagged_orders.csv").height == 0
+
+
 def test_cohorts_follow_customers_through_the_kept_history_not_only_the_window(
         nightly_world, scanned_nights, tmp_path):
     """Repeat purchase at 60 and 90 days needs more than the 30-night window: the cohort

@@ -92,7 +92,7 @@ def png(fig) -> str:
 def score_histogram(scores: np.ndarray, flag: float, high: float) -> str:
     with style():
         fig, ax = plt.subplots(figsize=(8, 3.2))
-        ax.hist(scores, bins=50, range=(0, 1), color=BLUE, log=True)
+        ax.hist(scores, bins=50, range=(0, 1), color=BLUE, log=len(scores) > 0)  # empty night
         ax.axvline(flag, color="#e67e22", linestyle="--", label=label(f"标记阈值 {flag}", f"flag {flag}"))
         ax.axvline(high, color=RED, linestyle="--", label=label(f"高风险阈值 {high}", f"high {high}"))
         ax.set_xlabel(label("风险分（越高越可疑）", "score (higher = more suspicious)"))

@@ -59,6 +59,20 @@ def check_volume(con: duckdb.DuckDBPyConnection, run_date: str, accepted_orders:
         )
 
 
+def check_anything_to_scan(con: duckdb.DuckDBPyConnection, run_date: str | None,
+                           accepted_orders: int) -> None:
+    """An export with no valid order is scanned (--allow-small-export) only as a named
+    night over a history: nothing else names the night or gives the window an order."""
+    if accepted_orders:
+        return
+    if run_date is None:
+        raise QuietNightError("the export has no valid orders to name the night by; pass "
+                              "--run-date YYYY-MM-DD to scan an empty night")
+    if not warehouse.table_exists(con, "staging", "orders_history"):
+        raise QuietNightError("the export has no valid orders and the warehouse holds no "
+                              "earlier night: there is nothing to scan")
+
+
 def check_created_on_night(con: duckdb.DuckDBPyConnection, run_date: str, last_created) -> None:
     """Refuse a stale or wrong-day export: published as tonight, the later night winning, it
     would roll orders updated since back to their older state in the history."""

@@ -228,12 +228,15 @@ def open_night(con, opts: ScanOptions, counts: dict) -> dict:
     """staging.* holds tonight's validated rows: name the night, refuse a quiet or stale
     export, remember its accounts, merge into the history and switch staging to the window."""
     last = warehouse.scalar(con, "select max(created_at)::date from staging.orders")
-    run_date = opts.run_date or (str(last) if last else datetime.now().date().isoformat())
-    if not opts.allow_small_export:
-        try:
+    run_date = opts.run_date or (str(last) if last else None)
+    try:
+        if opts.allow_small_export:
+            history.check_anything_to_scan(con, opts.run_date, counts["orders"]["accepted"])
+        else:
             history.check_volume(con, run_date, counts["orders"]["accepted"])
-        except history.QuietNightError as exc:
-            raise history.QuietNightError(str(exc) + refused_night_details(con, opts, counts)) from None
+    except history.QuietNightError as exc:
+        raise history.QuietNightError(str(exc) + refused_night_details(con, opts, counts)) from None
+    if not opts.allow_small_export:
         history.check_created_on_night(con, run_date, last)
     # grain: one row per account_id seen on an accepted night (they let later nights' orders
     # by the same buyers pass validation). Kept unique by the anti join, not a primary key:
