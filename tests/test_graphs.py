@@ -63,6 +63,21 @@ def test_deep_chain_ring_holds_accounts_below_the_allowed_levels():
     assert "第 5 级" in rings[0].evidence_zh and "第 3 级以下" in rings[0].evidence_zh
 
 
+def test_a_programme_allowing_two_levels_makes_level_three_a_deep_chain(tmp_path):
+    """The scan's deep-chain limit is the programme's allowed_levels, the limit the health
+    marts judge trees by, not a fixed 3."""
+    from orderguard import health, scan
+
+    toml = tmp_path / "programme.toml"
+    toml.write_text("[default]\nrates = [0.10, 0.05]\nallowed_levels = 2\n", "utf-8")
+    settings = scan.graph_settings(health.load_programme(toml))
+    tree = pl.DataFrame({"account_id": ["R", "L1", "L2", "L3"], "root_id": ["R"] * 4,
+                         "referral_depth": [0, 1, 2, 3]})
+    rings = graphs.deep_chain_rings(tree, settings)
+    assert [r.members for r in rings] == [("L3",)]
+    assert scan.graph_settings().deep_chain_depth == 3  # the packaged programme
+
+
 def identity_group(top_share: float, buyer_rate: float, n: int = 6) -> tuple[pl.DataFrame, ...]:
     ids = [f"A{i}" for i in range(n)]
     components = pl.DataFrame({"account_id": ids, "component": [0] * n})

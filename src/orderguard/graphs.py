@@ -47,7 +47,7 @@ class GraphSettings:
     malicious_min_account_orders: int = 3  # a heavy canceller: this many orders at the shop
     malicious_min_cancel_share: float = 0.7
     fake_shipping_min_orders: int = 3
-    deep_chain_depth: int = 3  # the programme allows this many levels
+    deep_chain_depth: int = 3  # the programme allows this many levels (programme.toml's)
 
 
 @dataclass

@@ -536,6 +536,13 @@ def new_run(opts: ScanOptions) -> dict:
     }
 
 
+def graph_settings(programme: health.Programme | None = None) -> graphs.GraphSettings:
+    """Deep-chain rings start past the levels programme.toml allows, where the health marts
+    call a tree too deep."""
+    programme = programme or health.load_programme()
+    return graphs.GraphSettings(deep_chain_depth=programme.default.allowed_levels)
+
+
 def resolve_nightly_input(opts: ScanOptions) -> ScanOptions:
     """An input like exports/{date} is filled with the night being scanned: --run-date, or
     yesterday in Asia/Shanghai for a scheduled run."""
@@ -557,7 +564,7 @@ def run_scan(opts: ScanOptions, call_stage=call_directly) -> dict:
     if not Path(opts.input_dir).is_dir():
         raise ingest.InputError(f"the export folder {opts.input_dir} does not exist")
     ruleset = load_rules(opts.rules_path)
-    settings = graphs.GraphSettings()
+    settings = graph_settings()
     run = new_run(opts)
     with scan_lock(Path(opts.db_path)), StageTimer(run).registered() as timer:
         with timer("ingest"):
