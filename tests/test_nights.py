@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -151,6 +152,30 @@ def test_a_night_whose_orders_all_fail_says_why_keeps_its_rejects_and_remembers_
         orphans = con.execute("select count(*) from ops.quarantine where run_id not in "
                               "(select run_id from ops.runs)").fetchall()[0][0]
     assert orphans == 0
+
+
+def test_an_earlier_order_reaching_the_threshold_later_is_listed_once_as_flagged_late(
+        nightly_world, scanned_nights):
+    """A ring can form a few nights after its first orders: support's CSV lists the earlier
+    nights' orders that reach the threshold only tonight (flagged_late), each on the first
+    night it reaches it and never again as late."""
+    out = scanned_nights["out"]
+    listed_before: set[str] = set()
+    late_total = 0
+    for night in nightly_world["nights"]:
+        flagged = pl.read_csv(out / "nights" / night / "flagged_orders.csv", infer_schema=False)
+        export = pl.read_csv(nightly_world["root"] / "exports" / night / "orders.csv",
+                             infer_schema=False)
+        late = flagged.filter(pl.col("flagged_late") == "true")
+        assert set(late["order_id"]).isdisjoint(export["order_id"]), night
+        assert set(late["order_id"]).isdisjoint(listed_before), night
+        assert (late["created_at"].str.slice(0, 10) < night).all(), night
+        assert set(flagged.filter(pl.col("flagged_late") == "false")["order_id"]) <= set(export["order_id"])
+        run = json.loads((out / "nights" / night / "run.json").read_text("utf-8"))
+        assert run["summary"]["orders_flagged_late"] == late.height
+        listed_before |= set(flagged["order_id"])
+        late_total += late.height
+    assert late_total > 0, "the 8-night world has orders flagged only after their night"
 
 
 def test_an_empty_export_scanned_anyway_needs_a_named_night_over_a_history(

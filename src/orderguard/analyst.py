@@ -98,8 +98,9 @@ def thresholds(db: str | Path | None = None) -> dict[str, float]:
 
 @dataclass
 class Tonight:
-    """What the last scan found. orders: one row per flagged order (highest score first);
-    rings: one row per ring (most GMV first); history: one row per night."""
+    """What the last scan found. orders: one row per flagged order, as in support's CSV
+    (highest score first; flagged_late: an earlier night's order reaching the threshold
+    tonight); rings: one row per ring (most GMV first); history: one row per night."""
 
     run: dict
     orders: pl.DataFrame
@@ -112,13 +113,16 @@ def tonight(db: str | Path | None = None) -> Tonight:
     """Tonight's flagged orders and rings, the money at stake and the previous nights."""
     with reading(db) as con:
         run = _last_run(con)
+        late = ("union all by name select *, true as flagged_late from marts.late_flags "
+                if warehouse.table_exists(con, "marts", "late_flags") else "")
         orders = warehouse.query(
             con,
             "select order_id, shop_id, buyer_id, referrer_id, created_at, amount::double as amount, "
-            "status, round(score, 4) as score, risk_level, reason_codes, ring_id, ring_kind "
-            "from marts.order_scores where risk_level <> 'low' "
+            "status, round(score, 4) as score, risk_level, reason_codes, ring_id, ring_kind, "
+            "flagged_late from (select *, false as flagged_late from marts.order_scores "
+            "where risk_level <> 'low' " + late + ") flagged "
             # the stored score, not the rounded one: support's CSV is in this order
-            "order by order_scores.score desc, order_id",
+            "order by flagged.score desc, order_id",
         )
         rings = warehouse.query(
             con,

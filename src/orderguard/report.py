@@ -257,6 +257,7 @@ def _summary_section(run: dict, history: pl.DataFrame) -> str:
         card("标记订单 orders flagged", s["orders_flagged"], "orders_flagged"),
         card("高风险 high", int(level.get("high", 0)), "flagged_high"),
         card("中风险 medium", int(level.get("medium", 0))),
+        card("其中往日订单 of them earlier nights' (flagged late)", int(s.get("orders_flagged_late", 0))),
         card("可疑账号 accounts flagged", s["accounts_flagged"], "accounts_flagged"),
         card("团伙 rings", s["rings"], "rings"),
         card("标记订单金额 GMV flagged", float(s.get("gmv_flagged", 0.0)), "gmv_flagged", money=True),

@@ -276,6 +276,7 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
     run_date = opts.run_date or run["run_date"]
     params = {
         "run_id": opts.run_id,
+        "night": run["run_date"],
         "flag_threshold": run["scoring"]["flag_threshold"],
         "ring_member_score": float(
             1 - pow(2.718281828459045, -3.5 / ruleset.scoring.get("scale", 2.5))
@@ -284,7 +285,8 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
     with (warehouse.connect(opts.db_path, memory_limit=config.DUCKDB_MEMORY_BESIDE_PYTHON) as con,
           ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlsx") as beside):
         with warehouse.text_uncompressed(con):  # the marts, rebuilt every night; ops.* below
-            for name in ("order_scores", "rings", "ring_totals", "flagged_accounts"):
+            open_published_flags(con)
+            for name in ("order_scores", "late_flags", "rings", "ring_totals", "flagged_accounts"):
                 warehouse.build_model(con, "marts", name, params)
             staged = publish.staging_folder(Path(opts.out_dir), opts.run_id)
             flagged = support_orders(con, ruleset, run["run_date"], opts.pseudonym_salt)
@@ -296,6 +298,8 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
         run["summary"] = summary
         run["finished_at"] = datetime.now().isoformat(timespec="seconds")
         record_run(con, run)
+        record_published_flags(con, run["run_date"], flagged["order_id"],
+                               run["window"]["window_start"])
         feedback.record_rule_hits(con, run["run_date"])
         report.write_report(con, staged / "report.html", run, ruleset,
                             extra_sections=[problems_section(run.get("problems", {})),
@@ -357,9 +361,11 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
     )
     money = warehouse.query(
         con,
-        "select coalesce(sum(c.amount), 0)::double as commission "
-        "from marts.order_scores s left join staging.commissions c using (order_id) "
-        "where s.risk_level <> 'low' and coalesce(c.status, '') <> 'reversed'",
+        "select coalesce(sum(c.amount), 0)::double as commission from "
+        "(select order_id from marts.order_scores where risk_level <> 'low' "
+        " union all select order_id from marts.late_flags) s "
+        "left join staging.commissions c using (order_id) "
+        "where coalesce(c.status, '') <> 'reversed'",
     ).row(0, named=True)
     in_rings = warehouse.query(
         con, "select gmv::double as gmv, commission_at_stake::double as commission from marts.ring_totals"
@@ -369,6 +375,7 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
     return {
         "orders_scored": orders_scored,
         "orders_flagged": flagged.height,
+        "orders_flagged_late": int(flagged["flagged_late"].sum()),
         "flagged_by_level": dict(flagged.group_by("risk_level").len().sort("risk_level").iter_rows()),
         "flagged_by_kind": dict(
             flagged.group_by(pl.col("ring_kind").fill_null("none")).len().sort("ring_kind").iter_rows()
@@ -401,7 +408,9 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
 
 
 def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None = None) -> pl.DataFrame:
-    """grain: one row per flagged order, highest score first, for support staff.
+    """grain: one row per flagged order, highest score first, for support staff: tonight's
+    export's orders at the threshold and earlier nights' orders reaching it only tonight
+    (flagged_late, marts.late_flags).
 
     commission_settled is the commission already paid out on the order (元).
     Personal data is cut to what support needs to act: phone masked (138****5678), address
@@ -415,8 +424,10 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
                    sum(amount) filter (where status = 'settled') as commission_settled
             from staging.commissions group by 1
         ),
-        flagged as (
-            select * from marts.order_scores where risk_level <> 'low'
+        flagged as (  -- tonight's export's flagged orders, then earlier ones flagged late
+            select *, false as flagged_late from marts.order_scores where risk_level <> 'low'
+            union all by name
+            select *, true as flagged_late from marts.late_flags
         ),
         flagged_orders as (  -- only the flagged orders' rows: the join builds on them, not on
             -- the window's 10M orders (10M orders: ~2.4 -> 1.8 s)
@@ -436,7 +447,7 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
                r.commission_at_stake as ring_commission,
                coalesce(c.commission_pending, 0) as commission_pending,
                coalesce(c.commission_settled, 0) as commission_settled,
-               o.receiver_phone, a.city, a.district, a.compound, x.other_rings
+               o.receiver_phone, a.city, a.district, a.compound, x.other_rings, s.flagged_late
         from flagged s
         join flagged_orders o using (order_id)
         left join (select distinct on (address) * from intermediate.norm_address) a
@@ -459,6 +470,15 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
             "(select order_id from marts.order_scores where risk_level <> 'low')",
             {"night": night, "wanted": wanted},
         )
+        if frame["flagged_late"].any():  # their inputs were kept on their own (latest) night
+            facts = pl.concat([facts, warehouse.query(
+                con,
+                "select order_id, columns(lambda c: list_contains($wanted, c)) "
+                "from ops.feature_history where run_date <= $night and order_id in "
+                "(select order_id from marts.late_flags) "
+                "qualify row_number() over (partition by order_id order by run_date desc) = 1",
+                {"night": night, "wanted": wanted},
+            )], how="vertical_relaxed")
         frame = frame.join(facts, on="order_id", how="left")
     flag = float(ruleset.scoring.get("flag_threshold", 0.6))
     high = float(ruleset.scoring.get("high_threshold", 0.8))
@@ -482,6 +502,8 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
         "commission_settled",
         # the weaker rings the order is also in, so filtering by any ring of rings.csv finds it
         "other_rings",
+        # an earlier night's order that reaches the threshold only tonight (its evidence grew)
+        "flagged_late",
     )
 
 
@@ -508,6 +530,37 @@ def record_run(con, run: dict) -> None:
     # one replaces, or of a run that failed or was refused (its owner got them in
     # refused/<run id>/quarantine.csv), would pile up under run ids no night names
     con.execute("delete from ops.quarantine where run_id not in (select run_id from ops.runs)")
+
+
+def open_published_flags(con) -> None:
+    """ops.published_flags, grain: one row per order_id support's CSV has listed as flagged,
+    with the night it was first listed; marts.late_flags lists the window's other orders
+    that reach the threshold tonight. A warehouse scanned before this table existed counts
+    the orders flagged in its window now as published on their own night (else its first
+    night would list a month of old flags as new)."""
+    if warehouse.table_exists(con, "ops", "published_flags"):
+        return
+    con.execute("create table ops.published_flags (order_id varchar, night varchar)")
+    if warehouse.table_exists(con, "ops", "runs"):
+        con.execute(
+            "insert into ops.published_flags select s.order_id, h._night "
+            "from intermediate.order_scores s join staging.orders_history h using (order_id) "
+            "where not s.is_tonight and s.risk_level <> 'low'")
+
+
+def record_published_flags(con, night: str, order_ids: pl.Series, window_start: str) -> None:
+    """Tonight's CSV rows into ops.published_flags (a rerun of the night replaces its rows);
+    rows first listed before the window started are dropped: their orders left the window
+    and can never be flagged late again."""
+    con.execute("delete from ops.published_flags where night = $night", {"night": night})
+    con.register("published_tonight", pl.DataFrame({"order_id": order_ids}).to_arrow())
+    try:
+        con.execute("insert into ops.published_flags select order_id, $night from published_tonight "
+                    "anti join ops.published_flags using (order_id)", {"night": night})
+    finally:
+        con.unregister("published_tonight")
+    con.execute("delete from ops.published_flags where night < $start::date::varchar",
+                {"start": window_start})
 
 
 def library_versions() -> dict[str, str]:
