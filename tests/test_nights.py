@@ -416,7 +416,43 @@ def test_an_old_export_scanned_as_a_later_night_is_refused_and_changes_nothing(
                                "from staging.orders_history").fetchall()[0]
 
     before = history_state()
-    with pytest.raises(QuietNightError, match=f"no order created on 2026-12-31 .*latest was created {old}"):
+    stale = f"no order created on 2026-12-31 .*latest was created {old}"
+    with pytest.raises(QuietNightError, match=stale) as refused:
         run_scan(ScanOptions(input_dir=nightly_world["root"] / "exports" / old, out_dir=tmp_path / "out",
                              db_path=db, models_dir=scanned_nights["models"], run_date="2026-12-31"))
     assert history_state() == before
+    rejects = list((tmp_path / "out" / "refused").glob("*/quarantine.csv"))
+    assert len(rejects) == 1 and str(rejects[0]) in str(refused.value)
+
+
+def test_a_cut_off_export_named_by_its_last_order_does_not_replace_the_published_night(
+        nightly_world, scanned_nights, tmp_path):
+    """The last night's export cut short: its newest orders are the night before's, so
+    without --run-date it would be named after that night and replace its results."""
+    import shutil
+
+    import duckdb
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_nights["db"], db)
+    *_, previous, last = nightly_world["nights"]
+    cut = tmp_path / "cut"
+    shutil.copytree(nightly_world["root"] / "exports" / last, cut)
+    orders = pl.read_csv(cut / "orders.csv", infer_schema=False)
+    orders.filter(pl.col("created_at").str.slice(0, 10) < last).write_csv(cut / "orders.csv")
+
+    def published():
+        with duckdb.connect(str(db), read_only=True) as con:
+            return con.execute("select run_date, run_id from ops.runs order by 1").fetchall()
+
+    before = published()
+    opts = ScanOptions(input_dir=cut, out_dir=tmp_path / "out", db_path=db,
+                       models_dir=scanned_nights["models"], allow_small_export=True)
+    with pytest.raises(QuietNightError, match=f"latest order was created on {previous}, a night "
+                                              "already published from other files"):
+        run_scan(opts)
+    assert published() == before
+    # the night's own files again: a rerun, not a replacement by other files
+    same = ScanOptions(input_dir=nightly_world["root"] / "exports" / last, out_dir=tmp_path / "out",
+                       db_path=db, models_dir=scanned_nights["models"])
+    assert run_scan(same)["run_date"] == last

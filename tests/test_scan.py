@@ -229,6 +229,37 @@ def test_a_workbook_that_fails_to_write_publishes_nothing_of_the_night(scanned_w
     assert after == before
 
 
+def test_a_night_that_fails_to_publish_is_not_recorded_as_published(scanned_world, tmp_path, monkeypatch):
+    """A full disk at the last step (the folder swap): the warehouse must not remember the
+    night as published (ops.runs, its rings and flags), or the next night's "what changed"
+    would compare against results support never saw."""
+    import duckdb
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_world["db"], db)
+    opts = replace(scanned_world["opts"], db_path=db, out_dir=tmp_path / "out", run_id="test-run-no-space")
+    run = {**json.loads(json.dumps(scanned_world["run"], default=str)), "run_id": opts.run_id}
+    book = ("select (select count(*) from ops.runs where run_id = $id), "
+            "(select count(*) from ops.ring_history where run_id = $id), "
+            "(select count(*) from ops.published_flags), (select string_agg(run_id) from ops.runs)")
+    with duckdb.connect(str(db), read_only=True) as con:
+        before = con.execute(book, {"id": opts.run_id}).fetchall()
+
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(publish, "swap_in", no_space)
+    with pytest.raises(OSError, match="No space left"):
+        stage_publish(opts, load_rules(None), run)
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute(book, {"id": opts.run_id}).fetchall() == before
+    monkeypatch.undo()
+    stage_publish(opts, load_rules(None), run)  # the rerun publishes and records it
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select count(*) from ops.runs where run_id = $id",
+                           {"id": opts.run_id}).fetchall() == [(1,)]
+
+
 def test_a_scheduled_scan_log_has_no_duckdb_progress_bars(tmp_path, capfd):
     """A nightly job's log holds the scan's own stage lines, not a redrawn bar per query."""
     from orderguard import warehouse

@@ -16,6 +16,7 @@ replaces its results instead of doubling them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 import duckdb
@@ -73,6 +74,24 @@ def check_anything_to_scan(con: duckdb.DuckDBPyConnection, run_date: str | None,
                               "earlier night: there is nothing to scan")
 
 
+def check_night_not_published_from_another_export(con: duckdb.DuckDBPyConnection, night: str,
+                                                  fingerprint: Callable[[], str]) -> None:
+    """A night named after the export's latest order (no --run-date) that is already
+    published from other files: a cut-off export of the next night, whose last orders are
+    yesterday's, would silently replace yesterday's results. A rerun of the same files
+    (same fingerprint, computed only then) goes ahead."""
+    if not warehouse.table_exists(con, "ops", "runs"):
+        return
+    published = con.execute("select input_fingerprint from ops.runs where run_date = $night",
+                            {"night": night}).fetchall()
+    if not published or published[0][0] == fingerprint():
+        return
+    raise QuietNightError(
+        f"the export's latest order was created on {night}, a night already published from "
+        f"other files: a cut-off export of a later night? Pass --run-date with the night this "
+        f"export is for (--run-date {night} to replace that night's results with it)")
+
+
 def check_created_on_night(con: duckdb.DuckDBPyConnection, run_date: str, last_created) -> None:
     """Refuse a stale or wrong-day export: published as tonight, the later night winning, it
     would roll orders updated since back to their older state in the history."""
@@ -82,8 +101,9 @@ def check_created_on_night(con: duckdb.DuckDBPyConnection, run_date: str, last_c
     if not created:
         raise QuietNightError(
             f"the export has no order created on {run_date} (its latest was created "
-            f"{last_created}): a stale or wrong-day export? Scan it with --run-date "
-            f"{last_created} or --allow-small-export if it is right")
+            f"{last_created}): a stale or wrong-day export? If it is {last_created}'s "
+            f"export, --run-date {last_created} rescans that night with it (replacing its "
+            f"results); --allow-small-export scans it as {run_date} anyway")
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:

@@ -230,14 +230,16 @@ def open_night(con, opts: ScanOptions, counts: dict) -> dict:
     last = warehouse.scalar(con, "select max(created_at)::date from staging.orders")
     run_date = opts.run_date or (str(last) if last else None)
     try:
+        if opts.run_date is None and run_date is not None:
+            history.check_night_not_published_from_another_export(
+                con, run_date, lambda: input_fingerprint(Path(opts.input_dir)))
         if opts.allow_small_export:
             history.check_anything_to_scan(con, opts.run_date, counts["orders"]["accepted"])
         else:
             history.check_volume(con, run_date, counts["orders"]["accepted"])
+            history.check_created_on_night(con, run_date, last)
     except history.QuietNightError as exc:
         raise history.QuietNightError(str(exc) + refused_night_details(con, opts, counts)) from None
-    if not opts.allow_small_export:
-        history.check_created_on_night(con, run_date, last)
     # grain: one row per account_id seen on an accepted night (they let later nights' orders
     # by the same buyers pass validation). Kept unique by the anti join, not a primary key:
     # its index cost 4.9 s of a first night with 2M accounts (0.4 s without)
@@ -294,21 +296,29 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
             # written beside the health marts; awaited below
             workbook = beside.submit(publish.write_xlsx, flagged, staged / "flagged_orders.xlsx")
             run["health"] = health.build_health_marts(con, params)
-        summary = write_outputs(con, staged, ruleset, opts, run["run_date"], flagged, workbook)
-        run["summary"] = summary
-        run["finished_at"] = datetime.now().isoformat(timespec="seconds")
-        record_run(con, run)
-        record_published_flags(con, run["run_date"], flagged["order_id"],
-                               run["window"]["window_start"])
-        feedback.record_rule_hits(con, run["run_date"])
-        report.write_report(con, staged / "report.html", run, ruleset,
-                            extra_sections=[problems_section(run.get("problems", {})),
-                                            health.report_section(con),
-                                            allowlist.report_section(con)])
-        if run.get("run_id") in _TIMERS:
-            _TIMERS[run["run_id"]].so_far(run)
-        publish.write_json(staged / "run.json", run)
-    final = publish.swap_in(Path(opts.out_dir), staged, run_date)
+        # the night's bookkeeping (ops.runs, ring and flag history, rule hits) commits only
+        # once its folder is swapped in: a night that fails to publish is not recorded as one
+        con.begin()
+        try:
+            summary = write_outputs(con, staged, ruleset, opts, run["run_date"], flagged, workbook)
+            run["summary"] = summary
+            run["finished_at"] = datetime.now().isoformat(timespec="seconds")
+            record_run(con, run)
+            record_published_flags(con, run["run_date"], flagged["order_id"],
+                                   run["window"]["window_start"])
+            feedback.record_rule_hits(con, run["run_date"])
+            report.write_report(con, staged / "report.html", run, ruleset,
+                                extra_sections=[problems_section(run.get("problems", {})),
+                                                health.report_section(con),
+                                                allowlist.report_section(con)])
+            if run.get("run_id") in _TIMERS:
+                _TIMERS[run["run_id"]].so_far(run)
+            publish.write_json(staged / "run.json", run)
+            final = publish.swap_in(Path(opts.out_dir), staged, run_date)
+        except BaseException:
+            con.rollback()
+            raise
+        con.commit()
     return {"published": str(final), **summary}
 
 
