@@ -385,6 +385,18 @@ def test_keeping_fewer_nights_than_the_window_reads_is_refused(tmp_path, capsys)
     assert not (tmp_path / "wh.duckdb").exists()
 
 
+def test_an_output_folder_that_cannot_be_written_stops_the_scan_before_it_starts(tmp_path, capsys):
+    from orderguard import cli
+
+    (tmp_path / "a-file").write_text("not a folder", "utf-8")
+    code = cli.main(["scan", "--input", str(tmp_path), "--out", str(tmp_path / "a-file" / "out"),
+                     "--db", str(tmp_path / "wh.duckdb"), "--no-prefect"])
+    assert code == 5
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "a-file" in err and "nothing of the night was published" in err
+    assert "Traceback" not in err and not (tmp_path / "wh.duckdb").exists()
+
+
 @pytest.mark.parametrize("night", ["2026/10/30", "20261030", "2026-10-32", "yesterday"])
 def test_a_run_date_not_written_yyyy_mm_dd_is_refused_before_anything_is_written(tmp_path, capsys, night):
     """Nights are ordered by their label: a mistyped one merged into the history would make

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -103,7 +104,14 @@ def keep_run_records_off_the_terminal() -> None:
             handler.addFilter(_NotFlowRunRecords())
 
 
+# the machine refused a write: disk full, read-only file system, no permission, a file
+# where a folder should be
+WRITE_REFUSED = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR)
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
+    import duckdb
+
     from orderguard.history import QuietNightError
     from orderguard.ingest import InputError
     from orderguard.scan import ScanBusyError, run_scan
@@ -131,6 +139,19 @@ def cmd_scan(args: argparse.Namespace) -> int:
     except (ScanBusyError, WarehouseBusyError) as exc:
         print(f"orderguard: {exc}", file=sys.stderr)
         return 3
+    except OSError as exc:
+        if exc.errno not in WRITE_REFUSED:
+            raise
+        print(f"orderguard: cannot write {exc.filename or 'the output'}: {exc.strerror}; nothing "
+              "of the night was published (the last night's results stand): free space or fix "
+              "permissions and rerun", file=sys.stderr)
+        return 5
+    except duckdb.IOException as exc:  # DuckDB's own writes into the warehouse or its temp files
+        if "No space left on device" not in str(exc):
+            raise
+        print(f"orderguard: the warehouse could not be written ({' '.join(str(exc).split())[:200]}); "
+              "nothing of the night was published: free space and rerun", file=sys.stderr)
+        return 5
     print_summary(run)
     return 0
 

@@ -318,6 +318,14 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(a))
 
 
+def check_writable(out_dir: Path) -> None:
+    """Raise the OSError a write into out_dir meets (read-only, no permission)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    probe = out_dir / f".write-test-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
 def swap_in(out_dir: Path, staged: Path, run_date: str) -> Path:
     """Move a complete staged folder into nights/<run_date> and point `latest` at it."""
     nights = out_dir / "nights"

@@ -626,6 +626,7 @@ def run_scan(opts: ScanOptions, call_stage=call_directly) -> dict:
     opts = resolve_nightly_input(opts)
     if not Path(opts.input_dir).is_dir():
         raise ingest.InputError(f"the export folder {opts.input_dir} does not exist")
+    publish.check_writable(Path(opts.out_dir))  # before the hour of work, not after it
     ruleset = load_rules(opts.rules_path)
     settings = graph_settings()
     run = new_run(opts)
