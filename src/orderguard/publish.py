@@ -119,12 +119,14 @@ def reasons_text(codes: pl.Expr, ruleset: RuleSet, lang: str) -> pl.Expr:
 def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
     """What support should do with a flagged order, from its ring, status, money and score.
 
-    Needs columns ring_kind, status, risk_level, score, commission_pending, commission_settled.
+    Needs columns ring_kind, status, risk_level, score, commission_pending, commission_settled,
+    referrer_id.
     - cancelled or refunded but its commission already settled: 追回佣金 (the commission was
       paid out on an order that was undone, the 佣金套利 pattern: claw it back)
     - commission fraud (self-referral, chains past the allowed depth): 冻结佣金 while its
-      commission is pending or still to come (the order is open), else 人工核实 (nothing left
-      to freeze on the order; the commission already settled on it is shown beside)
+      commission is pending or still to come (the order is open and came through a
+      distributor's link), else 人工核实 (nothing left to freeze on the order; the commission
+      already settled on it is shown beside)
     - a shop faking its waybills: 人工核实 (the shop, not the buyer, is in question)
     - already cancelled or refunded: 冻结佣金 while commission is still pending on it, else
       观察 (nothing left to stop; watch the accounts)
@@ -137,10 +139,11 @@ def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
     pending = pl.col("commission_pending").fill_null(0) > 0
     settled = pl.col("commission_settled").fill_null(0) > 0
     undone = status.is_in(_REVERSED)
+    to_come = status.is_in(_OPEN) & pl.col("referrer_id").is_not_null()
     firm = kind.is_in(["brushing", "malicious"]) | (pl.col("risk_level") == "high")
     return (
         pl.when(undone & settled).then(pl.lit("追回佣金"))
-        .when(kind.is_in(["self_referral", "deep_chain"]) & (pending | status.is_in(_OPEN)))
+        .when(kind.is_in(["self_referral", "deep_chain"]) & (pending | to_come))
         .then(pl.lit("冻结佣金"))
         .when(kind.is_in(["self_referral", "deep_chain"])).then(pl.lit("人工核实"))
         .when(kind == "fake_shipping").then(pl.lit("人工核实"))

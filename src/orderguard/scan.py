@@ -450,7 +450,8 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
             join flagged f on f.order_id = ro.order_id and ro.ring_id is distinct from f.ring_id
             group by ro.order_id
         )
-        select s.order_id, s.shop_id, s.buyer_id, s.amount, s.created_at, s.status, s.risk_level,
+        select s.order_id, s.shop_id, s.buyer_id, s.referrer_id, s.amount, s.created_at, s.status,
+               s.risk_level,
                s.score, s.reason_codes, s.ring_id, s.ring_kind,
                r.evidence_zh as ring_evidence,
                r.size as ring_size, r.order_count as ring_orders, r.gmv as ring_gmv,
