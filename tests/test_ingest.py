@@ -244,12 +244,22 @@ def test_an_empty_required_file_is_an_input_error(con, tmp_path):
         load_raw(con, case("empty_file", tmp_path))
 
 
-def test_an_empty_optional_file_counts_as_absent(con, tmp_path):
+@pytest.mark.parametrize("content", [b"", b"\xef\xbb\xbf", b"\r\n\r\n", b"\xef\xbb\xbf\n"],
+                         ids=["0-bytes", "bom-only", "blank-lines", "bom-and-newline"])
+def test_an_empty_optional_file_counts_as_absent(con, tmp_path, content):
+    """What Excel saves for an empty sheet: only a byte-order mark or blank lines."""
     folder = case("utf8_bom", tmp_path)
-    (folder / "products.csv").write_bytes(b"")
+    (folder / "products.csv").write_bytes(content)
     loaded = load_raw(con, folder)
     assert "products" not in loaded
     assert rows(con, "select count(*) from raw.products") == [(0,)]
+
+
+def test_a_required_file_of_blank_lines_names_the_missing_header(con, tmp_path):
+    folder = case("utf8_bom", tmp_path)
+    (folder / "orders.csv").write_bytes(b"\xef\xbb\xbf\r\n")
+    with pytest.raises(InputError, match=r"orders\.csv holds no header row"):
+        load_raw(con, folder)
 
 
 def test_a_header_only_file_gives_zero_rows(con, tmp_path):

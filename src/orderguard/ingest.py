@@ -318,6 +318,11 @@ def _plan(table: Table, input_dir: Path, encoding: str | None) -> _Plan | None:
         return _Plan(table, path, "parquet", False, [])
     with path.open("rb") as f:
         head = f.read(_SAMPLE_BYTES)
+    if not head.removeprefix(codecs.BOM_UTF8).strip():  # only a BOM or blank lines
+        if table.required:
+            raise InputError(f"{path.name} holds no header row (only blank lines or a byte-order mark)")
+        log.warning("%s holds only blank lines; treating %s as absent", path.name, table.name)
+        return None
     codec = encoding or _sniff_encoding(head, path.name)
     headers = _read_header(head, codec, path.name)
     return _Plan(table, path, codec, encoding is not None, map_columns(table, headers, path.name),
