@@ -389,6 +389,23 @@ def test_first_night_history_made_in_place_equals_the_copied_history():
     assert [r[0] for r in histories[0]["accounts"][1]] == ["U1", "U2", "U3"]
 
 
+def test_a_later_nights_commission_line_for_a_level_replaces_the_earlier_one():
+    """One commission per order and level, as validation checks a single export: a line
+    re-sent with a corrected beneficiary replaces the old one instead of paying twice."""
+    with warehouse.connect(":memory:") as con:
+        con.execute("create table staging.commissions (order_id varchar, beneficiary_id varchar, "
+                    "level integer, amount decimal(18,2))")
+        for night, beneficiary in (("2026-11-29", "D1"), ("2026-11-30", "D2")):
+            con.execute("delete from staging.commissions")
+            con.execute("insert into staging.commissions values ('O1', $b, 1, 414.00), "
+                        "('O1', 'D9', 2, 20.00)", {"b": beneficiary})
+            history._upsert_night(con, "commissions", history.HISTORY_KEYS["commissions"], night)
+        rows = con.execute("select order_id, level, beneficiary_id, amount, _night "
+                           "from staging.commissions_history order by level").fetchall()
+    assert rows == [("O1", 1, "D2", Decimal("414.00"), "2026-11-30"),
+                    ("O1", 2, "D9", Decimal("20.00"), "2026-11-30")]
+
+
 USUAL_TIMESTAMP = st.builds(
     lambda when, sep: when.strftime(f"%Y-%m-%d{sep}%H:%M:%S"),
     st.datetimes(datetime(1000, 1, 1), datetime(2999, 12, 31)), st.sampled_from(" T"))

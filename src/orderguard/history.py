@@ -30,7 +30,9 @@ HISTORY_KEYS = {
     "orders": ("order_id",),
     "accounts": ("account_id",),
     "products": ("product_id",),
-    "commissions": ("order_id", "level", "beneficiary_id"),
+    # one commission per order and level, as validation checks one export: a later night's
+    # line for a level (a corrected beneficiary) replaces the earlier one, never adds to it
+    "commissions": ("order_id", "level"),
 }
 
 
