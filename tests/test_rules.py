@@ -43,6 +43,31 @@ def test_rules_fire_with_their_conditions_and_name_reasons_strongest_first():
     assert hits["rule_points"][1] == 0
 
 
+def test_a_fact_two_rules_read_counts_once_so_one_household_link_never_flags():
+    """A household member buying through a relative's share link: the buyer is linked to
+    the distributor (REFERRER_SHARES_ID) and so the commission flows within one identity
+    group (COMMISSION_TO_SELF). One link is one piece of evidence, as is one account age read
+    by INSTANT_ORDER and NEW_ACCOUNT_ORDER; both codes stay in the reasons."""
+    import math
+
+    ruleset = load_rules()
+    features = pl.DataFrame({
+        "shop_id": ["S1", "S1"],
+        "referrer_link_weight": [0.8, 0.8], "self_commission_level": [1, 1],
+        "account_age_s": [30, 30], "account_age_days": [0.0003, 0.0003],
+        "pay_delay_s": [100, 1],  # the second order adds an independent family: fast pay
+    })
+    hits = rule_hits(features, ruleset)
+    rules = ruleset.rules
+    link = max(rules["REFERRER_SHARES_ID"].points, rules["COMMISSION_TO_SELF"].points)
+    age = max(rules["INSTANT_ORDER"].points, rules["NEW_ACCOUNT_ORDER"].points)
+    assert hits["rule_points"].to_list() == pytest.approx([link + age, link + age + rules["FAST_PAY"].points])
+    assert {"REFERRER_SHARES_ID", "COMMISSION_TO_SELF", "INSTANT_ORDER", "NEW_ACCOUNT_ORDER"} <= set(
+        hits["reason_codes"][0])
+    score = 1 - math.exp(-link / ruleset.scoring["scale"])
+    assert score < ruleset.scoring["flag_threshold"]
+
+
 def test_shop_override_changes_the_threshold_for_that_shop_only(tmp_path):
     base = (load_rules().source, None)
     assert base

@@ -58,6 +58,9 @@ class Rule:
     also: tuple[Condition, ...] = ()
     target: str = "buyer"  # "shop": evidence against the shop/programme, not the buyer
     grade: Grade | None = None
+    # rules reading one fact (the buyer's account age; the buyer-beneficiary link) name it
+    # alike: the fact counts once, at its strongest rule's points
+    fact: str | None = None
 
     @property
     def max_points(self) -> float:
@@ -121,6 +124,7 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
             also=tuple(_condition(code, c) for c in spec.get("also", [])),
             target=spec.get("target", "buyer"),
             grade=_grade(code, spec.get("grade"), float(spec.get("points", 1.0))),
+            fact=spec.get("fact"),
         )
     overrides = {
         shop: body.get("rules", {}) for shop, body in data.get("shops", {}).items()
@@ -161,7 +165,8 @@ def rule_hits(features: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
     graded = sorted({r.grade.feature for r in ruleset.rules.values() if r.grade} & set(features.columns))
     carried = list(dict.fromkeys(c for c in ("shop_id", *graded) if c in features.columns))
     hits = features.select([*carried, *exprs])
-    point_terms, buyer_terms = [], []
+    point_terms: dict[str, list[pl.Expr]] = {}  # by fact (a rule without one is its own)
+    buyer_terms: dict[str, list[pl.Expr]] = {}
     for code, rule in ruleset.rules.items():
         points: pl.Expr = pl.lit(rule.points)
         for shop, body in ruleset.shop_overrides.items():
@@ -171,13 +176,13 @@ def rule_hits(features: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
         if rule.grade is not None and rule.grade.feature in graded:
             points = points + (rule.grade.max_points - rule.points) * rule.grade.strength()
         term = pl.when(pl.col(code)).then(points).otherwise(0.0)
-        point_terms.append(term)
+        point_terms.setdefault(rule.fact or code, []).append(term)
         if rule.target != "shop":
-            buyer_terms.append(term)
+            buyer_terms.setdefault(rule.fact or code, []).append(term)
     ordered = sorted(ruleset.rules.values(), key=lambda r: (-r.points, r.code))
     hits = hits.with_columns(
-        pl.sum_horizontal(point_terms).alias("rule_points"),
-        pl.sum_horizontal(buyer_terms).alias("buyer_rule_points"),
+        pl.sum_horizontal([pl.max_horizontal(t) for t in point_terms.values()]).alias("rule_points"),
+        pl.sum_horizontal([pl.max_horizontal(t) for t in buyer_terms.values()]).alias("buyer_rule_points"),
     ).drop(carried)
     return hits.with_columns(reason_lists(hits, [r.code for r in ordered]))
 
