@@ -85,6 +85,28 @@ def test_rescanning_the_previous_night_then_the_last_gives_identical_last_night_
     assert [n for n, _ in nights] == nightly_world["nights"] and all(c == 1 for _, c in nights)
 
 
+def test_rescanning_an_earlier_night_sees_no_account_registered_after_it(
+        nightly_world, scanned_nights, tmp_path):
+    """Rescanning night 3 after night 8: the accounts of nights 4-8 did not exist on night 3
+    and are in none of its rings or flagged accounts."""
+    import shutil
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_nights["db"], db)
+    night = nightly_world["nights"][2]
+    scan_night(nightly_world, night, db, tmp_path / "out", scanned_nights["models"])
+    registered = pl.concat([
+        pl.read_csv(nightly_world["root"] / "exports" / n / "accounts.csv", infer_schema=False)
+        .select("account_id", pl.col("registered_at").str.slice(0, 10))
+        for n in nightly_world["nights"]]).unique("account_id")
+    later = set(registered.filter(pl.col("registered_at") > night)["account_id"])
+    assert later, "the world registers accounts after the rescanned night"
+    flagged = pl.read_csv(tmp_path / "out" / "nights" / night / "flagged_accounts.csv", infer_schema=False)
+    members = {m for ms in pl.read_csv(tmp_path / "out" / "nights" / night / "rings.csv",
+                                      infer_schema=False)["members"] for m in ms.split(";")}
+    assert later.isdisjoint(flagged["account_id"]) and later.isdisjoint(members)
+
+
 def test_a_night_far_smaller_than_usual_fails_loudly(nightly_world, scanned_nights, tmp_path):
     import shutil
 

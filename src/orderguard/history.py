@@ -294,9 +294,12 @@ def use_window(con: duckdb.DuckDBPyConnection, run_date: str, lookback_days: int
     # tonight's validated orders now live in the history (staging.orders was a view on them)
     con.execute("drop table if exists staging.orders_checked")
     warehouse.drop_if(con, "table", "staging", "accounts")
+    # accounts registered after the night are not yet part of it (a rescan of an earlier
+    # night must not find rings among accounts that did not exist then)
     con.execute(
         "create or replace view staging.accounts as select * exclude (_night) "
-        "from staging.accounts_history"
+        "from staging.accounts_history "
+        "where registered_at < (select window_end from ops.scan_window)"
     )
     con.execute(
         "create or replace table staging.products as select * exclude (_night) "
