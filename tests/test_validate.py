@@ -176,7 +176,7 @@ def test_impossible_values_are_quarantined_with_every_reason(con):
 def test_duplicate_orders_keep_the_first_and_name_it(con):
     run(con, CORPUS / "duplicate_order")
     assert staged(con, "orders", "order_id, buyer_id") == [("O1", "U1"), ("O2", "U2")]
-    reason = "order_id 'O1' repeats row 1 (the first occurrence is kept)"
+    reason = "order_id 'O1' repeats row 1 (only the first occurrence is used, even when it is rejected)"
     assert quarantine(con) == [("orders", 3, "order_id", "O1", reason),
                                ("orders", 4, "order_id", "O1", reason)]
 

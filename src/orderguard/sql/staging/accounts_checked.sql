@@ -54,7 +54,7 @@ check_values as (
             stg_check_text('ip', ip, false, $max_text_length),
             stg_check_text('nickname', nickname, false, $max_text_length),
             case when _first_row is not null then 'account_id ' || stg_show(account_id)
-                || ' repeats row ' || _first_row || ' (the first occurrence is kept)' end
+                || ' repeats row ' || _first_row || ' (only the first occurrence is used, even when it is rejected)' end
         ), '') as _reason
     from parse_values p cross join batch_clock c
 ),

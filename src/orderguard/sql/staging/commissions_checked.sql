@@ -55,7 +55,7 @@ check_values as (
             stg_check_time('settled_at', settled_at, c.as_of),
             case when d.first_row is not null then 'order_id ' || stg_show(p.order_id)
                 || ' with level ' || p.level || ' repeats row ' || d.first_row
-                || ' (the first occurrence is kept)' end,
+                || ' (only the first occurrence is used, even when it is rejected)' end,
             case when p.order_id is not null and not _order_known then 'order_id '
                 || stg_show(p.order_id) || ' is not an accepted order' end
         ), '') as _reason

@@ -111,7 +111,7 @@ check_values as (
             stg_check('reviewed_at', _text.reviewed_at, reviewed_at, false, 'a date and time'),
             stg_check_time('reviewed_at', reviewed_at, c.as_of),
             case when _first_row is not null then 'order_id ' || stg_show(order_id)
-                || ' repeats row ' || _first_row || ' (the first occurrence is kept)' end,
+                || ' repeats row ' || _first_row || ' (only the first occurrence is used, even when it is rejected)' end,
             case when buyer_id is not null and not _buyer_known then 'buyer_id '
                 || stg_show(buyer_id) || ' is neither in accounts nor a known account' end
         ), '') as _reason

@@ -50,7 +50,7 @@ check_values as (
             stg_check_text('category', category, false, $max_text_length),
             stg_check('is_virtual', _text.is_virtual, is_virtual, false, 'true or false'),
             case when _first_row is not null then 'product_id ' || stg_show(product_id)
-                || ' repeats row ' || _first_row || ' (the first occurrence is kept)' end
+                || ' repeats row ' || _first_row || ' (only the first occurrence is used, even when it is rejected)' end
         ), '') as _reason
     from parse_values
 ),
