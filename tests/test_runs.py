@@ -115,6 +115,10 @@ def test_an_allow_listed_account_stops_raising_alerts_until_its_entry_expires(sc
         ).fetchall()
     assert mine and all(level == "low" and "verified customer" in why for level, why in mine)
     assert scores.height == pl.read_parquet(scanned_world["out"] / "order_scores.parquet").height
+    # the analyst's file says why an order at the threshold stayed low
+    kept_low = scores.filter(pl.col("suppressed_by").is_not_null())
+    assert kept_low.height and (kept_low["risk_level"] == "low").all()
+    assert kept_low["suppressed_by"].str.contains("verified customer").all()
 
 
 def test_allow_refuses_a_date_already_passed_and_notes_an_account_never_seen(scanned_world, tmp_path, capsys):

@@ -332,7 +332,8 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
     orders_scored = publish.copy_to_parquet(
         con,
         "select order_id, score, risk_level, reason_codes, ring_id, ring_kind, rule_points, "
-        "forest_points, supervised_points from marts.order_scores order by order_id",
+        # suppressed_by: the allow-list entry the order matches (low whatever its score)
+        "forest_points, supervised_points, suppressed_by from marts.order_scores order by order_id",
         staged / "order_scores.parquet",
     )
     publish.write_csv(flagged, staged / "flagged_orders.csv")
