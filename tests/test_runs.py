@@ -65,6 +65,26 @@ def test_a_second_scan_on_the_same_warehouse_is_refused_with_a_clear_message(tmp
             run_scan(opts)
 
 
+def test_each_warehouse_keeps_its_own_forest_so_the_same_input_scores_the_same(scanned_world, tmp_path):
+    """Without --models a warehouse other than the project's keeps its forest beside it: a
+    scratch scan neither loads another world's forest (its scores would differ) nor saves its
+    own over the nightly one's."""
+    from orderguard import config
+
+    assert config.models_dir(None) == config.models_dir(config.default_db_path()) == \
+        config.project_root() / "models"
+    assert config.models_dir(tmp_path / "scratch.duckdb") == tmp_path / "scratch.models"
+    scores = []
+    for name in ("a", "b"):
+        db = tmp_path / name / "wh.duckdb"
+        opts = ScanOptions(input_dir=scanned_world["input"], out_dir=tmp_path / name / "out", db_path=db)
+        assert opts.models_dir == tmp_path / name / "wh.models"
+        run_scan(opts)
+        assert (opts.models_dir / "isolation_forest.joblib").exists()
+        scores.append((tmp_path / name / "out" / "order_scores.parquet").read_bytes())
+    assert scores[0] == scores[1]
+
+
 def test_a_rerun_of_the_same_input_is_byte_identical_and_replaces_the_nights_history_row(
         scanned_world, tmp_path):
     opts = ScanOptions(input_dir=scanned_world["input"], out_dir=tmp_path / "out",

@@ -53,7 +53,7 @@ def scan_options(args: argparse.Namespace):
         input_dir=Path(args.input), out_dir=Path(args.out),
         db_path=Path(args.db) if args.db else config.default_db_path(),
         rules_path=Path(args.rules) if args.rules else None,
-        models_dir=Path(args.models) if args.models else config.models_dir(),
+        models_dir=Path(args.models) if args.models else None,  # beside the warehouse
         encoding=args.encoding, review_budget=args.review_budget, seed=args.seed,
         run_date=args.run_date, lookback_days=getattr(args, "lookback_days", 30),
         keep_days=getattr(args, "keep_days", 90),
@@ -207,7 +207,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             con, "select min(created_at) as start, max(created_at) as end from staging.orders"
         ).row(0, named=True)
     forest = scoring.AccountForest(random_state=args.seed).fit(accounts)
-    models = Path(args.models) if args.models else config.models_dir()
+    models = Path(args.models) if args.models else config.models_dir(args.db)
     path = scoring.save_forest(
         forest, models, {"training_window": window, "trained_on_accounts": accounts.height}
     )
@@ -333,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--db", help=f"DuckDB warehouse file (default {config.default_db_path()})")
     s.add_argument("--rules", help="rules TOML (default: the package's rules.toml)")
-    s.add_argument("--models", help="model folder (default models/)")
+    s.add_argument("--models", help="model folder (default models/ for the default warehouse, "
+                   "<warehouse name>.models/ beside any other)")
     s.add_argument("--encoding", help="CSV encoding (default: detect UTF-8/GBK)")
     s.add_argument("--review-budget", type=int, help="flag at most this many orders per day")
     s.add_argument("--run-date", help="the night being scanned, YYYY-MM-DD (default: last order date)")
@@ -370,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fit the graph-aware isolation forest on the accounts of the last "
                        "scan in the warehouse and save it under models/ with a .meta.json.")
     t.add_argument("--db", help="DuckDB warehouse file")
-    t.add_argument("--models", help="model folder (default models/)")
+    t.add_argument("--models", help="model folder (default models/ for the default warehouse, "
+                   "<warehouse name>.models/ beside any other)")
     t.add_argument("--seed", type=int, default=7, help="random seed of the forest (default 7)")
     t.set_defaults(func=cmd_train)
 
@@ -382,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", required=True, help="output folder")
     v.add_argument("--db", help="DuckDB warehouse file")
     v.add_argument("--rules", help="rules TOML")
-    v.add_argument("--models", help="model folder")
+    v.add_argument("--models", help="model folder (default: as for scan)")
     v.add_argument("--encoding", help="CSV encoding (default: detect UTF-8/GBK)")
     v.add_argument("--review-budget", type=int, help="flag at most this many orders per day")
     v.add_argument("--seed", type=int, default=7, help="random seed of the models fitted each night")

@@ -29,8 +29,14 @@ def data_dir() -> Path:
     return project_root() / "data"
 
 
-def models_dir() -> Path:
-    return project_root() / "models"
+def models_dir(db_path: Path | str | None = None) -> Path:
+    """The isolation forest's folder: models/ for the project's warehouse, <name>.models/
+    beside any other, so a scratch warehouse never loads the nightly one's forest nor saves
+    its own over it (a saved forest is loaded, never refit, until `orderguard train`)."""
+    if db_path is None or Path(db_path).resolve() == default_db_path().resolve():
+        return project_root() / "models"
+    db = Path(db_path)
+    return db.with_name(db.stem + ".models")
 
 
 def default_db_path() -> Path:

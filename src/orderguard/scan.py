@@ -54,7 +54,7 @@ class ScanOptions:
     out_dir: Path
     db_path: Path = field(default_factory=config.default_db_path)
     rules_path: Path | None = None
-    models_dir: Path = field(default_factory=config.models_dir)
+    models_dir: Path | None = None  # None: config.models_dir(db_path), set on creation
     encoding: str | None = None
     review_budget: int | None = None
     seed: int = 7
@@ -68,6 +68,8 @@ class ScanOptions:
     pseudonym_salt: str | None = field(default_factory=lambda: os.environ.get("ORDERGUARD_PSEUDONYM_SALT"))
 
     def __post_init__(self):
+        if self.models_dir is None:
+            self.models_dir = config.models_dir(self.db_path)
         if self.run_date is not None:
             # nights are compared as text in the history: 2026/10/30 would sort after every
             # 2026-10-xx night and let stale rows win for good
