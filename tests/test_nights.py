@@ -415,7 +415,7 @@ def test_an_output_folder_that_cannot_be_written_stops_the_scan_before_it_starts
                      "--db", str(tmp_path / "wh.duckdb"), "--no-prefect"])
     assert code == 5
     err = capsys.readouterr().err
-    assert "cannot write" in err and "a-file" in err and "nothing of the night was published" in err
+    assert "Not a directory" in err and "a-file" in err and "nothing of the night was published" in err
     assert "Traceback" not in err and not (tmp_path / "wh.duckdb").exists()
 
 

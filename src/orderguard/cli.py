@@ -142,8 +142,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     except OSError as exc:
         if exc.errno not in WRITE_REFUSED:
             raise
-        print(f"orderguard: cannot write {exc.filename or 'the output'}: {exc.strerror}; nothing "
-              "of the night was published (the last night's results stand): free space or fix "
+        print(f"orderguard: {exc.strerror}: {exc.filename or 'a file of the scan'}; nothing of "
+              "the night was published (the last night's results stand): free space or fix "
               "permissions and rerun", file=sys.stderr)
         return 5
     except duckdb.IOException as exc:  # DuckDB's own writes into the warehouse or its temp files
