@@ -78,6 +78,47 @@ def test_a_programme_allowing_two_levels_makes_level_three_a_deep_chain(tmp_path
     assert scan.graph_settings().deep_chain_depth == 3  # the packaged programme
 
 
+def distributor_circle(fans: int, fan_spread_min: float, alt_pairs: int, alt_spread_min: float):
+    """A distributor D with `fans` invitees registered over `fan_spread_min` minutes, among
+    whom `alt_pairs` pairs are linked only to each other (a shared flat), registered over
+    `alt_spread_min` minutes."""
+    from datetime import datetime, timedelta
+
+    start = datetime(2026, 10, 1, 20, 0)
+    fan_ids = [f"F{i}" for i in range(fans)]
+    alt_ids = [f"A{i}" for i in range(2 * alt_pairs)]
+    registered = (
+        [start + timedelta(minutes=fan_spread_min * i / max(fans - 1, 1)) for i in range(fans)]
+        + [start + timedelta(minutes=alt_spread_min * i / max(len(alt_ids) - 1, 1))
+           for i in range(len(alt_ids))])
+    relations = pl.DataFrame({"distributor_id": ["D"] * (fans + len(alt_ids)),
+                              "account_id": fan_ids + alt_ids})
+    links = pl.DataFrame({"account_a": alt_ids[0::2], "account_b": alt_ids[1::2],
+                          "max_weight": [1.0] * alt_pairs, "shared_types": ["addr_strict,ip"] * alt_pairs})
+    facts = pl.DataFrame({"account_id": fan_ids + alt_ids, "registered_at": registered,
+                          "arbitrage_orders": [0] * len(registered),
+                          "commission_total": [1.0] * len(registered)})
+    return relations, links, facts
+
+
+def test_linked_fans_among_a_livestream_crowd_are_no_self_referral_ring():
+    """A viral distributor's 120 fans sign up within 40 minutes; ten couples among them share
+    their own flats. Registering minutes apart is the crowd's, not a batch of alts."""
+    relations, links, facts = distributor_circle(fans=100, fan_spread_min=40, alt_pairs=10,
+                                                 alt_spread_min=40)
+    assert graphs.self_referral_rings(relations, links, facts, graphs.GraphSettings()) == []
+
+
+def test_alts_registered_in_a_batch_apart_from_the_circle_make_a_self_referral_ring():
+    """The same links, but the linked accounts registered together within ten minutes while
+    the distributor's other invitees came over weeks: alts made in a batch."""
+    relations, links, facts = distributor_circle(fans=100, fan_spread_min=40 * 24 * 60,
+                                                 alt_pairs=3, alt_spread_min=10)
+    rings = graphs.self_referral_rings(relations, links, facts, graphs.GraphSettings())
+    assert len(rings) == 1 and rings[0].members[0] == "D" and len(rings[0].members) == 7
+    assert "registered minutes apart" in rings[0].evidence
+
+
 def identity_group(top_share: float, buyer_rate: float, n: int = 6) -> tuple[pl.DataFrame, ...]:
     ids = [f"A{i}" for i in range(n)]
     components = pl.DataFrame({"account_id": ids, "component": [0] * n})

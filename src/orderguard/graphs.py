@@ -8,11 +8,13 @@ drawings), never on every order.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import duckdb
 import networkx as nx
@@ -321,6 +323,15 @@ def self_referral_rings(
         ).filter(pl.col("account_id").is_in(pl.concat([inner["account_a"], inner["account_b"]]).implode()))
         .iter_rows(named=True)
     }
+    # registration times of each such distributor's whole circle, to tell a batch of alts
+    # from a crowd signing up at once (a livestream's fans)
+    circle_times = dict(
+        relations.filter(pl.col("distributor_id").is_in(inner["distributor_id"].unique().implode()))
+        .join(alt_facts.select("account_id", "registered_at"), on="account_id")
+        .group_by("distributor_id")
+        .agg(pl.col("registered_at").drop_nulls().sort())
+        .iter_rows()
+    )
     rings = []
     for (owner,), group in inner.sort("distributor_id").group_by(["distributor_id"], maintain_order=True):
         alts = sorted((set(group["account_a"]) | set(group["account_b"])) - {owner})
@@ -329,10 +340,7 @@ def self_referral_rings(
         alt_rows = [facts.get(a, {}) for a in alts]
         families, families_zh = ["identity"], ["身份关联"]
         times = sorted(r["registered_at"] for r in alt_rows if r.get("registered_at"))
-        burst = any(
-            (times[i + 2] - times[i]).total_seconds() <= 30 * 60 for i in range(len(times) - 2)
-        )
-        if burst:
+        if _registered_as_a_batch(times, circle_times.get(owner, [])):
             families.append("registered minutes apart")
             families_zh.append("注册时间只隔几分钟")
         if sum(r.get("arbitrage_orders") or 0 for r in alt_rows):
@@ -365,6 +373,22 @@ def self_referral_rings(
             )
         )
     return rings
+
+
+def _registered_as_a_batch(alt_times: list, circle_times: list, minutes: int = 30) -> bool:
+    """At least three linked accounts registered within `minutes` of one another, and they
+    are at least half of the distributor's circle that registered in those minutes: alts
+    made in a batch, not linked fans among a crowd that signed up at once (a livestream)."""
+    span = timedelta(minutes=minutes)
+    for start in alt_times:
+        end = start + span
+        alts_in = bisect.bisect_right(alt_times, end) - bisect.bisect_left(alt_times, start)
+        if alts_in < 3:
+            continue
+        circle_in = bisect.bisect_right(circle_times, end) - bisect.bisect_left(circle_times, start)
+        if alts_in >= 0.5 * circle_in:
+            return True
+    return False
 
 
 def malicious_rings(buyer_shop: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
