@@ -471,8 +471,7 @@ def _describe_csv_error(label: str, exc: Exception) -> str:
     # "Original Line: <record>\n<reason>"; for a CRLF file DuckDB puts the record on the
     # line after the label, which would otherwise read as the reason
     original = (re.search(r"Original Line:[ \t]*\r?\n([^\n]*)(?=\n[^\n]*\w)", message)
-                if re.search(r"Original Line:[ \t]*\r?\n", message) else None)
-    original = original or re.search(r"Original Line:\s?(.*)", message)
+                or re.search(r"Original Line:\s?(.*)", message))
     reason_text = message
     if original:
         reason_text = message[original.end():]

@@ -11,7 +11,6 @@ import hashlib
 import html
 import logging
 import os
-import re
 import threading
 import time
 import uuid
@@ -72,14 +71,15 @@ class ScanOptions:
             self.models_dir = config.models_dir(self.db_path)
         if self.run_date is not None:
             # nights are compared as text in the history: 2026/10/30 would sort after every
-            # 2026-10-xx night and let stale rows win for good
+            # 2026-10-xx night and let stale rows win for good (written back, a date reads
+            # the same only in the YYYY-MM-DD form)
             try:
-                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(self.run_date)):
-                    raise ValueError
-                date.fromisoformat(str(self.run_date))
+                written = date.fromisoformat(str(self.run_date)).isoformat()
             except ValueError:
+                written = None
+            if written != str(self.run_date):
                 raise config.ScanOptionsError(
-                    f"run date {self.run_date!r} is not a date written YYYY-MM-DD") from None
+                    f"run date {self.run_date!r} is not a date written YYYY-MM-DD")
         if self.lookback_days < 1:
             raise config.ScanOptionsError(f"lookback_days must be at least 1, not {self.lookback_days}")
         if self.keep_days < self.lookback_days:
