@@ -29,7 +29,8 @@ def _ring_orders(con: duckdb.DuckDBPyConnection, rings: list[graphs.Ring]) -> pl
     """grain: one row per (ring_id, order_id): the orders each ring is responsible for."""
     members = ring_member_frame(rings)
     orders = warehouse.query(
-        con, "select order_id, buyer_id, shop_id from intermediate.order_keys"
+        con, "select order_id, buyer_id, shop_id, product_id, created_at::date as day "
+        "from intermediate.order_keys"
     )
     parts = []
     by_kind = members.join(
@@ -37,19 +38,31 @@ def _ring_orders(con: duckdb.DuckDBPyConnection, rings: list[graphs.Ring]) -> pl
             {
                 "ring_id": [r.ring_id for r in rings],
                 "ring_shops": [list(r.shops) for r in rings],
+                "ring_products": [list(r.products) for r in rings],
                 "owner": [r.meta.get("owner") for r in rings],
             },
-            schema={"ring_id": pl.String, "ring_shops": pl.List(pl.String), "owner": pl.String},
+            schema={"ring_id": pl.String, "ring_shops": pl.List(pl.String),
+                    "ring_products": pl.List(pl.String), "owner": pl.String},
         ),
         on="ring_id",
         how="left",
     )
     person_rings = by_kind.filter(pl.col("kind") != "fake_shipping")
     joined = orders.join(person_rings, left_on="buyer_id", right_on="account_id")
+    on_ring_product = pl.col("ring_products").list.contains(pl.col("product_id"))
+    # A brushing ring whose every member bought its products once, all on one day, is one
+    # event: a group purchase (拼单) of colleagues or neighbours looks just like that, so only
+    # those orders are the ring's, not the members' other shopping. Farms come back for
+    # their targets; their accounts' other orders are the camouflage and stay the ring's.
+    joined = joined.with_columns(
+        _bought_once=on_ring_product.sum().over(["ring_id", "buyer_id"]) == 1,
+        _days=pl.col("day").filter(on_ring_product).n_unique().over("ring_id"),
+    ).with_columns(_one_event=pl.col("_bought_once").all().over("ring_id") & (pl.col("_days") == 1))
     joined = joined.filter(
         # an owner's own shopping is not the ring's doing; a flood only counts at its shop
         (pl.col("owner").is_null() | (pl.col("buyer_id") != pl.col("owner")))
         & ((pl.col("kind") != "malicious") | pl.col("ring_shops").list.contains(pl.col("shop_id")))
+        & ((pl.col("kind") != "brushing") | on_ring_product | ~pl.col("_one_event"))
     )
     parts.append(joined.select("ring_id", "kind", "order_id"))
     shipping = [
