@@ -226,3 +226,31 @@ def test_nightly_tables_are_written_with_text_uncompressed_and_kept_tables_are_n
         assert string_encodings(con, "intermediate.rebuilt") == {"Uncompressed"}
         assert "Uncompressed" not in string_encodings(con, "staging.kept")
         assert "Uncompressed" not in string_encodings(con, "staging.kept_after_an_error")
+
+
+def test_a_run_of_bulk_orders_at_one_shop_is_counted_and_flags_on_its_own(tmp_path):
+    """Shoppers buy one or two of P1; a flooder keeps ordering 30 at a time (恶意下单 before
+    the cancellations arrive); a reseller places one bulk order. Only the flood's orders are
+    bulk orders of a buyer with a run of them, and with a second family (here every buyer
+    pays the exact list price for one product again and again) only they flag."""
+    from orderguard.detect import score_features
+    from orderguard.rules import load_rules
+
+    accounts = [(f"u{i}", "2020-01-01 08:00:00", None) for i in range(20)] + [
+        ("flood", "2020-03-01 08:00:00", None), ("resell", "2020-01-01 08:00:00", None)]
+    orders = [(f"O{i}", "S1", f"u{i}", "P1", 1 + i % 2, 10, f"2020-03-01 09:{i:02d}:00", "paid",
+               None) for i in range(20)]
+    orders += [(f"F{i}", "S1", "flood", "P1", 30, 300, f"2020-03-01 10:{i:02d}:00", "paid", None)
+               for i in range(10)]
+    orders += [("R1", "S1", "resell", "P1", 40, 400, "2020-03-01 11:00:00", "paid", None)]
+    con = build(tmp_path, orders, accounts)
+    features = con.sql("select * from intermediate.order_features order by order_id").pl()
+    bulk = dict(features.select("order_id", pl.col("bulk_orders_at_shop") * pl.col("is_bulk_order"))
+                .iter_rows())
+    assert {o for o, n in bulk.items() if n} == {f"F{i}" for i in range(10)} | {"R1"}
+    assert bulk["F0"] == 10 and bulk["R1"] == 1
+    scored = score_features(features.with_columns(
+        buyer_orders=pl.lit(10), buyer_exact_price_share=pl.lit(1.0), buyer_top_product_share=pl.lit(1.0),
+        forest_rank=pl.lit(0.5), supervised_points=pl.lit(0.0)), load_rules())
+    flagged = set(scored.filter(pl.col("score") >= 0.6)["order_id"])
+    assert flagged == {f"F{i}" for i in range(10)}

@@ -87,34 +87,40 @@ def test_phones_are_masked_to_prefix_and_last_four_whatever_their_shape():
 
 
 def test_recommended_action_follows_ring_status_money_and_confidence():
+    rows = [
+        ("self_referral", "completed", "high", 0.95, 4.0, 0.0, "冻结佣金", "D1"),
+        ("deep_chain", "paid", "medium", 0.65, 0.0, 0.0, "冻结佣金", "D1"),  # commission to come
+        # no distributor's link: no commission will come to freeze
+        ("deep_chain", "paid", "medium", 0.65, 0.0, 0.0, "人工核实", None),
+        # nothing pending on a standing order: nothing to freeze, ask for proof
+        ("self_referral", "completed", "high", 0.95, 0.0, 0.0, "人工核实", "D1"),
+        ("self_referral", "delivered", "high", 0.95, 0.0, 6.0, "人工核实", "D1"),
+        ("fake_shipping", "shipped", "high", 0.9, 0.0, 0.0, "人工核实", "D1"),
+        ("brushing", "paid", "medium", 0.65, 0.0, 0.0, "取消订单", "D1"),
+        ("brushing", "completed", "high", 0.9, 12.0, 0.0, "冻结佣金", "D1"),
+        ("brushing", "completed", "high", 0.9, 0.0, 0.0, "人工核实", "D1"),
+        ("malicious", "cancelled", "high", 0.9, 0.0, 0.0, "观察", "D1"),
+        (None, "paid", "high", 0.85, 0.0, 0.0, "取消订单", "D1"),
+        (None, "delivered", "medium", 0.62, 0.0, 0.0, "观察", "D1"),
+        (None, "delivered", "medium", 0.75, 0.0, 0.0, "人工核实", "D1"),
+        # commission paid out on an order since refunded (佣金套利): claw it back, whatever
+        # the ring; still pending on a refunded order: stop it settling
+        ("malicious", "refunded", "high", 0.99, 0.0, 27.3, "追回佣金", "D1"),
+        ("self_referral", "refunded", "high", 0.95, 0.0, 8.0, "追回佣金", "D1"),
+        (None, "cancelled", "medium", 0.7, 0.0, 5.0, "追回佣金", "D1"),
+        ("brushing", "refunded", "high", 0.9, 6.0, 0.0, "冻结佣金", "D1"),
+        # a settled commission on an order that stands is earned: no claw-back
+        (None, "completed", "medium", 0.62, 0.0, 9.0, "观察", "D1"),
+        # a flood of bulk orders not yet cancelled: the shop checks before shipping
+        (None, "paid", "medium", 0.62, 0.0, 0.0, "人工核实", None, ["BULK_ORDER_FLOOD"]),
+        (None, "cancelled", "medium", 0.62, 0.0, 0.0, "观察", None, ["BULK_ORDER_FLOOD"]),
+    ]
     cases = pl.DataFrame(
-        [
-            ("self_referral", "completed", "high", 0.95, 4.0, 0.0, "冻结佣金", "D1"),
-            ("deep_chain", "paid", "medium", 0.65, 0.0, 0.0, "冻结佣金", "D1"),  # commission to come
-            # no distributor's link: no commission will come to freeze
-            ("deep_chain", "paid", "medium", 0.65, 0.0, 0.0, "人工核实", None),
-            # nothing pending on a standing order: nothing to freeze, ask for proof
-            ("self_referral", "completed", "high", 0.95, 0.0, 0.0, "人工核实", "D1"),
-            ("self_referral", "delivered", "high", 0.95, 0.0, 6.0, "人工核实", "D1"),
-            ("fake_shipping", "shipped", "high", 0.9, 0.0, 0.0, "人工核实", "D1"),
-            ("brushing", "paid", "medium", 0.65, 0.0, 0.0, "取消订单", "D1"),
-            ("brushing", "completed", "high", 0.9, 12.0, 0.0, "冻结佣金", "D1"),
-            ("brushing", "completed", "high", 0.9, 0.0, 0.0, "人工核实", "D1"),
-            ("malicious", "cancelled", "high", 0.9, 0.0, 0.0, "观察", "D1"),
-            (None, "paid", "high", 0.85, 0.0, 0.0, "取消订单", "D1"),
-            (None, "delivered", "medium", 0.62, 0.0, 0.0, "观察", "D1"),
-            (None, "delivered", "medium", 0.75, 0.0, 0.0, "人工核实", "D1"),
-            # commission paid out on an order since refunded (佣金套利): claw it back, whatever
-            # the ring; still pending on a refunded order: stop it settling
-            ("malicious", "refunded", "high", 0.99, 0.0, 27.3, "追回佣金", "D1"),
-            ("self_referral", "refunded", "high", 0.95, 0.0, 8.0, "追回佣金", "D1"),
-            (None, "cancelled", "medium", 0.7, 0.0, 5.0, "追回佣金", "D1"),
-            ("brushing", "refunded", "high", 0.9, 6.0, 0.0, "冻结佣金", "D1"),
-            # a settled commission on an order that stands is earned: no claw-back
-            (None, "completed", "medium", 0.62, 0.0, 9.0, "观察", "D1"),
-        ],
-        schema=["ring_kind", "status", "risk_level", "score", "commission_pending", "commission_settled",
-                "want", "referrer_id"],
+        [row if len(row) == 9 else (*row, []) for row in rows],  # no reason codes unless given
+        schema={"ring_kind": pl.String, "status": pl.String, "risk_level": pl.String,
+                "score": pl.Float64, "commission_pending": pl.Float64,
+                "commission_settled": pl.Float64, "want": pl.String, "referrer_id": pl.String,
+                "reason_codes": pl.List(pl.String)},
         orient="row",
     )
     got = cases.select(publish.recommended_action(0.6, 0.8).alias("a"))["a"].to_list()

@@ -213,6 +213,10 @@ def feature_params(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         "rare_shape_share": 0.005,
         "min_carrier_orders": 200,
         "undelivered_days": 10,
+        # a bulk order: this many units at least, and this many times the product's usual
+        # quantity per order (a flood of orders for dozens of units each, 恶意下单)
+        "bulk_min_quantity": 10,
+        "bulk_quantity_ratio": 5,
     }
 
 

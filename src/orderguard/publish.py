@@ -119,8 +119,8 @@ def reasons_text(codes: pl.Expr, ruleset: RuleSet, lang: str) -> pl.Expr:
 def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
     """What support should do with a flagged order, from its ring, status, money and score.
 
-    Needs columns ring_kind, status, risk_level, score, commission_pending, commission_settled,
-    referrer_id.
+    Needs columns ring_kind, status, risk_level, score, reason_codes (a list), commission_pending,
+    commission_settled, referrer_id.
     - cancelled or refunded but its commission already settled: 追回佣金 (the commission was
       paid out on an order that was undone, the 佣金套利 pattern: claw it back)
     - commission fraud (self-referral, chains past the allowed depth): 冻结佣金 while its
@@ -132,6 +132,8 @@ def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
       观察 (nothing left to stop; watch the accounts)
     - brushing/flood or high risk: 取消订单 while the order is still open, else 冻结佣金 when
       commission is still pending, else 人工核实
+    - an open order in a run of bulk orders (BULK_ORDER_FLOOD, a flood not yet cancelled):
+      人工核实, so the shop checks before it ships
     - medium risk, no ring, in the lower half between flag and high threshold: 观察
     - otherwise 人工核实
     """
@@ -152,6 +154,8 @@ def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
         .when(firm & status.is_in(_OPEN)).then(pl.lit("取消订单"))
         .when(firm & pending).then(pl.lit("冻结佣金"))
         .when(firm).then(pl.lit("人工核实"))
+        .when(status.is_in(_OPEN) & pl.col("reason_codes").list.contains("BULK_ORDER_FLOOD"))
+        .then(pl.lit("人工核实"))
         .when(pl.col("score") < (flag_threshold + high_threshold) / 2).then(pl.lit("观察"))
         .otherwise(pl.lit("人工核实"))
     )
@@ -175,6 +179,7 @@ FEATURE_ZH = {  # the measured fact behind a reason, in words support can read
     "siblings_within_10min": "同邀请人10分钟内注册数",
     "refund_after_settle_h": "佣金结算后退款(小时)",
     "cancel_share_at_shop": "在本店取消/退款占比",
+    "bulk_orders_at_shop": "在本店大批量订单数",
     "commission_max_level": "佣金层级",
     "buyer_referral_depth": "推荐层级",
     "self_commission_level": "佣金流向本人其他账号的层级",

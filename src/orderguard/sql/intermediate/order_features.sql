@@ -10,10 +10,19 @@ waybills as (select * from intermediate.waybill_flags),
 bursts as (select order_id, window_orders, burst_ratio from intermediate.product_bursts),
 referral as (select * exclude (buyer_id, referrer_id) from intermediate.referral_checks),
 tree as (select account_id, referral_depth, downline_size from intermediate.referral_tree),
+usual_quantity as (  -- what one order of the product usually holds
+    select product_id, quantile_disc(quantity, 0.5) as usual_quantity from order_keys group by 1
+),
 buyer_shop as (
-    select buyer_id, shop_id, count(*) as orders_at_shop,
-           avg(is_cancel_or_refund::int) as cancel_share_at_shop
-    from order_keys group by 1, 2
+    -- bulk: at least $bulk_min_quantity units and $bulk_quantity_ratio times the product's
+    -- usual quantity (the same test marks the order itself in assemble)
+    select o.buyer_id, o.shop_id, count(*) as orders_at_shop,
+           avg(o.is_cancel_or_refund::int) as cancel_share_at_shop,
+           count(*) filter (where o.quantity >= greatest($bulk_min_quantity,
+                                                         $bulk_quantity_ratio * u.usual_quantity))
+               as bulk_orders_at_shop
+    from order_keys o join usual_quantity u using (product_id)
+    group by 1, 2
 ),
 assemble as (
     select
@@ -32,8 +41,11 @@ assemble as (
         r.* exclude (order_id),
         coalesce(tr.referral_depth, 0) as buyer_referral_depth,
         coalesce(tr.downline_size, 0) as buyer_downline_size,
-        bs.orders_at_shop, bs.cancel_share_at_shop
+        bs.orders_at_shop, bs.cancel_share_at_shop, bs.bulk_orders_at_shop,
+        o.quantity >= greatest($bulk_min_quantity, $bulk_quantity_ratio * u.usual_quantity)
+            as is_bulk_order
     from order_keys o
+    join usual_quantity u using (product_id)
     left join waybills w using (order_id)
     left join bursts b using (order_id)
     left join referral r using (order_id)
