@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -267,3 +268,45 @@ def test_a_bad_export_under_prefect_is_one_line_on_the_terminal(prefect_server, 
     assert code == 2
     assert "orderguard: input error: orders.csv: missing required column(s) buyer_id" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 3, err
+
+
+def stopped_within(pid: int, seconds: float) -> bool:
+    """The process has ended (gone, or a zombie init has yet to reap)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_prefect_server_left_by_a_killed_scan_is_stopped_and_a_live_scans_is_not(tmp_path):
+    """A SIGKILLed scan cannot stop its ephemeral Prefect server; the next scan stops it.
+    Stand-ins: two sleeping interpreters carrying the server's environment, one still the
+    child of its scan (this test), one whose scan is gone (its parent exited)."""
+    from orderguard.cli import stop_orphaned_prefect_servers
+
+    home = tmp_path / "prefect"
+    env = {"PREFECT__SERVER_EPHEMERAL": "1", "PREFECT_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    live = subprocess.Popen(sleeper, env=env)
+    spawn = ("import subprocess, sys; print(subprocess.Popen("
+             f"{sleeper!r}, env={env!r}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid)")
+    orphan = int(subprocess.run([sys.executable, "-c", spawn], capture_output=True, text=True,
+                                check=True).stdout)
+    other_home = subprocess.Popen(sleeper, env={**env, "PREFECT_HOME": str(tmp_path / "other")})
+    try:
+        assert stop_orphaned_prefect_servers(home) == [orphan]
+        assert stopped_within(orphan, seconds=10)
+        assert live.poll() is None and other_home.poll() is None  # a live scan's server stays
+    finally:
+        for proc in (live, other_home):
+            proc.kill()
+            proc.wait()
+        try:
+            os.kill(orphan, signal.SIGKILL)
+        except OSError:
+            pass

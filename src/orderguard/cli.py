@@ -7,6 +7,7 @@ import errno
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -32,6 +33,43 @@ def prefect_environment() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     for name, value in PREFECT_RUN_LOGS.items():
         os.environ.setdefault(name, value)
+
+
+def _environ(pid: str) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def _exe(pid: str) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:  # gone, or not ours to read (init)
+        return None
+
+
+def stop_orphaned_prefect_servers(home: Path) -> list[int]:
+    """Stop the ephemeral Prefect servers of this PREFECT_HOME whose scan is gone. A scan
+    killed outright (SIGKILL, the OOM killer) cannot stop the server it started, which then
+    lives on (~220 MB) under init; every such kill left one more. A server is the scan's
+    child running the scan's own interpreter, so one whose parent runs another program (or
+    none) is an orphan. Reads Linux's /proc; elsewhere nothing is found."""
+    stopped = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        pid = entry.name
+        try:
+            env = _environ(pid)
+            if env.get("PREFECT__SERVER_EPHEMERAL") != "1" or env.get("PREFECT_HOME") != str(home):
+                continue
+            parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+        except OSError:  # gone meanwhile, or another user's process
+            continue
+        if _exe(parent) != _exe(pid):
+            try:
+                os.kill(int(pid), signal.SIGTERM)
+                stopped.append(int(pid))
+            except OSError:
+                continue
+    return stopped
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -128,6 +166,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
                       "start it (`prefect server start --host 127.0.0.1`), unset PREFECT_API_URL "
                       "to run in Prefect's ephemeral mode, or scan with --no-prefect", file=sys.stderr)
                 return 4
+            if not os.environ.get("PREFECT_API_URL") and (
+                    stopped := stop_orphaned_prefect_servers(Path(os.environ["PREFECT_HOME"]))):
+                print(f"orderguard: stopped {len(stopped)} Prefect server(s) left running by a "
+                      f"killed scan (pid {', '.join(map(str, stopped))})", file=sys.stderr)
             from pipelines.nightly_scan import ScanParameters, nightly_scan
 
             keep_run_records_off_the_terminal()
