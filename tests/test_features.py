@@ -254,3 +254,25 @@ def test_a_run_of_bulk_orders_at_one_shop_is_counted_and_flags_on_its_own(tmp_pa
         forest_rank=pl.lit(0.5), supervised_points=pl.lit(0.0)), load_rules())
     flagged = set(scored.filter(pl.col("score") >= 0.6)["order_id"])
     assert flagged == {f"F{i}" for i in range(10)}
+
+
+def test_a_waybill_shape_only_one_shop_writes_is_malformed_however_many_orders_it_has(tmp_path):
+    """A carrier's numbers come from its own system: six shops write J&T's JT + 13 digits; a
+    seventh writes every waybill one digit short (a number generator's one format, 20 orders,
+    far above the 0.5 % a rare shape needs); two shops writing one odd shape between them are
+    no single shop's invention."""
+    columns = [*ORDER_COLUMNS, "carrier", "tracking_no", "shipped_at", "delivered_at"]
+    plan = [(f"S{s}", "JT", 13, 40) for s in range(1, 7)] + [("S7", "JT", 12, 20)] + [
+        ("S8", "JTX", 12, 10), ("S9", "JTX", 12, 10)]
+    orders = []
+    for shop, prefix, digits, count in plan:
+        for _ in range(count):
+            i = len(orders)
+            orders.append((f"O{i}", shop, f"u{i}", "P1", 1, 10, "2020-03-01 09:00:00", "completed",
+                           None, "极兔速递", f"{prefix}{(i + 1) * 7919:0{digits}d}",
+                           "2020-03-01 10:00:00", "2020-03-01 20:00:00"))
+    accounts = [(f"u{i}", "2020-01-01 08:00:00", None) for i in range(len(orders))]
+    con = build(tmp_path, orders, accounts, columns)
+    malformed = con.sql("select shop_id, count(*) from intermediate.waybill_flags "
+                        "where waybill_malformed group by 1").fetchall()
+    assert malformed == [("S7", 20)]

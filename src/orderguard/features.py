@@ -212,6 +212,10 @@ def feature_params(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         "instant_order_seconds": 60,  # "ordered at once": within a minute of registering
         "rare_shape_share": 0.005,
         "min_carrier_orders": 200,
+        # a shape only one of a carrier's shops writes is malformed (a carrier serving this
+        # many shops at least), unless it holds this share of the carrier's orders or more
+        "min_carrier_shops": 5,
+        "one_shop_shape_share": 0.1,
         "undelivered_days": 10,
         # a bulk order: this many units at least, and this many times the product's usual
         # quantity per order (a flood of orders for dozens of units each, 恶意下单)

@@ -1,7 +1,7 @@
 -- grain: one row per order_id (orders with a tracking number)
 -- Fake-shipping signals: one waybill on several orders, a waybill whose shape is rare for
--- its carrier (learned from the data, not a fixed regex list), and consecutive waybills
--- handed to different buyers of one shop.
+-- its carrier or written by one of its shops alone (learned from the data, not a fixed
+-- regex list), and consecutive waybills handed to different buyers of one shop.
 with order_keys as (
     select order_id, shop_id, buyer_id, coalesce(carrier, '') as carrier_key,
            upper(trim(tracking_no)) as tracking_no,
@@ -30,19 +30,31 @@ per_shared_waybill as (
 ),
 per_form as (
     -- a waybill's shape (digits -> 9, letters -> A, one character at a time) follows from its
-    -- prefix and length (the serial is all digits), so it is worked out once per form: a few
-    -- hundred forms a night instead of translate() on ~8M waybills (~5 s of this model)
-    select carrier_key, waybill_prefix, waybill_length, count(*) as form_count,
+    -- prefix and length (the serial is all digits), so it is worked out once per form and
+    -- shop: a few thousand rows a night instead of translate() on ~8M waybills (~5 s)
+    select carrier_key, waybill_prefix, waybill_length, shop_id, count(*) as form_count,
         translate(waybill_prefix, '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ',
                   '9999999999AAAAAAAAAAAAAAAAAAAAAAAAAA')
             || repeat('9', waybill_length - length(waybill_prefix)) as waybill_shape
-    from shape group by 1, 2, 3
+    from shape group by 1, 2, 3, 4
+),
+per_carrier_shape as (
+    -- how many of the carrier's shops write each shape: a carrier's numbers come from its own
+    -- system, so a shape only one shop writes is that shop's invention, however many orders
+    select carrier_key, waybill_shape, sum(form_count) as shape_count,
+           count(distinct shop_id) as shape_shops
+    from per_form group by 1, 2
+),
+per_carrier as (
+    select carrier_key, sum(form_count) as carrier_count, count(distinct shop_id) as carrier_shops
+    from per_form group by 1
 ),
 per_shape as (
-    select carrier_key, waybill_prefix, waybill_length,
-           sum(form_count) over (partition by carrier_key, waybill_shape) as shape_count,
-           sum(form_count) over (partition by carrier_key) as carrier_count
-    from per_form
+    select distinct f.carrier_key, f.waybill_prefix, f.waybill_length, s.shape_count,
+           s.shape_shops, c.carrier_count, c.carrier_shops
+    from per_form f
+    join per_carrier_shape s using (carrier_key, waybill_shape)
+    join per_carrier c using (carrier_key)
 ),
 neighbours as (
     select order_id, shop_id, buyer_id, tracking_no, carrier_key, waybill_prefix, waybill_length,
@@ -60,7 +72,7 @@ judge as (
         coalesce(w.waybill_buyers, 1) as waybill_buyers,
         coalesce(w.waybill_destinations, 1) as waybill_destinations,
         p.shape_count::double / p.carrier_count as waybill_shape_share,
-        p.carrier_count,
+        p.carrier_count, p.shape_shops, p.carrier_shops,
         (   (prev_number is not null and waybill_number - prev_number between 1 and 3 and prev_buyer <> buyer_id)
          or (next_number is not null and next_number - waybill_number between 1 and 3 and next_buyer <> buyer_id)
         ) as waybill_sequential

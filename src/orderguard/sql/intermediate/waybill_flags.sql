@@ -13,7 +13,11 @@ judge as (
     select t.order_id, t.shop_id, t.buyer_id, t.tracking_no, t.waybill_orders, t.waybill_buyers,
         t.waybill_shape_share, t.waybill_sequential,
         (t.waybill_buyers >= 2 and t.waybill_destinations >= 2) as waybill_reused,
-        (t.waybill_shape_share < $rare_shape_share and t.carrier_count >= $min_carrier_orders)
+        (t.carrier_count >= $min_carrier_orders
+         and (t.waybill_shape_share < $rare_shape_share
+              -- one shop's own shape: a made-up number in one consistent format
+              or (t.shape_shops = 1 and t.carrier_shops >= $min_carrier_shops
+                  and t.waybill_shape_share < $one_shop_shape_share)))
             as waybill_malformed,
         (u.order_id is not null) as long_undelivered
     from tracking t
