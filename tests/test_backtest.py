@@ -47,3 +47,18 @@ def test_a_stricter_threshold_backtest_matches_a_full_rescan_day_by_day(scanned_
     assert (table["flagged_candidate"] <= table["flagged_live"]).all()
     assert (table["both"] == table["flagged_candidate"]).all()
     assert table["orders"].sum() == pl.read_parquet(scanned_world["out"] / "order_scores.parquet").height
+
+
+def test_a_version_that_adds_a_feature_keeps_the_stored_nights():
+    """Upgrading to a version with one more feature must not throw away the nights a
+    backtest replays: the new column is empty on them."""
+    from orderguard.backtest import NightKeeper
+
+    con = duckdb.connect()
+    con.execute("create schema ops")
+    NightKeeper(con, "2026-10-01").add(pl.DataFrame({"order_id": ["O1"], "buyer_orders": [3]}))
+    NightKeeper(con, "2026-10-02").add(pl.DataFrame(
+        {"order_id": ["O2"], "buyer_orders": [1], "bulk_orders_at_shop": [12]}))
+    rows = con.execute("select run_date, order_id, buyer_orders, bulk_orders_at_shop "
+                       "from ops.feature_history order by run_date").fetchall()
+    assert rows == [("2026-10-01", "O1", 3, None), ("2026-10-02", "O2", 1, 12)]

@@ -38,13 +38,32 @@ class NightKeeper:
         elif not warehouse.table_exists(self.con, "ops", "feature_history"):
             self.con.execute("create table ops.feature_history as select * from batch")
         else:
+            added = self._add_new_features(batch)
             try:
                 self.con.execute("insert into ops.feature_history by name select * from batch")
             except duckdb.BinderException:
-                # the feature set changed with this version: older snapshots cannot be replayed
+                # a feature dropped or retyped with this version: older snapshots cannot be replayed
                 log.warning("feature set changed; ops.feature_history restarts from %s", self.run_date)
                 self.con.execute("create or replace table ops.feature_history as select * from batch")
+            else:
+                if added:
+                    log.info("ops.feature_history: new features %s, empty on earlier nights",
+                             ", ".join(added))
         self.started = True
+
+    def _add_new_features(self, batch) -> list[str]:
+        """Columns tonight's inputs have and the stored nights lack are added to the table
+        (null on earlier nights, where a backtest sees a rule on them not fire), so a version
+        that only adds features keeps the history backtests replay."""
+        stored = set(warehouse.query(
+            self.con, "select column_name from information_schema.columns "
+            "where table_schema = 'ops' and table_name = 'feature_history'")["column_name"])
+        types = dict(self.con.sql("select column_name, column_type from (describe batch)").fetchall())
+        added = [name for name in types if name not in stored]
+        for name in added:
+            self.con.execute(f"alter table ops.feature_history add column "
+                             f"{warehouse.ident(name)} {types[name]}")
+        return added
 
 
 def flagged(scored: pl.DataFrame, ruleset: RuleSet) -> pl.Series:
