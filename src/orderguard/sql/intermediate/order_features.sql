@@ -21,7 +21,7 @@ buyer_shop as (
            count(*) filter (where o.quantity >= greatest($bulk_min_quantity,
                                                          $bulk_quantity_ratio * u.usual_quantity))
                as bulk_orders_at_shop
-    from order_keys o join usual_quantity u using (product_id)
+    from order_keys o left join usual_quantity u using (product_id)
     group by 1, 2
 ),
 assemble as (
@@ -45,7 +45,7 @@ assemble as (
         o.quantity >= greatest($bulk_min_quantity, $bulk_quantity_ratio * u.usual_quantity)
             as is_bulk_order
     from order_keys o
-    join usual_quantity u using (product_id)
+    left join usual_quantity u using (product_id)
     left join waybills w using (order_id)
     left join bursts b using (order_id)
     left join referral r using (order_id)
