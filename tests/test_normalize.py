@@ -542,3 +542,13 @@ def test_any_text_as_tokens_or_receivers_gives_one_value_per_input_in_order(a, b
     keys = receiver_key(names, phones)
     assert keys.len() == n
     assert keys.reverse().equals(receiver_key(names.reverse(), phones.reverse()))
+
+
+def test_rooms_in_digit_wise_or_formal_numerals_and_dash_suffixes_are_the_same_room():
+    """一一零一室 is room 1101 read digit by digit, 叁栋贰单元 the formal 3栋2单元, and after
+    a unit 1101-1 is room 1101's first door; none of them is a neighbour's room."""
+    rows = _addr(BASE + "3栋2单元1101室", BASE + "3栋2单元一一零一室", BASE + "叁栋贰单元1101室",
+                 BASE + "3栋2单元1101-1")
+    assert {_keys(r) for r in rows} == {_keys(rows[0])}
+    neighbours = _addr(BASE + "3栋2单元1502-1", BASE + "3栋2单元一五零二室", BASE + "3栋2单元二零一室")
+    assert [r["room"] for r in neighbours] == ["1502", "1502", "201"]

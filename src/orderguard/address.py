@@ -51,6 +51,7 @@ Measured on 2 cores: 1M distinct addresses 12 s, 3M 30 s (2.3 GB peak).
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 from functools import lru_cache
 
@@ -116,17 +117,32 @@ def _cn_numeral(n: int) -> str:
     return out
 
 
+# the formal (banking) numerals some people write: 叁栋贰单元 = 3栋2单元
+_FORMAL = str.maketrans("一二三四五六七八九十百", "壹贰叁肆伍陆柒捌玖拾佰")
+# room numbers read out digit by digit: 一一零一室 = 1101室 (三位 and 四位 rooms)
+_DIGIT_WISE = {"零": "0", "〇": "0", **{d: str(i) for i, d in enumerate(_CN_DIGITS, start=1)}}
+_ROOM_MARKERS = ("室", "房", "号")
+
+
 @lru_cache(maxsize=1)
 def _numeral_map() -> dict[str, str]:
-    """'十二层' -> '12层' for 1..199 and every unit word; longest patterns first."""
+    """'十二层' -> '12层' (and 拾贰层) for 1..199 and every unit word, and rooms read digit
+    by digit ('一一零一室' -> '1101室'); longest patterns first, so a digit-wise room is never
+    cut at its last digit ('一室')."""
     pairs = {}
     for n in range(1, 200):
         cn = _cn_numeral(n)
         for marker in _NUM_MARKERS:
             pairs[cn + marker] = f"{n}{marker}"
+            pairs[cn.translate(_FORMAL) + marker] = f"{n}{marker}"
         if n == 2:
             for marker in ("栋", "幢", "号楼", "单元", "层", "楼"):
                 pairs["两" + marker] = f"2{marker}"
+    for digits in itertools.chain(itertools.product(_DIGIT_WISE, repeat=3),
+                                  itertools.product(_DIGIT_WISE, repeat=4)):
+        number = "".join(_DIGIT_WISE[d] for d in digits)
+        for marker in _ROOM_MARKERS:
+            pairs.setdefault("".join(digits) + marker, number + marker)
     return dict(sorted(pairs.items(), key=lambda kv: -len(kv[0])))
 
 
@@ -378,7 +394,8 @@ def _canonical_parts(t: pl.Expr) -> pl.Expr:
             "${1}${2}号${3}",
         )
         # dash forms: 3-2-1101 and 3栋2-1101 are building-unit-room; a trailing 5-1101 is
-        # building-room
+        # building-room, but after a unit 1101-1 is room 1101 (its first bed or door)
+        .str.replace_all(r"(\d+单元)\s?(\d+[A-Z]?)\s?-\s?\d+[A-Z]?室?$", "${1}${2}室")
         .str.replace_all(r"(\d+)\s?-\s?(\d+)\s?-\s?(\d+[A-Z]?)室?", "${1}栋${2}单元${3}室")
         .str.replace_all(r"(\d+[A-Z]?|[A-Z])栋\s?(\d+)\s?-\s?(\d+[A-Z]?)室?", "${1}栋${2}单元${3}室")
         .str.replace(r"(^|[^\d号-])(\d+)\s?-\s?(\d+[A-Z]?)室?$", "${1}${2}栋${3}室")
