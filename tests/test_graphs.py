@@ -78,6 +78,16 @@ def test_a_programme_allowing_two_levels_makes_level_three_a_deep_chain(tmp_path
     assert scan.graph_settings().deep_chain_depth == 3  # the packaged programme
 
 
+def test_the_scorecards_arbitrage_hours_are_the_self_referral_rings_arbitrage_window(tmp_path):
+    """One definition of 佣金套利 for the distributor scorecard and the self-referral rings."""
+    from orderguard import health, scan
+
+    toml = tmp_path / "programme.toml"
+    toml.write_text("[default]\nrates = [0.10]\n[scorecard]\narbitrage_hours = 168\n", "utf-8")
+    assert scan.graph_settings(health.load_programme(toml)).arbitrage_hours == 168
+    assert scan.graph_settings().arbitrage_hours == 72  # the packaged programme
+
+
 def distributor_circle(fans: int, fan_spread_min: float, alt_pairs: int, alt_spread_min: float):
     """A distributor D with `fans` invitees registered over `fan_spread_min` minutes, among
     whom `alt_pairs` pairs are linked only to each other (a shared flat), registered over

@@ -50,6 +50,7 @@ class GraphSettings:
     malicious_min_cancel_share: float = 0.7
     fake_shipping_min_orders: int = 3
     deep_chain_depth: int = 3  # the programme allows this many levels (programme.toml's)
+    arbitrage_hours: float = 72.0  # a refund this soon after settling is arbitrage (programme.toml's)
 
 
 @dataclass
@@ -850,13 +851,12 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
     links = warehouse.query(
         con, "select account_a, account_b, max_weight, shared_types from intermediate.account_pairs "
         "where max_weight >= $min_weight", {"min_weight": settings.self_referral_min_weight})
-    alt_facts = q(
-        "select a.account_id, a.registered_at, "
-        " count(*) filter (where r.refund_after_settle_h between 0 and 72) as arbitrage_orders,"
-        " sum(r.commission_total) as commission_total "
+    alt_facts = warehouse.query(
+        con, "select a.account_id, a.registered_at, "
+        " count(*) filter (where r.refund_after_settle_h between 0 and $arbitrage_hours)"
+        " as arbitrage_orders, sum(r.commission_total) as commission_total "
         "from staging.accounts a left join intermediate.referral_checks r on r.buyer_id = a.account_id "
-        "group by all"
-    )
+        "group by all", {"arbitrage_hours": settings.arbitrage_hours})
     # order_features already counts each buyer's orders and cancellations per shop: only the
     # pairs malicious_rings can use are read (a 10M-order window has ~7M pairs, ~1k of these)
     buyer_shop = warehouse.query(

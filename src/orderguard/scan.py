@@ -605,9 +605,12 @@ def new_run(opts: ScanOptions) -> dict:
 
 def graph_settings(programme: health.Programme | None = None) -> graphs.GraphSettings:
     """Deep-chain rings start past the levels programme.toml allows, where the health marts
-    call a tree too deep."""
+    call a tree too deep, and a self-referral circle's refunds count as arbitrage within the
+    hours its scorecard calls arbitrage."""
     programme = programme or health.load_programme()
-    return graphs.GraphSettings(deep_chain_depth=programme.default.allowed_levels)
+    return graphs.GraphSettings(
+        deep_chain_depth=programme.default.allowed_levels,
+        arbitrage_hours=float(programme.scorecard.get("arbitrage_hours", 72)))
 
 
 def resolve_nightly_input(opts: ScanOptions) -> ScanOptions:
