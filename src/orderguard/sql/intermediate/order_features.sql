@@ -4,25 +4,27 @@
 -- copied onto each order here: scoring_stream.sql joins them beside the forest scores, on
 -- the same key. Copying 20 account columns onto 10M orders cost more to write (16-19 s
 -- against 13.6 s) than the stream's wider join adds (~1 s).
--- order_keys is read twice; DuckDB would copy a CTE read twice, and two scans cost less
-with order_keys as not materialized (select * from intermediate.order_keys),
+with usual_quantity as (  -- what one order of the product usually holds
+    select product_id, quantile_disc(quantity, 0.5) as usual_quantity
+    from intermediate.order_keys group by 1
+),
+-- order_keys is read twice; DuckDB would copy a CTE read twice, and two scans cost less.
+-- A bulk order: at least $bulk_min_quantity units and $bulk_quantity_ratio times the
+-- product's usual quantity.
+order_keys as not materialized (
+    select k.*, k.quantity >= greatest($bulk_min_quantity, $bulk_quantity_ratio * u.usual_quantity)
+               as is_bulk_order
+    from intermediate.order_keys k left join usual_quantity u using (product_id)
+),
 waybills as (select * from intermediate.waybill_flags),
 bursts as (select order_id, window_orders, burst_ratio from intermediate.product_bursts),
 referral as (select * exclude (buyer_id, referrer_id) from intermediate.referral_checks),
 tree as (select account_id, referral_depth, downline_size from intermediate.referral_tree),
-usual_quantity as (  -- what one order of the product usually holds
-    select product_id, quantile_disc(quantity, 0.5) as usual_quantity from order_keys group by 1
-),
 buyer_shop as (
-    -- bulk: at least $bulk_min_quantity units and $bulk_quantity_ratio times the product's
-    -- usual quantity (the same test marks the order itself in assemble)
-    select o.buyer_id, o.shop_id, count(*) as orders_at_shop,
-           avg(o.is_cancel_or_refund::int) as cancel_share_at_shop,
-           count(*) filter (where o.quantity >= greatest($bulk_min_quantity,
-                                                         $bulk_quantity_ratio * u.usual_quantity))
-               as bulk_orders_at_shop
-    from order_keys o left join usual_quantity u using (product_id)
-    group by 1, 2
+    select buyer_id, shop_id, count(*) as orders_at_shop,
+           avg(is_cancel_or_refund::int) as cancel_share_at_shop,
+           count(*) filter (where is_bulk_order) as bulk_orders_at_shop
+    from order_keys group by 1, 2
 ),
 assemble as (
     select
@@ -41,11 +43,8 @@ assemble as (
         r.* exclude (order_id),
         coalesce(tr.referral_depth, 0) as buyer_referral_depth,
         coalesce(tr.downline_size, 0) as buyer_downline_size,
-        bs.orders_at_shop, bs.cancel_share_at_shop, bs.bulk_orders_at_shop,
-        o.quantity >= greatest($bulk_min_quantity, $bulk_quantity_ratio * u.usual_quantity)
-            as is_bulk_order
+        bs.orders_at_shop, bs.cancel_share_at_shop, bs.bulk_orders_at_shop, o.is_bulk_order
     from order_keys o
-    left join usual_quantity u using (product_id)
     left join waybills w using (order_id)
     left join bursts b using (order_id)
     left join referral r using (order_id)
