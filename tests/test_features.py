@@ -276,3 +276,41 @@ def test_a_waybill_shape_only_one_shop_writes_is_malformed_however_many_orders_i
     malformed = con.sql("select shop_id, count(*) from intermediate.waybill_flags "
                         "where waybill_malformed group by 1").fetchall()
     assert malformed == [("S7", 20)]
+
+
+def test_a_brushing_cohort_sharing_no_identifier_is_found_and_an_honest_sale_is_not(tmp_path):
+    """A 刷手 network: ten accounts, each on its own device, registered minutes apart two days
+    before, buy P1 once within twenty minutes, pay seconds after ordering and review 5 stars
+    minutes after delivery. A flash sale of thirty honest buyers of P2 pays as fast and ships
+    in one waybill run, and ten of them review as fast (a cashback card): a third of the
+    sale, not a cohort. Six quick reviewers of P3 are too few to be one."""
+    columns = [*ORDER_COLUMNS, "paid_at", "carrier", "tracking_no", "shipped_at",
+               "delivered_at", "review_rating", "reviewed_at"]
+    orders, accounts = [], []
+
+    def buy(shop, product, minute, registered, quick_review, waybill):
+        i = len(orders)
+        accounts.append((f"u{i}", registered, f"dev{i}"))
+        created = f"2020-02-29 20:{minute:02d}:00"
+        orders.append((f"{product}-{i}", shop, f"u{i}", product, 1, 10, created, "completed",
+                       f"dev{i}", f"2020-02-29 20:{minute:02d}:08", "中通", f"ZT{waybill:012d}",
+                       "2020-03-01 08:00:00", "2020-03-01 18:00:00",
+                       5 if quick_review else None,
+                       "2020-03-01 18:05:00" if quick_review else None))
+
+    for i in range(10):
+        buy("S1", "P1", 2 * i, f"2020-02-27 14:{3 * i:02d}:00", True, 100000 + 1000 * i)
+    for i in range(30):
+        buy("S2", "P2", i, "2019-06-01 09:00:00", i % 3 == 0, 200000 + i)
+    for i in range(6):
+        buy("S3", "P3", 5 * i, f"2020-02-27 15:{3 * i:02d}:00", True, 300000 + 1000 * i)
+    con = build(tmp_path, orders, accounts, columns)
+    cohorts = con.sql("select * from intermediate.behaviour_cohorts order by order_id").pl()
+    assert cohorts["order_id"].to_list() == sorted(f"P1-{i}" for i in range(10))
+    assert cohorts["cohort_buyers"].unique().to_list() == [10]
+    assert cohorts["fast_pay"].all() and cohorts["batch_registered"].all()
+    assert not cohorts["sequential_waybill"].any()
+
+    [ring] = graphs.behaviour_cohort_rings(cohorts)
+    assert ring.kind == "brushing" and ring.members == tuple(sorted(f"u{i}" for i in range(10)))
+    assert ring.products == ("P1",) and "100% paid seconds after ordering" in ring.evidence

@@ -25,6 +25,7 @@ INTERMEDIATE_MODELS = (
     "account_pairs",
     "tracking_checks",
     "waybill_flags",
+    "behaviour_cohorts",
     "product_bursts",
     "referral_checks",
     "referral_tree",
@@ -221,6 +222,16 @@ def feature_params(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         # quantity per order (a flood of orders for dozens of units each, 恶意下单)
         "bulk_min_quantity": 10,
         "bulk_quantity_ratio": 5,
+        # behaviour cohorts (a 刷手 network sharing no identifier): a 5-star review this soon
+        # after delivery marks an order; a second give-away must come with it: payment this
+        # soon after ordering, a parcel delivered this soon after shipping, or an account
+        # registered this close to another such buyer's and this long before ordering
+        "instant_review_minutes": 15,
+        "fast_pay_seconds": 15,
+        "fast_delivery_hours": 4,
+        "batch_registration_minutes": 10,
+        "batch_lead_hours": 1,
+        "cohort_gap_hours": 24,  # a quiet day ends a cohort
     }
 
 

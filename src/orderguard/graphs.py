@@ -41,6 +41,8 @@ class GraphSettings:
     min_surprise: float = 8.0  # -log10 binomial tail of co-buying given product popularity
     min_co_buyer_share: float = 0.4  # a farm's accounts nearly all buy the target; a crowd's do not
     min_lift: float = 5.0  # co-buying share against the product's share of all buyers
+    min_cohort_buyers: int = 8  # a behaviour cohort: this many accounts on one product...
+    min_cohort_share: float = 0.5  # ... placing at least this share of its orders meanwhile
     dense_blocks: int = 3  # FRAUDAR blocks peeled per scan
     dense_block_gate: float = 1.25  # a block must be denser than the graph as a whole
     dense_block_max_share: float = 0.02  # ... and hold at most this share of all buyers
@@ -390,6 +392,49 @@ def _registered_as_a_batch(alt_times: list, circle_times: list, minutes: int = 3
         if alts_in >= 0.5 * circle_in:
             return True
     return False
+
+
+_COHORT_FAMILIES = (  # behaviour_cohorts' give-aways beside the quick 5-star review
+    ("fast_pay", "paid seconds after ordering", "下单后数秒内付款"),
+    ("sequential_waybill", "waybill numbered next to another buyer's", "运单号与其他买家连号"),
+    ("fast_delivery", "delivered within hours of shipping", "发货后数小时内即签收"),
+    ("batch_registered", "account registered in a batch with another's", "与其他买家批量注册"),
+)
+
+
+def behaviour_cohort_rings(cohorts: pl.DataFrame) -> list[Ring]:
+    """Accounts sharing no identifier whose orders of one product show the same brushing
+    behaviour together (intermediate.behaviour_cohorts: one row per cohort order)."""
+    rings = []
+    for (_,), group in cohorts.sort(["cohort_key", "order_id"]).group_by(
+            ["cohort_key"], maintain_order=True):
+        first = group.row(0, named=True)
+        members = tuple(sorted(set(group["buyer_id"].to_list())))
+        shown = [(group[col].mean(), en, zh) for col, en, zh in _COHORT_FAMILIES
+                 if group[col].any()]
+        rings.append(
+            Ring(
+                kind="brushing",
+                members=members,
+                strength=float(len(members)),
+                evidence=(
+                    f"{len(members)} accounts bought product {first['product_id']} of shop "
+                    f"{first['shop_id']} within {first['cohort_span_hours']:.0f} h "
+                    f"({first['cohort_share']:.0%} of its orders there meanwhile), each reviewed "
+                    "5 stars minutes after delivery; "
+                    + ", ".join(f"{share:.0%} {en}" for share, en, _ in shown)
+                ),
+                evidence_zh=(
+                    f"{len(members)} 个账号在 {first['cohort_span_hours']:.0f} 小时内购买店铺 "
+                    f"{first['shop_id']} 的商品 {first['product_id']}（占其同期订单 "
+                    f"{first['cohort_share']:.0%}），均在签收后几分钟内给五星好评；"
+                    + "，".join(f"{share:.0%} {zh}" for share, _, zh in shown)
+                ),
+                shops=(first["shop_id"],),
+                products=(first["product_id"],),
+            )
+        )
+    return rings
 
 
 def malicious_rings(buyer_shop: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
@@ -874,11 +919,13 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         "select * from intermediate.waybill_flags where waybill_suspect"
     )
     tree = q("select * from intermediate.referral_tree")
+    cohorts = q("select * from intermediate.behaviour_cohorts")
     candidates = (
         co_buying_rings(scan, settings)
         + identity_rings(components, accounts, identifiers, settings)
         + self_referral_rings(relations, links, alt_facts, settings)
         + dense_block_rings(BuyerCells.from_warehouse(con), settings)
+        + behaviour_cohort_rings(cohorts)
         + malicious_rings(buyer_shop, settings)
         + fake_shipping_rings(waybills, settings)
         + deep_chain_rings(tree, settings)
