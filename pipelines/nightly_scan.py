@@ -85,9 +85,24 @@ def nightly_scan(params: ScanParameters) -> dict:
     if logging.getLogger("orderguard").level == logging.NOTSET:  # a served run: no CLI set it
         logging.getLogger("orderguard").setLevel(logging.INFO)
     opts = params.options(run_id=uuid.uuid4().hex[:12], flow_run_id=flow_run_id)
-    run = scan.run_scan(opts, call_stage=as_task)
+    run = scan.run_scan(opts, call_stage=as_task, on_locked=lambda: report_abandoned_runs(opts))
     publish_artifacts(run)
     return run
+
+
+def report_abandoned_runs(opts: scan.ScanOptions) -> None:
+    """Close the flow runs killed scans of this warehouse left Running, and say so in the log.
+    The night matters more than the UI's history: a failure here is a warning."""
+    # orderguard's logger: on the CLI's console and, as an extra logger, in the run's logs
+    log = logging.getLogger("orderguard.pipelines")
+    try:
+        closed = close_abandoned_runs(opts.db_path, opts.flow_run_id)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not look for flow runs left Running: %s", exc)
+        return
+    if closed:
+        log.warning("marked %d flow run(s) of this warehouse Crashed, left Running by killed "
+                    "scans: %s", len(closed), ", ".join(closed))
 
 
 def summary_markdown(run: dict) -> str:
@@ -137,3 +152,38 @@ def publish_artifacts(run: dict) -> None:
                              description="self-contained report for risk leads")
     except Exception as exc:  # noqa: BLE001 - the scan's outputs are complete either way
         get_run_logger().warning("could not store the run's artifacts: %s", exc)
+
+
+def close_abandoned_runs(db_path: str | Path, current_run_id: str | None) -> list[str]:
+    """Mark Crashed the nightly-scan flow runs of this warehouse that Prefect still shows as
+    Running although their scan is gone (killed outright, or by the OOM killer: nothing was
+    left to report the end). Called once this scan holds the warehouse's scan lock, which no
+    live scan of the same warehouse can hold, so every other Running run of it is dead.
+    Without this the Prefect UI shows such a run running forever. Returns their ids."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    warehouse_file = Path(db_path).resolve()
+    closed = []
+    with get_client(sync_client=True) as client:
+        running = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["nightly-scan"])),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                type=FlowRunFilterStateType(any_=[StateType.RUNNING]))))
+        for run in running:
+            scanned = (run.parameters.get("params") or {}).get("db_path")
+            if str(run.id) == current_run_id or not scanned or Path(scanned).resolve() != warehouse_file:
+                continue
+            client.set_flow_run_state(run.id, Crashed(message=(
+                f"its scan of {warehouse_file} ended without reporting (killed?); found by flow "
+                f"run {current_run_id}, which holds the warehouse's scan lock now")), force=True)
+            closed.append(str(run.id))
+    return closed

@@ -48,3 +48,29 @@ def test_a_stage_is_retried_for_a_passing_fault_never_for_a_bad_export():
     assert not worth_retrying(None, None, Failed(data=InputError("orders.csv: no column amount")))
     assert not worth_retrying(None, None, Failed(data=QuietNightError("no valid orders")))
     assert worth_retrying(None, None, Failed(data=OSError("disk briefly unavailable")))
+
+
+@pytest.mark.flow
+def test_a_killed_scans_flow_run_left_running_is_marked_crashed_by_the_next_scan(prefect_server, tmp_path):
+    """A scan killed outright cannot report its end: Prefect shows its run Running forever.
+    The next scan of the same warehouse, holding its lock, marks that run Crashed; a Running
+    run of another warehouse may be alive and is left alone."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Running
+
+    from pipelines.nightly_scan import ScanParameters, close_abandoned_runs, nightly_scan
+
+    def running_run(db: str) -> str:
+        params = ScanParameters(input_dir="in", out_dir="out", db_path=db).model_dump()
+        with get_client(sync_client=True) as client:
+            return str(client.create_flow_run(nightly_scan, parameters={"params": params},
+                                              state=Running()).id)
+
+    killed = running_run(str(tmp_path / "wh.duckdb"))
+    elsewhere = running_run(str(tmp_path / "other.duckdb"))
+    assert close_abandoned_runs(tmp_path / "wh.duckdb", current_run_id=None) == [killed]
+    with get_client(sync_client=True) as client:
+        states = {run: client.read_flow_run(run).state for run in (killed, elsewhere)}
+    assert states[killed].name == "Crashed" and "killed" in states[killed].message
+    assert states[elsewhere].name == "Running"
+    assert close_abandoned_runs(tmp_path / "wh.duckdb", current_run_id=None) == []

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -627,9 +628,11 @@ def call_directly(name: str, fn, *args):
     return fn(*args)
 
 
-def run_scan(opts: ScanOptions, call_stage=call_directly) -> dict:
+def run_scan(opts: ScanOptions, call_stage=call_directly,
+             on_locked: Callable[[], None] | None = None) -> dict:
     """The whole scan. `call_stage(name, fn, *args)` runs one stage: directly by default,
-    as a Prefect task when the nightly flow passes its own (pipelines/nightly_scan.py)."""
+    as a Prefect task when the nightly flow passes its own (pipelines/nightly_scan.py).
+    `on_locked()` runs once the scan holds the warehouse's lock, before the first stage."""
     opts = resolve_nightly_input(opts)
     if not Path(opts.input_dir).is_dir():
         raise ingest.InputError(f"the export folder {opts.input_dir} does not exist")
@@ -638,6 +641,8 @@ def run_scan(opts: ScanOptions, call_stage=call_directly) -> dict:
     settings = graph_settings()
     run = new_run(opts)
     with scan_lock(Path(opts.db_path)), StageTimer(run).registered() as timer:
+        if on_locked is not None:
+            on_locked()
         with timer("ingest"):
             run["raw"] = call_stage("ingest", stage_ingest, opts)
         with timer("stage"):
