@@ -14,6 +14,7 @@ import pytest
 
 from orderguard import publish, ring_ids
 from orderguard.ring_ids import KnownRing
+from orderguard.rules import load_rules
 
 BOM = b"\xef\xbb\xbf"
 FORMULA_CHARS = tuple(publish.FORMULA_START)
@@ -313,3 +314,17 @@ def test_rescanning_an_earlier_night_rewrites_its_folder_and_leaves_latest_on_th
     assert (out / "run.json").read_text("utf-8") == "new"
     assert (out / "nights" / "2026-10-29" / "run.json").read_text("utf-8") == "old again"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_ring_evidence_counts_a_fake_shipping_shop_as_a_shop_and_a_farm_in_accounts():
+    """The member of a fake-shipping ring is the shop writing the waybills: support reads
+    1 家店铺, never 1 个账号."""
+    rings = pl.DataFrame({
+        "ring_kind": ["fake_shipping", "brushing"], "ring_id": ["FS-1", "BR-1"],
+        "ring_size": [1, 12], "ring_orders": [147, 40], "ring_gmv": [9000.0, 3000.0],
+        "ring_commission": [0.0, 0.0], "ring_evidence": ["运单号重复", "共用同一设备"],
+        "reason_codes": [["RING_FAKE_SHIPPING"], ["RING_BRUSHING"]],
+    })
+    evidence = rings.select(publish.evidence_text(load_rules(), rings.schema).alias("e"))["e"].to_list()
+    assert evidence[0].startswith("虚假发货团伙 FS-1：1 家店铺，147 单")
+    assert evidence[1].startswith("刷单团伙 BR-1：12 个账号，40 单")

@@ -218,10 +218,13 @@ def evidence_text(ruleset: RuleSet, schema: dict) -> pl.Expr:
     Needs ring_kind, ring_id, ring_size, ring_orders, ring_gmv, ring_commission,
     ring_evidence, reason_codes and the rules' feature columns (see evidence_facts)."""
     kind_zh = pl.col("ring_kind").replace_strict(KIND_ZH, default=pl.col("ring_kind"), return_dtype=pl.String)
+    # a fake-shipping ring's one member is the shop that writes the waybills, not an account
+    members = (pl.when(pl.col("ring_kind") == "fake_shipping").then(pl.lit("家店铺"))
+               .otherwise(pl.lit("个账号")))
     ring = pl.when(pl.col("ring_id").is_not_null()).then(
         pl.format(
-            "{}团伙 {}：{} 个账号，{} 单，金额 {} 元，涉及佣金 {} 元（{}）",
-            kind_zh, pl.col("ring_id"), pl.col("ring_size"), pl.col("ring_orders"),
+            "{}团伙 {}：{} {}，{} 单，金额 {} 元，涉及佣金 {} 元（{}）",
+            kind_zh, pl.col("ring_id"), pl.col("ring_size"), members, pl.col("ring_orders"),
             pl.col("ring_gmv").cast(pl.Float64).round(2), pl.col("ring_commission").cast(pl.Float64).round(2),
             pl.col("ring_evidence").fill_null(""),
         )
