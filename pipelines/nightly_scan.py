@@ -5,6 +5,7 @@
 # scheduled run failed parameter validation; tests/test_deployment.py).
 import logging
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -174,13 +175,18 @@ def close_abandoned_runs(db_path: str | Path, current_run_id: str | None) -> lis
     warehouse_file = Path(db_path).resolve()
     closed = []
     with get_client(sync_client=True) as client:
+        # only runs that started before this one: a scan started after it has not reached the
+        # lock yet and is alive (it will be refused the warehouse and fail on its own)
+        started = (client.read_flow_run(current_run_id).start_time if current_run_id else None)
+        started = started or datetime.now(UTC)
         running = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["nightly-scan"])),
             flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
                 type=FlowRunFilterStateType(any_=[StateType.RUNNING]))))
         for run in running:
             scanned = (run.parameters.get("params") or {}).get("db_path")
-            if str(run.id) == current_run_id or not scanned or Path(scanned).resolve() != warehouse_file:
+            if (str(run.id) == current_run_id or not scanned or run.start_time is None
+                    or run.start_time >= started or Path(scanned).resolve() != warehouse_file):
                 continue
             client.set_flow_run_state(run.id, Crashed(message=(
                 f"its scan of {warehouse_file} ended without reporting (killed?); found by flow "

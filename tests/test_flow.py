@@ -68,9 +68,13 @@ def test_a_killed_scans_flow_run_left_running_is_marked_crashed_by_the_next_scan
 
     killed = running_run(str(tmp_path / "wh.duckdb"))
     elsewhere = running_run(str(tmp_path / "other.duckdb"))
-    assert close_abandoned_runs(tmp_path / "wh.duckdb", current_run_id=None) == [killed]
+    this_scan = running_run(str(tmp_path / "wh.duckdb"))
+    # one started after this scan has not reached the lock yet: alive, left alone
+    started_later = running_run(str(tmp_path / "wh.duckdb"))
+    assert close_abandoned_runs(tmp_path / "wh.duckdb", current_run_id=this_scan) == [killed]
     with get_client(sync_client=True) as client:
-        states = {run: client.read_flow_run(run).state for run in (killed, elsewhere)}
+        states = {run: client.read_flow_run(run).state
+                  for run in (killed, elsewhere, this_scan, started_later)}
     assert states[killed].name == "Crashed" and "killed" in states[killed].message
-    assert states[elsewhere].name == "Running"
-    assert close_abandoned_runs(tmp_path / "wh.duckdb", current_run_id=None) == []
+    assert [states[run].name for run in (elsewhere, this_scan, started_later)] == ["Running"] * 3
+    assert close_abandoned_runs(tmp_path / "wh.duckdb", current_run_id=this_scan) == []
