@@ -314,3 +314,4 @@ def test_a_brushing_cohort_sharing_no_identifier_is_found_and_an_honest_sale_is_
     [ring] = graphs.behaviour_cohort_rings(cohorts)
     assert ring.kind == "brushing" and ring.members == tuple(sorted(f"u{i}" for i in range(10)))
     assert ring.products == ("P1",) and "100% paid seconds after ordering" in ring.evidence
+    assert "within 18 minutes" in ring.evidence and "18 分钟内" in ring.evidence_zh

@@ -402,6 +402,14 @@ _COHORT_FAMILIES = (  # behaviour_cohorts' give-aways beside the quick 5-star re
 )
 
 
+def _span_words(hours: float) -> tuple[str, str]:
+    """A cohort's span as support reads it: minutes under two hours, else hours."""
+    if hours < 2:
+        minutes = max(1, round(hours * 60))
+        return f"{minutes} minutes", f"{minutes} 分钟"
+    return f"{hours:.0f} h", f"{hours:.0f} 小时"
+
+
 def behaviour_cohort_rings(cohorts: pl.DataFrame) -> list[Ring]:
     """Accounts sharing no identifier whose orders of one product show the same brushing
     behaviour together (intermediate.behaviour_cohorts: one row per cohort order)."""
@@ -409,6 +417,7 @@ def behaviour_cohort_rings(cohorts: pl.DataFrame) -> list[Ring]:
     for (_,), group in cohorts.sort(["cohort_key", "order_id"]).group_by(
             ["cohort_key"], maintain_order=True):
         first = group.row(0, named=True)
+        span_en, span_zh = _span_words(first["cohort_span_hours"])
         members = tuple(sorted(set(group["buyer_id"].to_list())))
         shown = [(group[col].mean(), en, zh) for col, en, zh in _COHORT_FAMILIES
                  if group[col].any()]
@@ -419,13 +428,13 @@ def behaviour_cohort_rings(cohorts: pl.DataFrame) -> list[Ring]:
                 strength=float(len(members)),
                 evidence=(
                     f"{len(members)} accounts bought product {first['product_id']} of shop "
-                    f"{first['shop_id']} within {first['cohort_span_hours']:.0f} h "
+                    f"{first['shop_id']} within {span_en} "
                     f"({first['cohort_share']:.0%} of its orders there meanwhile), each reviewed "
                     "5 stars minutes after delivery; "
                     + ", ".join(f"{share:.0%} {en}" for share, en, _ in shown)
                 ),
                 evidence_zh=(
-                    f"{len(members)} 个账号在 {first['cohort_span_hours']:.0f} 小时内购买店铺 "
+                    f"{len(members)} 个账号在 {span_zh}内购买店铺 "
                     f"{first['shop_id']} 的商品 {first['product_id']}（占其同期订单 "
                     f"{first['cohort_share']:.0%}），均在签收后几分钟内给五星好评；"
                     + "，".join(f"{share:.0%} {zh}" for share, _, zh in shown)
