@@ -48,6 +48,10 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠
 _FORMULA_RE = r"^[=+\-@\t\r\n＝＋－＠]"
 
 ACTION_WORDS = ("追回佣金", "冻结佣金", "取消订单", "人工核实", "观察")
+# what a ring's members are, counted in support's words: a fake-shipping ring's one member
+# is the shop writing the waybills, every other ring's are accounts
+MEMBERS_ZH = {"fake_shipping": "家店铺"}
+ACCOUNTS_ZH = "个账号"
 KIND_ZH = {
     "brushing": "刷单",
     "self_referral": "自邀小号",
@@ -218,9 +222,7 @@ def evidence_text(ruleset: RuleSet, schema: dict) -> pl.Expr:
     Needs ring_kind, ring_id, ring_size, ring_orders, ring_gmv, ring_commission,
     ring_evidence, reason_codes and the rules' feature columns (see evidence_facts)."""
     kind_zh = pl.col("ring_kind").replace_strict(KIND_ZH, default=pl.col("ring_kind"), return_dtype=pl.String)
-    # a fake-shipping ring's one member is the shop that writes the waybills, not an account
-    members = (pl.when(pl.col("ring_kind") == "fake_shipping").then(pl.lit("家店铺"))
-               .otherwise(pl.lit("个账号")))
+    members = pl.col("ring_kind").replace_strict(MEMBERS_ZH, default=ACCOUNTS_ZH, return_dtype=pl.String)
     ring = pl.when(pl.col("ring_id").is_not_null()).then(
         pl.format(
             "{}团伙 {}：{} {}，{} 单，金额 {} 元，涉及佣金 {} 元（{}）",

@@ -18,7 +18,7 @@ import networkx as nx
 import polars as pl
 
 from orderguard import charts, feedback, graphs, ring_ids, warehouse
-from orderguard.publish import KIND_ZH, LEVEL_ZH
+from orderguard.publish import ACCOUNTS_ZH, KIND_ZH, LEVEL_ZH, MEMBERS_ZH
 from orderguard.rules import RuleSet
 
 log = logging.getLogger(__name__)
@@ -345,7 +345,7 @@ def _rings_section(con, rings: pl.DataFrame) -> str:
         return section("重点团伙", "Top rings", "<p>今晚没有发现团伙。 (No rings tonight.)</p>")
     blocks = []
     for ring in rings.head(TOP_RINGS).iter_rows(named=True):
-        members = "家店铺" if ring["kind"] == "fake_shipping" else "个账号"  # a shop faking waybills
+        members = MEMBERS_ZH.get(ring["kind"], ACCOUNTS_ZH)
         facts = (f"{kind_zh(ring['kind'])} · {ring['size']} {members} · {ring['order_count']:,} 单 · "
                  f"金额 ¥{ring['gmv']:,.2f} · 佣金 ¥{ring['commission_at_stake']:,.2f} · "
                  f"首次发现 {ring['first_seen'] or '今晚'}")
