@@ -62,3 +62,43 @@ def test_a_version_that_adds_a_feature_keeps_the_stored_nights():
     rows = con.execute("select run_date, order_id, buyer_orders, bulk_orders_at_shop "
                        "from ops.feature_history order by run_date").fetchall()
     assert rows == [("2026-10-01", "O1", 3, None), ("2026-10-02", "O2", 1, 12)]
+
+
+def test_precision_from_verdicts_counted_in_small_passes_equals_the_flagged_orders_verdicts(
+        scanned_world, tmp_path):
+    """Support's verdicts give each day's precision; scoring the stored nights a few hundred
+    orders at a time (how a 10M-order window stays within memory) counts exactly what one
+    pass over the period counts."""
+    import shutil
+
+    from orderguard import feedback
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_world["db"], db)
+    labels = pl.read_csv(scanned_world["labels"] / "orders.csv", infer_schema=False)
+    with duckdb.connect(str(db)) as con:
+        scores = con.sql("select order_id, created_at::date as day, risk_level <> 'low' as flagged "
+                         "from marts.order_scores").pl()
+    # verdicts on every 3rd order, flagged or not, as support would send back
+    judged = scores.sort("order_id").gather_every(3).join(labels, on="order_id")
+    judged = judged.with_columns(
+        pl.when(pl.col("is_fraud") == "1").then(pl.lit("confirmed")).otherwise(pl.lit("false_positive"))
+        .alias("verdict"))
+    judged.select("order_id", "verdict").write_csv(tmp_path / "verdicts.csv")
+    with duckdb.connect(str(db)) as con:
+        feedback.load_verdicts(con, tmp_path / "verdicts.csv")
+        first, last = scores["day"].min(), scores["day"].max()
+        whole = run_backtest(con, load_rules(), load_rules(stricter_rules(tmp_path)), first, last,
+                             batch_rows=10 ** 9)
+        in_passes = run_backtest(con, load_rules(), load_rules(stricter_rules(tmp_path)), first, last,
+                                 batch_rows=97)
+    assert in_passes.equals(whole)
+    expected = (
+        judged.filter("flagged")
+        .group_by("day")
+        .agg((pl.col("verdict") == "confirmed").mean().round(4).alias("precision_live"))
+    )
+    got = whole.select("day", "precision_live").join(expected, on="day", how="left", suffix="_expected")
+    assert got["precision_live"].null_count() < got.height  # the days with flagged verdicts
+    assert (got["precision_live"].fill_null(-1).to_list()
+            == got["precision_live_expected"].fill_null(-1).to_list())

@@ -71,54 +71,86 @@ def flagged(scored: pl.DataFrame, ruleset: RuleSet) -> pl.Series:
     return (scored["score"] >= threshold) & scored["suppressed_by"].is_null()
 
 
+# orders scored per pass: the stored inputs are ~75 columns, so a whole 10M-order window
+# read at once took 13.6 GiB; a pass of this many keeps a backtest near 1-2 GiB
+BACKTEST_BATCH_ROWS = 250_000
+
+# The latest stored inputs of every order created between $start and $end (an order of
+# several nights' windows is stored once per night). Picking the latest on (order_id,
+# run_date) alone keeps the wide rows out of the grouping.
+_LATEST_INPUTS = """
+with stored as (
+    select order_id, max(run_date) as run_date
+    from ops.feature_history
+    where created_at::date between $start and $end
+    group by order_id
+)
+select h.*
+from ops.feature_history h
+join stored s on s.order_id = h.order_id and s.run_date = h.run_date
+where h.created_at::date between $start and $end
+"""
+
+
 def run_backtest(con: duckdb.DuckDBPyConnection, live: RuleSet, candidate: RuleSet,
-                 start: date, end: date) -> pl.DataFrame:
+                 start: date, end: date, batch_rows: int = BACKTEST_BATCH_ROWS) -> pl.DataFrame:
     """grain: one row per order day in [start, end]: orders, flagged live / candidate, both,
-    only live, only candidate, and precision of each among orders with verdicts."""
+    only live, only candidate, and precision of each among orders with verdicts.
+    The stored inputs are scored `batch_rows` orders at a time and counted per day as they
+    pass (every rule reads only its order's row), so memory stays flat however long the
+    period or large the window."""
     if not warehouse.table_exists(con, "ops", "feature_history"):
         raise ValueError("no stored nights yet: run a scan first")
-    inputs = warehouse.query(
-        con,
-        "select * from ops.feature_history where created_at::date between $start and $end "
-        "qualify row_number() over (partition by order_id order by run_date desc) = 1 "
-        "order by order_id",
-        {"start": start, "end": end},
-    )
-    if inputs.is_empty():
+    labels = feedback.labelled_orders(con)
+    params = {"start": start, "end": end}
+    reader = con.cursor().sql(_LATEST_INPUTS, params=warehouse.bind(_LATEST_INPUTS, params))
+    counts = [_day_counts(pl.from_arrow(table), live, candidate, labels)
+              for table in detect.batches_of(reader.to_arrow_reader(batch_rows), batch_rows)]
+    if not counts:
         first, last = con.execute("select min(created_at)::date, max(created_at)::date "
                                   "from ops.feature_history").fetchone()
         raise ValueError(f"no stored orders between {start} and {end}: the stored orders were "
                          f"created {first} to {last} (scans keep --keep-days nights)")
-    labels = feedback.labelled_orders(con) if warehouse.table_exists(con, "ops", "verdicts") else None
-    frame = inputs.select("order_id", pl.col("created_at").dt.date().alias("day"))
-    for name, ruleset in (("live", live), ("candidate", candidate)):
-        scored = detect.score_features(inputs, ruleset).with_columns(inputs["suppressed_by"])
-        frame = frame.with_columns(flagged(scored, ruleset).alias(name))
-    if labels is not None and labels.height:
-        frame = frame.join(labels, on="order_id", how="left")
-    else:
-        frame = frame.with_columns(pl.lit(None, pl.Int8).alias("label"))
 
-    def precision(col: str) -> pl.Expr:
-        hit = pl.col(col) & pl.col("label").is_not_null()
-        return (
-            pl.when(hit.sum() > 0)
-            .then((pl.col("label").cast(pl.Float64) * hit.cast(pl.Float64)).sum() / hit.sum())
-            .otherwise(None)
-            .round(4)
-        )
+    def precision(name: str) -> pl.Expr:
+        hits, true = pl.col(f"{name}_with_verdict"), pl.col(f"{name}_confirmed")
+        return pl.when(hits > 0).then(true / hits).otherwise(None).round(4)
 
     return (
-        frame.group_by("day")
-        .agg(
-            pl.len().alias("orders"),
-            pl.col("live").sum().alias("flagged_live"),
-            pl.col("candidate").sum().alias("flagged_candidate"),
-            (pl.col("live") & pl.col("candidate")).sum().alias("both"),
-            (pl.col("live") & ~pl.col("candidate")).sum().alias("only_live"),
-            (~pl.col("live") & pl.col("candidate")).sum().alias("only_candidate"),
+        pl.concat(counts)
+        .group_by("day")
+        .sum()
+        .select(
+            "day", "orders",
+            pl.col("live").alias("flagged_live"),
+            pl.col("candidate").alias("flagged_candidate"),
+            "both", "only_live", "only_candidate",
             precision("live").alias("precision_live"),
             precision("candidate").alias("precision_candidate"),
         )
         .sort("day")
+    )
+
+
+def _day_counts(inputs: pl.DataFrame, live: RuleSet, candidate: RuleSet,
+                labels: pl.DataFrame) -> pl.DataFrame:
+    """grain: one row per order day of one batch: the counts run_backtest sums."""
+    frame = inputs.select("order_id", pl.col("created_at").dt.date().alias("day"))
+    for name, ruleset in (("live", live), ("candidate", candidate)):
+        scored = detect.score_features(inputs, ruleset).with_columns(inputs["suppressed_by"])
+        frame = frame.with_columns(flagged(scored, ruleset).alias(name))
+    frame = frame.join(labels, on="order_id", how="left")
+    live, cand, judged = pl.col("live"), pl.col("candidate"), pl.col("label").is_not_null()
+    confirmed = pl.col("label") == 1
+    return frame.group_by("day").agg(
+        pl.len().cast(pl.Int64).alias("orders"),
+        live.sum().cast(pl.Int64).alias("live"),
+        cand.sum().cast(pl.Int64).alias("candidate"),
+        (live & cand).sum().cast(pl.Int64).alias("both"),
+        (live & ~cand).sum().cast(pl.Int64).alias("only_live"),
+        (~live & cand).sum().cast(pl.Int64).alias("only_candidate"),
+        (live & judged).sum().cast(pl.Int64).alias("live_with_verdict"),
+        (live & confirmed).sum().cast(pl.Int64).alias("live_confirmed"),
+        (cand & judged).sum().cast(pl.Int64).alias("candidate_with_verdict"),
+        (cand & confirmed).sum().cast(pl.Int64).alias("candidate_confirmed"),
     )

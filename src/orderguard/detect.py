@@ -218,7 +218,7 @@ def _account_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     )
 
 
-def _chunks(reader: pa.RecordBatchReader, rows: int):
+def batches_of(reader: pa.RecordBatchReader, rows: int):
     """The reader's record batches (DuckDB hands out ~120k rows at a time) gathered into
     tables of at least `rows` rows: fewer, larger scoring passes."""
     pending, count = [], 0
@@ -316,7 +316,7 @@ def run_scoring_stage(
                       "select * from intermediate.order_features")
     reader = streaming.sql(stream).to_arrow_reader(SCORING_BATCH_ROWS)
     number = -1
-    for number, table in enumerate(_chunks(reader, SCORING_BATCH_ROWS)):
+    for number, table in enumerate(batches_of(reader, SCORING_BATCH_ROWS)):
         batch = pl.from_arrow(table)
         if model_sup is not None:
             batch = batch.join(
