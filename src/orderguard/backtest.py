@@ -103,9 +103,10 @@ def run_backtest(con: duckdb.DuckDBPyConnection, live: RuleSet, candidate: RuleS
         raise ValueError("no stored nights yet: run a scan first")
     labels = feedback.labelled_orders(con)
     params = {"start": start, "end": end}
-    reader = con.cursor().sql(_LATEST_INPUTS, params=warehouse.bind(_LATEST_INPUTS, params))
-    counts = [_day_counts(pl.from_arrow(table), live, candidate, labels)
-              for table in detect.batches_of(reader.to_arrow_reader(batch_rows), batch_rows)]
+    with con.cursor() as stream:  # its own cursor: the stream stays open while batches pass
+        reader = stream.sql(_LATEST_INPUTS, params=warehouse.bind(_LATEST_INPUTS, params))
+        counts = [_day_counts(pl.from_arrow(table), live, candidate, labels)
+                  for table in detect.batches_of(reader.to_arrow_reader(batch_rows), batch_rows)]
     if not counts:
         first, last = con.execute("select min(created_at)::date, max(created_at)::date "
                                   "from ops.feature_history").fetchone()
