@@ -27,6 +27,21 @@ def test_co_buying_far_beyond_popularity_is_a_ring_but_a_popular_product_is_not(
     assert "12 个账号中有 12 个" in rings[0].evidence_zh  # the same facts for support, in Chinese
 
 
+def test_a_rings_evidence_does_not_depend_on_the_order_the_scan_rows_arrive_in():
+    """One farm room buying several niche products scores them alike (their rates clip to
+    one floor); whichever order the warehouse hands the rows over in, support reads the same
+    evidence, as a rerun of the night must give."""
+    settings = graphs.GraphSettings()
+    rows = [scan_row(12, 12, 0.00005 + i * 0.00001, "farm-room", f"P{i}") for i in range(6)]
+    seen = set()
+    for order in (rows, rows[::-1], rows[3:] + rows[:3]):
+        rings = graphs.merge_rings(graphs.co_buying_rings(pl.DataFrame(order), settings))
+        assert len(rings) == 1
+        seen.add((rings[0].evidence, rings[0].evidence_zh, rings[0].products))
+    assert len(seen) == 1
+    assert "P0" in seen.pop()[0]  # the evidence quotes the products in their order
+
+
 def test_identity_components_need_a_strong_link_or_two_families():
     pairs = pl.DataFrame({
         "account_a": ["A", "B", "X"], "account_b": ["B", "C", "Y"],
