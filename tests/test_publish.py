@@ -115,6 +115,10 @@ def test_recommended_action_follows_ring_status_money_and_confidence():
         # a flood of bulk orders not yet cancelled: the shop checks before shipping
         (None, "paid", "medium", 0.62, 0.0, 0.0, "人工核实", None, ["BULK_ORDER_FLOOD"]),
         (None, "cancelled", "medium", 0.62, 0.0, 0.0, "观察", None, ["BULK_ORDER_FLOOD"]),
+        # no ring, but the commission flows to the buyer's own other account: self-referral,
+        # so its pending commission is frozen; with nothing pending the usual rules apply
+        (None, "paid", "medium", 0.62, 3.5, 0.0, "冻结佣金", "D1", ["COMMISSION_TO_SELF"]),
+        (None, "completed", "medium", 0.62, 0.0, 0.0, "观察", "D1", ["COMMISSION_TO_SELF"]),
     ]
     cases = pl.DataFrame(
         [row if len(row) == 9 else (*row, []) for row in rows],  # no reason codes unless given

@@ -130,7 +130,9 @@ def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
     - commission fraud (self-referral, chains past the allowed depth): 冻结佣金 while its
       commission is pending or still to come (the order is open and came through a
       distributor's link), else 人工核实 (nothing left to freeze on the order; the commission
-      already settled on it is shown beside)
+      already settled on it is shown beside). An order outside any ring whose commission
+      flows to the buyer's own other account (COMMISSION_TO_SELF) is self-referral too:
+      its pending commission is frozen the same way
     - a shop faking its waybills: 人工核实 (the shop, not the buyer, is in question)
     - already cancelled or refunded: 冻结佣金 while commission is still pending on it, else
       观察 (nothing left to stop; watch the accounts)
@@ -147,9 +149,11 @@ def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
     undone = status.is_in(_REVERSED)
     to_come = status.is_in(_OPEN) & pl.col("referrer_id").is_not_null()
     firm = kind.is_in(["brushing", "malicious"]) | (pl.col("risk_level") == "high")
+    commission_fraud = (kind.is_in(["self_referral", "deep_chain"])
+                        | pl.col("reason_codes").list.contains("COMMISSION_TO_SELF"))
     return (
         pl.when(undone & settled).then(pl.lit("追回佣金"))
-        .when(kind.is_in(["self_referral", "deep_chain"]) & (pending | to_come))
+        .when(commission_fraud & (pending | to_come))
         .then(pl.lit("冻结佣金"))
         .when(kind.is_in(["self_referral", "deep_chain"])).then(pl.lit("人工核实"))
         .when(kind == "fake_shipping").then(pl.lit("人工核实"))
