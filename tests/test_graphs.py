@@ -121,8 +121,7 @@ def distributor_circle(fans: int, fan_spread_min: float, alt_pairs: int, alt_spr
     links = pl.DataFrame({"account_a": alt_ids[0::2], "account_b": alt_ids[1::2],
                           "max_weight": [1.0] * alt_pairs, "shared_types": ["addr_strict,ip"] * alt_pairs})
     facts = pl.DataFrame({"account_id": fan_ids + alt_ids, "registered_at": registered,
-                          "arbitrage_orders": [0] * len(registered),
-                          "commission_total": [1.0] * len(registered)})
+                          "arbitrage_orders": [0] * len(registered)})
     return relations, links, facts
 
 

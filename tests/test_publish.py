@@ -143,6 +143,10 @@ def test_evidence_names_every_measured_fact_in_chinese(scanned_world):
     assert set(in_rings["ring_kind"]) >= {"brushing", "self_referral", "malicious"}
     english = in_rings.filter(pl.col("evidence").str.contains(r"[A-Za-z]+ [A-Za-z]+ [A-Za-z]+"))
     assert english.is_empty(), english.select("ring_kind", "evidence").head(3).rows()
+    # one commission figure per ring, in yuan with two decimals as the money columns show it
+    money = in_rings["evidence"].str.extract_all(r"(?:金额|涉及佣金|佣金) [0-9.]+ 元").explode()
+    assert money.str.contains(r" \d+\.\d\d 元$").all(), money.unique().head(5).to_list()
+    assert (in_rings["evidence"].str.count_matches("佣金 [0-9.]+ 元") == 1).all()
 
 
 def test_xlsx_holds_the_same_rows_as_text_never_as_formulas(scanned_world):

@@ -295,8 +295,9 @@ def self_referral_rings(
 
     relations: (distributor_id, account_id) from invites and referred orders.
     links: identity links (account_a < account_b, link_weight, strong_weight, shared_types).
-    alt_facts: per account registered_at, arbitrage_orders (refunds soon after settlement),
-        commission_total earned up the chain from its referred orders.
+    alt_facts: per account registered_at, arbitrage_orders (refunds soon after settlement).
+    The commission at stake is not quoted here: marts.rings sums it over the ring's orders,
+    without reversed commission, and support's evidence quotes that figure.
     An alt is an invitee/buyer linked to the distributor, or to another of its invitees.
     A link needs one identifier rare enough to point at a person or a household (an office
     floor's address and IP are shared too widely). A ring needs that identity evidence plus
@@ -325,7 +326,7 @@ def self_referral_rings(
     facts = {
         r["account_id"]: r
         for r in alt_facts.select(
-            "account_id", "registered_at", "arbitrage_orders", "commission_total"
+            "account_id", "registered_at", "arbitrage_orders"
         ).filter(pl.col("account_id").is_in(pl.concat([inner["account_a"], inner["account_b"]]).implode()))
         .iter_rows(named=True)
     }
@@ -359,7 +360,6 @@ def self_referral_rings(
         if len(families) < 2:
             continue
         types = sorted({t for s in group["shared_types"].drop_nulls() for t in s.split(",")})
-        commission = float(sum(float(r.get("commission_total") or 0) for r in alt_rows))
         rings.append(
             Ring(
                 kind="self_referral",
@@ -368,12 +368,11 @@ def self_referral_rings(
                 evidence=(
                     f"distributor {owner} invited or earns on {len(alts)} accounts sharing "
                     f"{', '.join(types)} with them or each other; "
-                    f"{'; '.join(families[1:])}; commission on their orders CNY {commission:.2f}"
+                    f"{'; '.join(families[1:])}"
                 ),
                 evidence_zh=(
                     f"分销员 {owner} 邀请或获佣的 {len(alts)} 个账号与其本人或彼此共用"
-                    f"{'、'.join(_ID_ZH.get(t, t) for t in types)}；{'；'.join(families_zh[1:])}；"
-                    f"这些订单的佣金 {commission:.2f} 元"
+                    f"{'、'.join(_ID_ZH.get(t, t) for t in types)}；{'；'.join(families_zh[1:])}"
                 ),
                 meta={"owner": owner},
             )
@@ -914,7 +913,7 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
     alt_facts = warehouse.query(
         con, "select a.account_id, a.registered_at, "
         " count(*) filter (where r.refund_after_settle_h between 0 and $arbitrage_hours)"
-        " as arbitrage_orders, sum(r.commission_total) as commission_total "
+        " as arbitrage_orders "
         "from staging.accounts a left join intermediate.referral_checks r on r.buyer_id = a.account_id "
         "group by all", {"arbitrage_hours": settings.arbitrage_hours})
     # order_features already counts each buyer's orders and cancellations per shop: only the

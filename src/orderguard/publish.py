@@ -220,6 +220,11 @@ def evidence_facts(ruleset: RuleSet, schema: dict) -> pl.Expr:
     return facts.list.join("；").replace("", None)
 
 
+def _yuan(amount: pl.Expr) -> pl.Expr:
+    """Money as text with two decimals (1719.80, not 1719.8), as the money columns show it."""
+    return amount.cast(pl.Float64).round(2).cast(pl.Decimal(18, 2)).cast(pl.String)
+
+
 def evidence_text(ruleset: RuleSet, schema: dict) -> pl.Expr:
     """Chinese evidence for support: the ring (kind, id, size, orders, money) and what the
     detector saw, then the measured facts; English reason text when neither exists.
@@ -231,7 +236,7 @@ def evidence_text(ruleset: RuleSet, schema: dict) -> pl.Expr:
         pl.format(
             "{}团伙 {}：{} {}，{} 单，金额 {} 元，涉及佣金 {} 元（{}）",
             kind_zh, pl.col("ring_id"), pl.col("ring_size"), members, pl.col("ring_orders"),
-            pl.col("ring_gmv").cast(pl.Float64).round(2), pl.col("ring_commission").cast(pl.Float64).round(2),
+            _yuan(pl.col("ring_gmv")), _yuan(pl.col("ring_commission")),
             pl.col("ring_evidence").fill_null(""),
         )
     )
