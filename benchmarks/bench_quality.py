@@ -38,12 +38,13 @@ def run_one(preset: str, accounts: int, seed: int, work: Path) -> dict:
 def headline(r: dict) -> str:
     o, a, g = r["order"], r["account"], r["rings"]
     crowds = max((v["in_ring_share"] for v in r["honest_crowds"].values()), default=0)
+    called = max((v["flagged_order_buyer_share"] for v in r["honest_crowds"].values()), default=0)
     return (
         f"AP {o['average_precision']:.3f}  P@K {o['precision_at_k']:.3f}  "
         f"honest/10k {o['honest_flagged_per_10k']:>5.1f}  acct P {a['precision']:.3f} "
         f"R {a['recall']:.3f}  ring R {g['ring_recall']:.3f} (honest-looking "
         f"{g['ring_recall_looks_honest']}) purity {g['mean_ring_purity']:.3f}  "
-        f"max crowd in ring {crowds:.4f}"
+        f"max crowd in ring {crowds:.4f}, with a flagged order {called:.4f}"
     )
 
 

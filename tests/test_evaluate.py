@@ -30,3 +30,27 @@ def test_evaluate_with_a_wrong_folder_names_the_missing_files_and_exits_2(tmp_pa
     err = capsys.readouterr().err
     assert str(tmp_path / "out" / "order_scores.parquet") in err
     assert str(tmp_path / "labels" / "orders.csv") in err
+
+
+
+def test_honest_crowds_count_the_customers_support_would_call(scanned_world, tmp_path):
+    """An honest customer with a flagged order is a false positive support acts on, even when
+    the account is not in flagged_accounts.csv: evaluate counts both."""
+    import shutil
+
+    from orderguard.evaluate import evaluate_outputs
+
+    out = tmp_path / "out"
+    shutil.copytree(scanned_world["out"] / "latest", out)
+    before = evaluate_outputs(out, scanned_world["labels"])["honest_crowds"]["office"]
+    labels = pl.read_csv(scanned_world["labels"] / "accounts.csv", infer_schema=False)
+    flagged = pl.read_csv(out / "flagged_orders.csv", infer_schema=False)
+    listed = set(flagged["buyer_id"]) | set(pl.read_csv(out / "flagged_accounts.csv")["account_id"])
+    office_worker = labels.filter((pl.col("crowd") == "office") & ~pl.col("account_id").is_in(listed))
+    # support is handed one more order, bought by an office worker nobody flagged
+    extra = flagged.head(1).with_columns(pl.lit(office_worker["account_id"][0]).alias("buyer_id"))
+    pl.concat([flagged, extra]).write_csv(out / "flagged_orders.csv")
+    after = evaluate_outputs(out, scanned_world["labels"])["honest_crowds"]["office"]
+    assert after["flagged_share"] == before["flagged_share"]  # the account list is unchanged
+    grown = after["flagged_order_buyer_share"] - before["flagged_order_buyer_share"]
+    assert round(grown * after["accounts"]) == 1

@@ -108,7 +108,8 @@ def ring_quality(reported: pl.DataFrame, true_rings: pl.DataFrame, fraud_ids: se
     }
 
 
-SCAN_FILES = ("order_scores.parquet", "run.json", "flagged_accounts.csv", "rings.csv")
+SCAN_FILES = ("order_scores.parquet", "run.json", "flagged_accounts.csv", "rings.csv",
+              "flagged_orders.csv")
 LABEL_FILES = ("orders.csv", "accounts.csv", "rings.csv")
 
 
@@ -172,11 +173,17 @@ def evaluate_outputs(scan_out: Path, labels_dir: Path, budget: int | None = None
     rings = pl.read_csv(scan_out / "rings.csv", infer_schema=False)
     for m in rings["members"].to_list():
         ring_members.update(m.split(";"))
+    # an honest customer support calls about is a false positive too, even when the account
+    # itself is not listed: the buyers of tonight's flagged orders
+    flagged_buyers = set(pl.read_csv(scan_out / "flagged_orders.csv", columns=["buyer_id"],
+                                     infer_schema=False)["buyer_id"].to_list())
     result["honest_crowds"] = {
         crowd: {
             "accounts": g.height,
             "flagged_share": round(sum(a in flagged_ids for a in g["account_id"]) / g.height, 5),
             "in_ring_share": round(sum(a in ring_members for a in g["account_id"]) / g.height, 5),
+            "flagged_order_buyer_share": round(
+                sum(a in flagged_buyers for a in g["account_id"]) / g.height, 5),
         }
         for (crowd,), g in crowds.group_by(["crowd"], maintain_order=True)
         if crowd
