@@ -310,3 +310,39 @@ def test_a_prefect_server_left_by_a_killed_scan_is_stopped_and_a_live_scans_is_n
             os.kill(orphan, signal.SIGKILL)
         except OSError:
             pass
+
+
+def test_allow_takes_an_address_as_support_copies_it_from_the_order(scanned_world, tmp_path, capsys):
+    """Support has the receiver address of the order in front of them, not the scan's key: the
+    entry is normalised as the scan normalises addresses, and matches that order."""
+    from datetime import datetime
+
+    import duckdb
+    import polars as pl
+
+    from orderguard import allowlist, cli
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_world["db"], db)
+    orders = pl.read_csv(scanned_world["input"] / "orders.csv", infer_schema=False)
+    flagged = pl.read_csv(scanned_world["out"] / "flagged_orders.csv", infer_schema=False)
+    order = (orders.join(flagged.select("order_id"), on="order_id")
+             .filter(pl.col("address").str.contains(r"室$")).sort("order_id").row(0, named=True))
+    # as typed from the order page: extra spaces, full-width digits
+    full_width = str.maketrans("0123456789", "０１２３４５６７８９")
+    typed = order["address"].replace("区", "区 ", 1).translate(full_width)
+    allow = ["allow", "--db", str(db), "--reason", "family flat, verified"]
+    assert cli.main([*allow, "--address", typed]) == 0
+    said = capsys.readouterr()
+    assert "allow-listed address " in said.out and "in the last scan's window" not in said.err
+    with duckdb.connect(str(db)) as con:
+        matched = allowlist.suppressed_orders(con, datetime.now())
+    assert order["order_id"] in matched["order_id"].to_list()
+    # the district and compound support sees in the CSV would clear a whole compound: refused
+    area = flagged.filter(pl.col("address_area").is_not_null())["address_area"][0]
+    assert cli.main([*allow, "--address", area]) == 2
+    assert "names no building" in capsys.readouterr().err
+    # an address no order of the window has: said, not silently stored as if it matched
+    assert cli.main([*allow, "--address", "杭州市西湖区无此花园9幢9单元909室"]) == 0
+    note = capsys.readouterr().err
+    assert "no address '杭州市|西湖区|无此花园|B9|U9|R909' in the last scan's window" in note

@@ -1,8 +1,9 @@
 """Allow-lists and snoozes: entities support has cleared stop raising alerts until expiry.
 
-An entry names an account, a device, an address key (strict or building) or a shop, with a
-reason and an expiry. Matching orders keep their score (the evidence is still there) but
-drop to risk level low and carry `suppressed_by`; the report lists what was suppressed.
+An entry names an account, a device, an address (one flat or one building, given as the
+receiver address of an order or as its key) or a shop, with a reason and an expiry.
+Matching orders keep their score (the evidence is still there) but drop to risk level low
+and carry `suppressed_by`; the report lists what was suppressed.
 """
 
 from __future__ import annotations
@@ -29,16 +30,40 @@ def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def address_key(text: str) -> str:
+    """The key an address entry matches: the flat's (strict) key when the text names a room,
+    else the building's. Text already in key form ('城市|区|小区|B3') is kept. Support copies
+    the receiver address from the order, in whatever wording; the scan matches orders on the
+    normalised keys, so the entry is normalised the same way."""
+    from orderguard.address import normalize_addresses  # the regions table loads on first use
+
+    text = text.strip()
+    if "|" in text:
+        return text
+    keys = normalize_addresses(pl.Series([text])).row(0, named=True)
+    key = keys["address_strict_key"] or keys["address_building_key"]
+    if not key:
+        raise AllowListError(
+            f"{text!r} names no building: an address entry clears one flat or one building, "
+            "never a whole compound. Give the receiver address as on the order, with its "
+            "building (and room), e.g. 杭州市西湖区文三路138号阳光花园3幢2单元1202室")
+    return key
+
+
 def add(con: duckdb.DuckDBPyConnection, entity_type: str, value: str, reason: str,
-        expires_at: datetime, added_by: str = "support") -> None:
+        expires_at: datetime, added_by: str = "support") -> str:
+    """Store an entry (replacing one for the same entity); returns the value it matches on."""
     if entity_type not in ENTITY_TYPES:
         raise AllowListError(f"entity type must be one of {ENTITY_TYPES}, not {entity_type!r}")
     if not value or not value.strip():
         raise AllowListError("an allow-list entry needs a value")
     if not reason or not reason.strip():
         raise AllowListError("say why the entity is cleared (--reason)")
+    if entity_type == "address":
+        value = address_key(value)
+    else:
+        value = value.strip() if entity_type in ("account", "shop") else value.strip().lower()
     ensure_table(con)
-    value = value.strip() if entity_type in ("account", "shop", "address") else value.strip().lower()
     con.execute(
         "delete from ops.allowlist where entity_type = $t and entity_value = $v",
         {"t": entity_type, "v": value},
@@ -48,20 +73,28 @@ def add(con: duckdb.DuckDBPyConnection, entity_type: str, value: str, reason: st
         {"t": entity_type, "v": value, "r": reason.strip(), "e": expires_at, "b": added_by,
          "a": datetime.now().replace(microsecond=0)},
     )
+    return value
 
 
-_SEEN = {  # where an account or shop id the warehouse has scanned is kept
-    "account": ("accounts_history", "select count(*) from staging.accounts_history where account_id = $v"),
-    "shop": ("orders_history", "select count(*) from staging.orders_history where shop_id = $v"),
+_SEEN = {  # where the warehouse keeps what it has scanned of each kind of entity
+    "account": ("staging", "accounts_history",
+                "select count(*) from staging.accounts_history where account_id = $v"),
+    "shop": ("staging", "orders_history", "select count(*) from staging.orders_history where shop_id = $v"),
+    # devices and addresses as the scan matches them (normalised), over the last window
+    "device": ("intermediate", "order_keys",
+               "select count(*) from intermediate.order_keys where device_key = $v"),
+    "address": ("intermediate", "order_keys",
+                "select count(*) from intermediate.order_keys "
+                "where address_strict_key = $v or address_building_key = $v"),
 }
 
 
 def unseen(con: duckdb.DuckDBPyConnection, entity_type: str, value: str) -> bool:
-    """True when an account or shop id is nowhere in the scanned history (likely a typo).
-    Devices and addresses are matched normalised, so they are not checked."""
-    if entity_type not in _SEEN or not warehouse.table_exists(con, "staging", _SEEN[entity_type][0]):
+    """True when the warehouse has no order or account with this stored value (likely a typo,
+    or an address worded beyond what the normaliser reads). `value` is what add returned."""
+    if entity_type not in _SEEN or not warehouse.table_exists(con, *_SEEN[entity_type][:2]):
         return False
-    return not warehouse.scalar(con, _SEEN[entity_type][1], {"v": value.strip()})
+    return not warehouse.scalar(con, _SEEN[entity_type][2], {"v": value})
 
 
 def active(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pl.DataFrame:

@@ -296,16 +296,19 @@ def cmd_allow(args: argparse.Namespace) -> int:
             print(f"orderguard: --until {until:%Y-%m-%d %H:%M} has passed: the entry would never "
                   "apply", file=sys.stderr)
             return 2
+        entity, given = chosen[0]
         try:
-            allowlist.add(con, chosen[0][0], chosen[0][1], args.reason or "", until, args.by)
+            value = allowlist.add(con, entity, given, args.reason or "", until, args.by)
         except allowlist.AllowListError as exc:
             print(f"orderguard: {exc}", file=sys.stderr)
             return 2
-        unseen = allowlist.unseen(con, chosen[0][0], chosen[0][1])
-    print(f"allow-listed {chosen[0][0]} {chosen[0][1]} until {until:%Y-%m-%d %H:%M}")
+        unseen = allowlist.unseen(con, entity, value)
+    shown = value if value == given.strip() else f"{value} (from {given.strip()!r})"
+    print(f"allow-listed {entity} {shown} until {until:%Y-%m-%d %H:%M}")
     if unseen:
-        print(f"note: no {chosen[0][0]} {chosen[0][1]!r} in the warehouse yet (a typo?); the entry "
-              "applies if it appears", file=sys.stderr)
+        where = "in the last scan's window" if entity in ("device", "address") else "in the warehouse"
+        print(f"note: no {entity} {value!r} {where} yet (a typo?); the entry applies if it appears",
+              file=sys.stderr)
     return 0
 
 
@@ -448,7 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "report lists what was suppressed. --list shows entries in force.")
     a.add_argument("--account", help="an account id as in the export")
     a.add_argument("--device", help="a device id as in the export (matched case-insensitively)")
-    a.add_argument("--address", help="an address key (strict or building) as in the marts")
+    a.add_argument("--address", help="a receiver address as on the order, with its building (and "
+                   "room): clears that flat, or that building when no room is given; or a key "
+                   "as in the marts ('城市|区|小区|B3|U2|R1202')")
     a.add_argument("--shop", help="a shop id as in the export")
     a.add_argument("--reason", help="why it is cleared (required)")
     a.add_argument("--until", help="expiry, YYYY-MM-DD[THH:MM] (default: --days from now)")
