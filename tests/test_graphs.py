@@ -1,3 +1,5 @@
+from datetime import datetime, timedelta
+
 import duckdb
 import numpy as np
 import polars as pl
@@ -107,8 +109,6 @@ def distributor_circle(fans: int, fan_spread_min: float, alt_pairs: int, alt_spr
     """A distributor D with `fans` invitees registered over `fan_spread_min` minutes, among
     whom `alt_pairs` pairs are linked only to each other (a shared flat), registered over
     `alt_spread_min` minutes."""
-    from datetime import datetime, timedelta
-
     start = datetime(2026, 10, 1, 20, 0)
     fan_ids = [f"F{i}" for i in range(fans)]
     alt_ids = [f"A{i}" for i in range(2 * alt_pairs)]
@@ -275,3 +275,30 @@ def test_commission_flowing_to_the_buyers_own_other_account_is_found():
     })
     found = graphs.commission_to_self(components, commissions)
     assert found.to_dicts() == [{"order_id": "O1", "self_commission_level": 2}]
+
+
+def _heavy_cancellers(rows: list[tuple[str, str, float, bool]]) -> pl.DataFrame:
+    start = datetime(2026, 10, 1)
+    return pl.DataFrame(
+        [(a, s, start + timedelta(hours=h), undone) for a, s, h, undone in rows],
+        schema={"account_id": pl.String, "shop_id": pl.String, "created_at": pl.Datetime("us"),
+                "is_cancel_or_refund": pl.Boolean}, orient="row")
+
+
+def test_a_flood_is_a_burst_of_undone_orders_not_a_month_of_cancellers_at_one_shop():
+    settings = graphs.GraphSettings()
+    # a competitor's three accounts: 15 orders within 5 hours, all cancelled; a regular
+    # customer who cancels most of what she orders there, on other days
+    flood = [(f"C{i % 3}", "S1", 100 + i / 3, True) for i in range(15)]
+    regular = [("H1", "S1", 10, True), ("H1", "S1", 300, True), ("H1", "S1", 500, False),
+               ("H1", "S1", 102, True)]  # one of hers falls inside the flood's hours
+    rings = graphs.malicious_rings(_heavy_cancellers(flood + regular), settings)
+    assert [(r.members, r.shops) for r in rings] == [(("C0", "C1", "C2"), ("S1",))]
+    assert "3 accounts placed 15 orders on shop S1, 15 of them within 5 h" in rings[0].evidence
+    # the same cancellers spread over three weeks: heavy cancellers, but no flood
+    spread = [(f"C{i % 3}", "S1", 36.0 * i, True) for i in range(15)]
+    assert graphs.malicious_rings(_heavy_cancellers(spread + regular), settings) == []
+    # two floods on one shop, a week apart, are two rings
+    second = [(f"D{i % 2}", "S1", 400 + i / 2, True) for i in range(10)]
+    rings = graphs.malicious_rings(_heavy_cancellers(flood + second), settings)
+    assert sorted(r.members for r in rings) == [("C0", "C1", "C2"), ("D0", "D1")]

@@ -50,6 +50,9 @@ class GraphSettings:
     malicious_min_orders: int = 8  # a shop's flood: orders of its heavy cancellers together
     malicious_min_account_orders: int = 3  # a heavy canceller: this many orders at the shop
     malicious_min_cancel_share: float = 0.7
+    # a flood is a burst: its undone orders fall within a few days, not across the window
+    # (accounts that each cancel a lot at one popular shop over a month are not one flood)
+    malicious_burst_hours: float = 72.0
     fake_shipping_min_orders: int = 3
     deep_chain_depth: int = 3  # the programme allows this many levels (programme.toml's)
     arbitrage_hours: float = 72.0  # a refund this soon after settling is arbitrage (programme.toml's)
@@ -448,36 +451,59 @@ def behaviour_cohort_rings(cohorts: pl.DataFrame) -> list[Ring]:
     return rings
 
 
-def malicious_rings(buyer_shop: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
-    """A shop flooded by a few accounts whose orders are almost all cancelled or refunded."""
-    heavy = buyer_shop.filter(
-        (pl.col("orders_at_shop") >= settings.malicious_min_account_orders)
-        & (pl.col("cancel_share_at_shop") >= settings.malicious_min_cancel_share)
-    )
+def malicious_rings(shop_orders: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
+    """A shop flooded by a few accounts whose orders are almost all cancelled or refunded,
+    in one burst.
+
+    shop_orders: one row per order of a heavy canceller (an account with at least
+    malicious_min_account_orders orders at the shop, malicious_min_cancel_share of them
+    undone) at that shop: account_id, shop_id, created_at, is_cancel_or_refund.
+    In each shop the busiest stretch of malicious_burst_hours holding at least
+    malicious_min_orders undone orders of two or more accounts is a flood; its accounts are
+    the ring (an account with a single undone order in the stretch is a bystander). The
+    stretch's orders are then set aside and the next flood looked for."""
+    if shop_orders.is_empty():
+        return []
+    burst = timedelta(hours=settings.malicious_burst_hours)
     rings = []
-    for (shop,), group in heavy.group_by(["shop_id"], maintain_order=True):
-        orders = int(group["orders_at_shop"].sum())
-        if orders < settings.malicious_min_orders or group.height < 2:
-            continue
-        members = tuple(sorted(group["account_id"].to_list()))
-        hours = float(group["span_hours"].max())
-        rings.append(
-            Ring(
-                kind="malicious",
-                members=members,
-                strength=float(orders),
-                evidence=(
-                    f"{len(members)} accounts placed {orders} orders on shop {shop} within "
-                    f"{hours:.0f} h and cancelled or refunded "
-                    f"{group['cancel_share_at_shop'].mean():.0%} of them"
-                ),
-                evidence_zh=(
-                    f"{len(members)} 个账号在 {hours:.0f} 小时内于店铺 {shop} 下单 {orders} 笔，"
-                    f"取消或退款 {group['cancel_share_at_shop'].mean():.0%}"
-                ),
-                shops=(shop,),
+    ordered = shop_orders.sort("shop_id", "created_at", "account_id")
+    for (shop,), group in ordered.group_by(["shop_id"], maintain_order=True):
+        undone = group.filter(pl.col("is_cancel_or_refund"))
+        times, accounts = undone["created_at"].to_list(), undone["account_id"].to_list()
+        while len(times) >= settings.malicious_min_orders:
+            # the window starting at each undone order; the fullest one (earliest on a tie)
+            ends = [bisect.bisect_right(times, t + burst) for t in times]
+            start = max(range(len(times)), key=lambda i: (ends[i] - i, -i))
+            end = ends[start]
+            counts = Counter(accounts[start:end])
+            members = tuple(sorted(a for a, n in counts.items() if n >= 2))
+            if end - start < settings.malicious_min_orders or len(members) < 2:
+                break
+            first, last = times[start], times[end - 1]
+            # the ring owns its accounts' orders at the shop (as rings.csv counts them); the
+            # evidence says how many of them the burst holds
+            theirs = group.filter(pl.col("account_id").is_in(list(members)))
+            orders, share = theirs.height, float(theirs["is_cancel_or_refund"].mean())
+            in_burst = theirs.filter(pl.col("created_at").is_between(first, last)).height
+            hours = (last - first).total_seconds() / 3600
+            rings.append(
+                Ring(
+                    kind="malicious",
+                    members=members,
+                    strength=float(orders),
+                    evidence=(
+                        f"{len(members)} accounts placed {orders} orders on shop {shop}, "
+                        f"{in_burst} of them within {hours:.0f} h, and cancelled or refunded "
+                        f"{share:.0%} of them"
+                    ),
+                    evidence_zh=(
+                        f"{len(members)} 个账号于店铺 {shop} 下单 {orders} 笔，其中 {in_burst} 笔"
+                        f"集中在 {hours:.0f} 小时内，取消或退款 {share:.0%}"
+                    ),
+                    shops=(shop,),
+                )
             )
-        )
+            del times[start:end], accounts[start:end]
     return rings
 
 
@@ -918,14 +944,13 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         "group by all", {"arbitrage_hours": settings.arbitrage_hours})
     # order_features already counts each buyer's orders and cancellations per shop: only the
     # pairs malicious_rings can use are read (a 10M-order window has ~7M pairs, ~1k of these)
-    buyer_shop = warehouse.query(
+    shop_orders = warehouse.query(
         con,
-        "select buyer_id as account_id, shop_id, max(orders_at_shop) as orders_at_shop, "
-        "max(cancel_share_at_shop) as cancel_share_at_shop, "
-        "date_diff('minute', min(created_at), max(created_at)) / 60.0 as span_hours "
-        "from intermediate.order_features "
-        "where orders_at_shop >= $min_orders and cancel_share_at_shop >= $min_cancel_share "
-        "group by 1, 2 order by 2, 1",
+        "with heavy as (select distinct buyer_id, shop_id from intermediate.order_features "
+        " where orders_at_shop >= $min_orders and cancel_share_at_shop >= $min_cancel_share) "
+        "select buyer_id as account_id, shop_id, created_at, is_cancel_or_refund "
+        "from intermediate.order_keys semi join heavy using (buyer_id, shop_id) "
+        "order by shop_id, created_at, account_id, order_id",
         {"min_orders": settings.malicious_min_account_orders,
          "min_cancel_share": settings.malicious_min_cancel_share},
     )
@@ -940,7 +965,7 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         + self_referral_rings(relations, links, alt_facts, settings)
         + dense_block_rings(BuyerCells.from_warehouse(con), settings)
         + behaviour_cohort_rings(cohorts)
-        + malicious_rings(buyer_shop, settings)
+        + malicious_rings(shop_orders, settings)
         + fake_shipping_rings(waybills, settings)
         + deep_chain_rings(tree, settings)
     )
