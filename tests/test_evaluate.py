@@ -47,8 +47,11 @@ def test_honest_crowds_count_the_customers_support_would_call(scanned_world, tmp
     flagged = pl.read_csv(out / "flagged_orders.csv", infer_schema=False)
     listed = set(flagged["buyer_id"]) | set(pl.read_csv(out / "flagged_accounts.csv")["account_id"])
     office_worker = labels.filter((pl.col("crowd") == "office") & ~pl.col("account_id").is_in(listed))
-    # support is handed one more order, bought by an office worker nobody flagged
-    extra = flagged.head(1).with_columns(pl.lit(office_worker["account_id"][0]).alias("buyer_id"))
+    # support is handed one more honest order, bought by an office worker nobody flagged
+    honest = pl.read_csv(scanned_world["labels"] / "orders.csv", infer_schema=False).filter(
+        (pl.col("is_fraud") == "0") & ~pl.col("order_id").is_in(flagged["order_id"].implode()))
+    extra = flagged.head(1).with_columns(pl.lit(honest["order_id"][0]).alias("order_id"),
+                                         pl.lit(office_worker["account_id"][0]).alias("buyer_id"))
     pl.concat([flagged, extra]).write_csv(out / "flagged_orders.csv")
     after = evaluate_outputs(out, scanned_world["labels"])["honest_crowds"]["office"]
     assert after["flagged_share"] == before["flagged_share"]  # the account list is unchanged

@@ -174,9 +174,11 @@ def evaluate_outputs(scan_out: Path, labels_dir: Path, budget: int | None = None
     for m in rings["members"].to_list():
         ring_members.update(m.split(";"))
     # an honest customer support calls about is a false positive too, even when the account
-    # itself is not listed: the buyers of tonight's flagged orders
-    flagged_buyers = set(pl.read_csv(scan_out / "flagged_orders.csv", columns=["buyer_id"],
-                                     infer_schema=False)["buyer_id"].to_list())
+    # itself is not listed: the buyers of tonight's flagged honest orders (a fake-shipping
+    # shop's customers are honest, but their orders are rightly flagged)
+    flagged_buyers = set(
+        pl.read_csv(scan_out / "flagged_orders.csv", columns=["order_id", "buyer_id"], infer_schema=False)
+        .join(order_labels.filter(pl.col("is_fraud") == 0), on="order_id")["buyer_id"].to_list())
     result["honest_crowds"] = {
         crowd: {
             "accounts": g.height,
