@@ -152,13 +152,22 @@ def test_a_night_whose_orders_all_fail_says_why_keeps_its_rejects_and_remembers_
                              models_dir=scanned_nights["models"], run_date="2026-12-01"))
     message = str(refused.value)
     assert f"{orders.height:,} of the {orders.height:,} rows of orders.csv were rejected" in message
-    assert "most often for status" in message
+    assert f"most often for status ({orders.height:,} rows, e.g. " in message
     rejects = list((out / "refused").glob("*/quarantine.csv"))
     assert len(rejects) == 1 and str(rejects[0]) in message
     rows = pl.read_csv(rejects[0], infer_schema=False)
     assert rows.filter(pl.col("table_name") == "orders").height == orders.height
     assert not (out / "latest").exists() and not (out / "order_scores.parquet").exists()
     assert known() == before, "a refused night's accounts are not remembered"
+    # every row's status unreadable in its own way, and an accounts file with its header
+    # only: the count is per column, not per value, and the empty file is named
+    orders.with_columns(("x" + pl.col("order_id")).alias("status")).write_csv(broken / "orders.csv")
+    accounts.head(0).write_csv(broken / "accounts.csv")
+    with pytest.raises(QuietNightError) as refused:
+        run_scan(ScanOptions(input_dir=broken, out_dir=out, db_path=db,
+                             models_dir=scanned_nights["models"], run_date="2026-12-01"))
+    assert f"most often for status ({orders.height:,} rows, e.g. " in str(refused.value)
+    assert "the accounts file has no data rows" in str(refused.value)
     orders.head(0).write_csv(broken / "orders.csv")  # header only
     with pytest.raises(QuietNightError, match="orders.csv has no data rows"):
         run_scan(ScanOptions(input_dir=broken, out_dir=out, db_path=db,

@@ -210,10 +210,13 @@ def refused_night_details(con, opts: ScanOptions, counts: dict) -> str:
     files = found.name if found else "the orders file"
     if orders["read"] == 0:
         return f"; {files} has no data rows"
+    # counted per column (a reason quotes its row's value, so counting reasons counts values),
+    # with the first row's reason as the example
     common = warehouse.query(
         con,
-        "select column_name, reason, count(*) as n from staging.quarantine "
-        "where table_name = 'orders' group by all order by n desc, column_name, reason limit 1",
+        "select column_name, arg_min(reason, row_number) as reason, count(*) as n "
+        "from staging.quarantine where table_name = 'orders' "
+        "group by column_name order by n desc, column_name limit 1",
     )
     rows = quarantine_rows(con, opts.run_id)
     folder = Path(opts.out_dir) / "refused" / opts.run_id
@@ -223,7 +226,12 @@ def refused_night_details(con, opts: ScanOptions, counts: dict) -> str:
     text = f"; {orders['quarantined']:,} of the {orders['read']:,} rows of {files} were rejected"
     if common.height:
         top = common.row(0, named=True)
-        text += f", most often for {top['column_name']} ({top['n']:,} rows: {top['reason']})"
+        text += f", most often for {top['column_name']} ({top['n']:,} rows, e.g. {top['reason']})"
+    # an empty required table (accounts.csv with its header only) rejects every order that
+    # refers to it: say so, not only the symptom
+    for name, table in contract.TABLES.items():
+        if name != "orders" and table.required and counts.get(name, {}).get("read") == 0:
+            text += f"; the {name} file has no data rows"
     return text + f"; every rejected row with its reason: {folder / 'quarantine.csv'}"
 
 
