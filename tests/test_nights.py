@@ -499,3 +499,35 @@ def test_a_cut_off_export_named_by_its_last_order_does_not_replace_the_published
     same = ScanOptions(input_dir=nightly_world["root"] / "exports" / last, out_dir=tmp_path / "out",
                        db_path=db, models_dir=scanned_nights["models"])
     assert run_scan(same)["run_date"] == last
+
+
+def test_a_mistyped_future_date_does_not_name_the_night(nightly_world, scanned_nights, tmp_path):
+    """One order of tonight's export dated six days ahead: named after it, the night would be
+    published as that future date and `latest` would stay on it for a week. Refused, naming
+    the row, until the row is corrected or the night is named with --run-date."""
+    import shutil
+    from datetime import date, timedelta
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_nights["db"], db)
+    last = nightly_world["nights"][-1]
+    typo = tmp_path / "typo"
+    shutil.copytree(nightly_world["root"] / "exports" / last, typo)
+    orders = pl.read_csv(typo / "orders.csv", infer_schema=False)
+    ahead = (date.fromisoformat(last) + timedelta(days=6)).strftime("%Y/%m/%d") + " 10:00"
+    # an order placed tonight and not yet paid, so no later time contradicts the typo
+    row = 1 + orders.with_row_index().filter(
+        pl.col("created_at").str.starts_with(last) & pl.col("paid_at").is_null())["index"][0]
+    orders.with_columns(pl.when(pl.int_range(pl.len()) == row - 1).then(pl.lit(ahead))
+                        .otherwise(pl.col("created_at")).alias("created_at")).write_csv(typo / "orders.csv")
+    out = tmp_path / "out"
+    with pytest.raises(QuietNightError) as refused:
+        run_scan(ScanOptions(input_dir=typo, out_dir=out, db_path=db, models_dir=scanned_nights["models"]))
+    message = str(refused.value)
+    assert f"orders.csv row {row}, created_at '{ahead}'" in message
+    assert "6 days after every other order" in message and f"--run-date {last}" not in message
+    assert not (out / "latest").exists()
+    # named by the operator, the night is the operator's
+    run = run_scan(ScanOptions(input_dir=typo, out_dir=out, db_path=db,
+                               models_dir=scanned_nights["models"], run_date=last))
+    assert run["run_date"] == last and (out / "latest").resolve().name == last

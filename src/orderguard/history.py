@@ -108,6 +108,35 @@ def check_created_on_night(con: duckdb.DuckDBPyConnection, run_date: str, last_c
             f"results); --allow-small-export scans it as {run_date} anyway")
 
 
+def check_night_not_named_by_strays(con: duckdb.DuckDBPyConnection, night: str,
+                                    max_strays: int = 2, gap_days: int = 2) -> None:
+    """Refuse a night named (without --run-date) after one or two orders created days after
+    every other order of the export: a mistyped date. Published, it would name the night by
+    the typo and keep `latest` on that future date while the real nights that follow are
+    written behind it."""
+    strays = warehouse.query(
+        con,
+        # the value as written (a partitioned night keeps only keys in raw: then as parsed)
+        "select s._file, s._row, coalesce(r.created_at, s.created_at::varchar) as written "
+        "from staging.orders s left join raw.orders r on r._row = s._row and r._file = s._file "
+        "where s.created_at::date = $night::date order by s._row limit $n",
+        {"night": night, "n": max_strays + 1})
+    if strays.height > max_strays:
+        return
+    before = warehouse.scalar(
+        con, "select max(created_at) from staging.orders where created_at::date < $night::date",
+        {"night": night})
+    if before is None or (date.fromisoformat(night) - before.date()).days < gap_days:
+        return
+    where = "; ".join(f"{r['_file']} row {r['_row']}, created_at {r['written']!r}"
+                      for r in strays.iter_rows(named=True))
+    raise QuietNightError(
+        f"the night would be named {night} after {strays.height} order(s) created then ({where}), "
+        f"{(date.fromisoformat(night) - before.date()).days} days after every other order of the "
+        f"export (the latest created {before}): a mistyped date? Correct the row and scan again; "
+        f"if the night really is {night}, scan with --run-date {night}")
+
+
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     rows = con.execute(
         "select column_name from information_schema.columns where table_schema = 'staging' "

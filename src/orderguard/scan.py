@@ -249,6 +249,8 @@ def open_night(con, opts: ScanOptions, counts: dict) -> dict:
         else:
             history.check_volume(con, run_date, counts["orders"]["accepted"])
             history.check_created_on_night(con, run_date, last)
+            if opts.run_date is None and run_date is not None:
+                history.check_night_not_named_by_strays(con, run_date)
     except history.QuietNightError as exc:
         raise history.QuietNightError(str(exc) + refused_night_details(con, opts, counts)) from None
     # grain: one row per account_id seen on an accepted night (they let later nights' orders
