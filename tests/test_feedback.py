@@ -148,9 +148,12 @@ def test_a_verdict_row_that_cannot_be_used_is_named_by_file_row_and_column(scann
 
 
 def test_feedback_on_a_missing_or_empty_file_is_an_input_error(tmp_path, capsys):
+    import duckdb
+
     from orderguard import cli
 
     db = tmp_path / "wh.duckdb"
+    duckdb.connect(str(db)).close()  # a warehouse, if an empty one
     assert cli.main(["feedback", "--verdicts", str(tmp_path / "nope.csv"), "--db", str(db)]) == 2
     assert "nope.csv: no such file" in capsys.readouterr().err
     (tmp_path / "empty.csv").write_text("", "utf-8")

@@ -346,3 +346,20 @@ def test_allow_takes_an_address_as_support_copies_it_from_the_order(scanned_worl
     assert cli.main([*allow, "--address", "杭州市西湖区无此花园9幢9单元909室"]) == 0
     note = capsys.readouterr().err
     assert "no address '杭州市|西湖区|无此花园|B9|U9|R909' in the last scan's window" in note
+
+
+@pytest.mark.parametrize("command", [
+    ["train"], ["backtest", "--config", "rules.toml", "--from", "2026-10-01", "--to", "2026-10-02"],
+    ["feedback", "--verdicts", "verdicts.csv"], ["allow", "--account", "U1", "--reason", "checked"],
+])
+def test_a_command_pointed_at_no_warehouse_says_so_and_creates_none(tmp_path, capsys, command):
+    """A mistyped --db: not a traceback, and not a new empty warehouse that takes the entry."""
+    from orderguard import cli
+
+    db = tmp_path / "typo.duckdb"
+    (tmp_path / "verdicts.csv").write_text("order_id,verdict\nE1,confirmed\n", "utf-8")
+    (tmp_path / "rules.toml").write_bytes((Path(cli.__file__).parent / "rules.toml").read_bytes())
+    args = [a if not a.endswith((".csv", ".toml")) else str(tmp_path / a) for a in command]
+    assert cli.main([*args, "--db", str(db)]) == 2
+    assert f"no warehouse at {db}" in capsys.readouterr().err
+    assert not db.exists()

@@ -217,7 +217,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_feedback(args: argparse.Namespace) -> int:
     from orderguard import feedback, warehouse
 
-    with warehouse.connect(Path(args.db) if args.db else None) as con:
+    with warehouse.connect(Path(args.db) if args.db else None, must_exist=True) as con:
         try:
             result = feedback.load_verdicts(con, Path(args.verdicts))
         except feedback.VerdictError as exc:
@@ -243,7 +243,8 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from orderguard import detect, scoring, warehouse
 
-    with warehouse.connect(Path(args.db) if args.db else None, read_only=True) as con:
+    db = Path(args.db) if args.db else None
+    with warehouse.connect(db, read_only=True, must_exist=True) as con:
         accounts = detect._account_frame(con)
         window = warehouse.query(
             con, "select min(created_at) as start, max(created_at) as end from staging.orders"
@@ -278,7 +279,7 @@ def cmd_allow(args: argparse.Namespace) -> int:
 
     from orderguard import allowlist, warehouse
 
-    with warehouse.connect(Path(args.db) if args.db else None) as con:
+    with warehouse.connect(Path(args.db) if args.db else None, must_exist=True) as con:
         if args.list:
             print(allowlist.active(con, datetime.now()))
             return 0
@@ -325,7 +326,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     except (RuleConfigError, OSError) as exc:
         print(f"orderguard: {exc}", file=sys.stderr)
         return 2
-    with warehouse.connect(Path(args.db) if args.db else None, read_only=True) as con:
+    db = Path(args.db) if args.db else None
+    with warehouse.connect(db, read_only=True, must_exist=True) as con:
         try:
             table = run_backtest(con, live, candidate, date.fromisoformat(args.date_from),
                                  date.fromisoformat(args.date_to))
@@ -495,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         console.orderguard_cli = True
         logger.addHandler(console)
         logger.propagate = False
-    from orderguard.warehouse import WarehouseBusyError
+    from orderguard.warehouse import WarehouseBusyError, WarehouseMissingError
 
     try:
         return int(args.func(args) or 0)
@@ -505,6 +507,9 @@ def main(argv: list[str] | None = None) -> int:
     except WarehouseBusyError as exc:  # feedback, train, allow, backtest while a scan runs
         print(f"orderguard: {exc}", file=sys.stderr)
         return 3
+    except WarehouseMissingError as exc:
+        print(f"orderguard: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -32,6 +32,10 @@ class WarehouseBusyError(RuntimeError):
     """Another process holds the DuckDB file (a scan is already running)."""
 
 
+class WarehouseMissingError(FileNotFoundError):
+    """A command that reads what scans wrote was pointed at no warehouse (a wrong --db)."""
+
+
 # empty strings and placeholder values are not identifiers. og_token_of takes text already
 # trimmed and lower-cased: a model over millions of rows lowers each column once in a CTE,
 # where og_token(x) lowered it twice and matched the list on the expression (10M orders:
@@ -44,8 +48,14 @@ OG_TOKEN_MACRO = (
 
 
 def connect(db_path: str | Path | None = None, read_only: bool = False,
-            memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+            memory_limit: str | None = None, must_exist: bool = False) -> duckdb.DuckDBPyConnection:
+    """must_exist: refuse a path with no warehouse instead of creating an empty one there
+    (train, backtest, feedback and allow work on what scans wrote)."""
     path = Path(db_path) if db_path else config.default_db_path()
+    if must_exist and not path.is_file():
+        raise WarehouseMissingError(
+            f"no warehouse at {path}: pass --db with the file your scans write (scan's --db), "
+            "or scan a night into it first")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
