@@ -531,3 +531,24 @@ def test_a_mistyped_future_date_does_not_name_the_night(nightly_world, scanned_n
     run = run_scan(ScanOptions(input_dir=typo, out_dir=out, db_path=db,
                                models_dir=scanned_nights["models"], run_date=last))
     assert run["run_date"] == last and (out / "latest").resolve().name == last
+
+
+def test_the_analyst_reads_the_night_the_marts_hold_and_every_order_of_a_ring(
+        nightly_world, scanned_nights, tmp_path):
+    """A ring's orders reach back over earlier nights; after an earlier night is rescanned the
+    marts hold that night, and the notebook's run summary must be that night's too."""
+    import shutil
+
+    from orderguard import analyst
+
+    rings = analyst.tonight(scanned_nights["db"]).rings
+    assert rings.height
+    for ring in rings.iter_rows(named=True):
+        assert analyst.ring_orders(scanned_nights["db"], ring["ring_id"]).height == ring["order_count"]
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_nights["db"], db)
+    earlier = nightly_world["nights"][-3]
+    scan_night(nightly_world, earlier, db, tmp_path / "out", scanned_nights["models"])
+    again = analyst.tonight(db)
+    assert again.run["run_date"] == earlier
+    assert again.run["summary"]["orders_flagged"] == again.orders.height  # late flags included

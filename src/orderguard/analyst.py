@@ -78,7 +78,10 @@ def read(db: str | Path | None, sql: str, params: dict[str, Any] | None = None) 
 def _last_run(con: duckdb.DuckDBPyConnection) -> dict:
     if not warehouse.table_exists(con, "ops", "runs"):
         return {}
-    rows = warehouse.query(con, "select run_json from ops.runs order by run_date desc limit 1")
+    # the run that wrote the marts: the last one to finish, which is not the latest night
+    # when an earlier night was rescanned
+    rows = warehouse.query(con, "select run_json from ops.runs order by finished_at desc, run_date desc "
+                           "limit 1")
     return json.loads(rows["run_json"][0]) if rows.height else {}
 
 
@@ -164,7 +167,9 @@ def ring_orders(db: str | Path | None, ring_id: str) -> pl.DataFrame:
         db,
         "select r.order_id, s.created_at, s.buyer_id, s.shop_id, s.product_id, s.referrer_id, "
         "s.amount::double as amount, s.status, round(s.score, 4) as score, s.risk_level, s.reason_codes "
-        "from intermediate.ring_orders r join marts.order_scores s using (order_id) "
+        # the window's scores: a ring's orders reach back over earlier nights, while
+        # marts.order_scores holds tonight's export only
+        "from intermediate.ring_orders r join intermediate.order_scores s using (order_id) "
         "where r.ring_id = $ring_id order by s.created_at, r.order_id",
         {"ring_id": ring_id},
     )
