@@ -252,7 +252,11 @@ def open_night(con, opts: ScanOptions, counts: dict) -> dict:
             if opts.run_date is None and run_date is not None:
                 history.check_night_not_named_by_strays(con, run_date)
     except history.QuietNightError as exc:
-        raise history.QuietNightError(str(exc) + refused_night_details(con, opts, counts)) from None
+        details = refused_night_details(con, opts, counts)
+        # the refused night's rejects live in refused/<run_id>/quarantine.csv only: the
+        # warehouse keeps those of published nights
+        con.execute("delete from ops.quarantine where run_id = $r", {"r": opts.run_id})
+        raise history.QuietNightError(str(exc) + details) from None
     # grain: one row per account_id seen on an accepted night (they let later nights' orders
     # by the same buyers pass validation). Kept unique by the anti join, not a primary key:
     # its index cost 4.9 s of a first night with 2M accounts (0.4 s without)
