@@ -154,6 +154,16 @@ def test_allow_refuses_a_date_already_passed_and_notes_an_account_never_seen(sca
     assert "'someday' is not a date" in capsys.readouterr().err
     assert cli.main([*allow, "--account", "NOPE123", "--days", "7"]) == 0
     assert "no account 'NOPE123' in the warehouse yet" in capsys.readouterr().err
+    # seven days on the clock the order times are kept in (Shanghai), whatever the machine's
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    import duckdb
+    with duckdb.connect(str(db), read_only=True) as con:
+        expires = con.execute("select expires_at from ops.allowlist where entity_value = 'NOPE123'"
+                              ).fetchall()[0][0]
+    shanghai = datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
+    assert abs(expires - (shanghai + timedelta(days=7))) < timedelta(minutes=2)
     import polars as pl
     known = pl.read_csv(scanned_world["out"] / "flagged_accounts.csv", infer_schema=False)["account_id"][0]
     assert cli.main([*allow, "--account", known.lstrip("'"), "--days", "7"]) == 0

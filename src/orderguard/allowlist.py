@@ -13,7 +13,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
-from orderguard import warehouse
+from orderguard import config, warehouse
 
 ENTITY_TYPES = ("account", "device", "address", "shop")
 
@@ -71,7 +71,7 @@ def add(con: duckdb.DuckDBPyConnection, entity_type: str, value: str, reason: st
     con.execute(
         "insert into ops.allowlist values ($t, $v, $r, $e, $b, $a)",
         {"t": entity_type, "v": value, "r": reason.strip(), "e": expires_at, "b": added_by,
-         "a": datetime.now().replace(microsecond=0)},
+         "a": config.local_now()},
     )
     return value
 

@@ -281,7 +281,7 @@ def cmd_allow(args: argparse.Namespace) -> int:
 
     with warehouse.connect(Path(args.db) if args.db else None, must_exist=True) as con:
         if args.list:
-            print(allowlist.active(con, datetime.now()))
+            print(allowlist.active(con, config.local_now()))
             return 0
         chosen = [(t, getattr(args, t)) for t in allowlist.ENTITY_TYPES if getattr(args, t)]
         if len(chosen) != 1:
@@ -289,11 +289,11 @@ def cmd_allow(args: argparse.Namespace) -> int:
             return 2
         try:
             until = (datetime.fromisoformat(args.until) if args.until
-                     else datetime.now() + timedelta(days=args.days))
+                     else config.local_now() + timedelta(days=args.days))
         except ValueError:
             print(f"orderguard: --until {args.until!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
             return 2
-        if until <= datetime.now():
+        if until <= config.local_now():
             print(f"orderguard: --until {until:%Y-%m-%d %H:%M} has passed: the entry would never "
                   "apply", file=sys.stderr)
             return 2

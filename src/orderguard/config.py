@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 
 class ScanOptionsError(ValueError):
@@ -56,3 +58,9 @@ DUCKDB_THREADS = int(os.environ.get("ORDERGUARD_DUCKDB_THREADS", str(os.cpu_coun
 
 # All timestamps are stored as naive Asia/Shanghai wall-clock time.
 TIMEZONE = "Asia/Shanghai"
+
+
+def local_now() -> datetime:
+    """Now as the stored times read it (naive Asia/Shanghai wall clock), whatever the
+    machine's own zone: an allow-list entry's expiry is compared with order times."""
+    return datetime.now(ZoneInfo(TIMEZONE)).replace(tzinfo=None, microsecond=0)
