@@ -373,3 +373,24 @@ def test_a_command_pointed_at_no_warehouse_says_so_and_creates_none(tmp_path, ca
     assert cli.main([*args, "--db", str(db)]) == 2
     assert f"no warehouse at {db}" in capsys.readouterr().err
     assert not db.exists()
+
+
+def test_the_readme_commands_block_names_every_option_of_every_command():
+    """People copy the README's Commands block; an option missing there (allow's --db) is
+    one they never learn of, and `allow` then writes to the default warehouse."""
+    import argparse
+    import re
+
+    from orderguard import cli
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text("utf-8")
+    block = readme.split("## Commands", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in commands.items():
+        lines = "\n".join(line for line in block.splitlines() if line.startswith(f"orderguard {name} "))
+        assert lines, f"no `orderguard {name}` line in the README's Commands block"
+        options = {o for a in sub._actions if a.help != argparse.SUPPRESS
+                   for o in a.option_strings if o.startswith("--")} - {"--help"}
+        missing = sorted(o for o in options if not re.search(rf"{re.escape(o)}\b", lines))
+        assert not missing, f"orderguard {name}: {missing} not in the README's Commands block"
