@@ -198,3 +198,25 @@ def test_recall_stays_empty_when_only_support_s_own_list_has_outcomes(db, labels
     assert budget["recall"].is_null().all()
     assert budget["precision"].drop_nulls().is_between(0, 1).all() and budget["precision"].drop_nulls().len()
     assert analyst.budget_curve(db, labels, (50, 500))["recall"].is_not_null().all()
+
+
+def test_threshold_figures_leave_out_what_the_allow_list_keeps_from_support(db, labels, tmp_path):
+    """At tonight's threshold the notebook's list is the one support received: orders an
+    allow-list entry kept low are not in it, and a verdict on one of them is no outcome of
+    an unflagged order (recall stays empty with verdicts on support's list only)."""
+    copy = tmp_path / "wh.duckdb"
+    shutil.copy(db, copy)
+    flagged = analyst.tonight(copy).orders["order_id"].to_list()
+    cleared = flagged[:5]
+    with warehouse.connect(copy) as con:  # as the scan leaves an allow-listed order
+        con.execute("update marts.order_scores set risk_level = 'low', suppressed_by = "
+                    "'account:X (checked, until 2099-01-01)' where list_contains($ids, order_id)",
+                    {"ids": cleared})
+    tonight = analyst.what_if(copy, analyst.thresholds(copy)["flag"], labels).summary.row(0, named=True)
+    assert tonight["selected"] == len(flagged) - len(cleared)
+    assert not set(cleared) & set(analyst.what_if(copy, 0.1, labels).added["order_id"])
+    verdicts = tmp_path / "verdicts.csv"
+    verdicts.write_text("order_id,verdict\n" + "".join(f"{o},confirmed\n" for o in flagged[:8]), "utf-8")
+    with warehouse.connect(copy) as con:
+        feedback.load_verdicts(con, verdicts)
+    assert analyst.threshold_curve(copy, labels)["recall"].is_null().all()

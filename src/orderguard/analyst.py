@@ -244,7 +244,10 @@ def truth(db: str | Path | None = None, labels: str | Path | None = None) -> pl.
 
 
 def _scored_with_truth(db: str | Path | None, labels: str | Path | None) -> pl.DataFrame:
-    scores = read(db, "select order_id, created_at, score, risk_level, reason_codes from marts.order_scores")
+    """Tonight's scores with their outcome; `alertable` is false for orders an allow-list
+    entry keeps from alerting (their score stays, they are never sent to support)."""
+    scores = read(db, "select order_id, created_at, score, risk_level, reason_codes, "
+                      "suppressed_by is null as alertable from marts.order_scores")
     return scores.join(truth(db, labels).drop("source"), on="order_id", how="left")
 
 
@@ -252,9 +255,11 @@ def _precision_recall(selected: pl.Expr, frame: pl.DataFrame) -> dict[str, Any]:
     """Precision among the selected orders with a known outcome; recall of the known fraud,
     left empty when outcomes are known only for orders tonight flagged (support's verdicts
     on its own list): fraud the scan missed is then unknown and recall would read 1.0."""
+    selected = selected & pl.col("alertable")  # the allow-list keeps these from support
     known = frame.filter(pl.col("label").is_not_null())
     positives = int(known["label"].sum() or 0)
-    if not known.filter(pl.col("risk_level") == "low").height:
+    # an allow-listed order with a verdict is not an outcome of an unflagged order
+    if not known.filter((pl.col("risk_level") == "low") & pl.col("alertable")).height:
         positives = 0
     picked = known.filter(selected)
     hits = int(picked["label"].sum() or 0)
@@ -273,7 +278,7 @@ def budget_curve(db: str | Path | None = None, labels: str | Path | None = None,
     each day's `budget` highest-scored orders; precision among the reviewed orders with a
     known outcome, recall of all known fraud."""
     frame = _scored_with_truth(db, labels).with_columns(
-        pl.col("score").rank("ordinal", descending=True)
+        pl.when(pl.col("alertable")).then(pl.col("score")).rank("ordinal", descending=True)
         .over(pl.col("created_at").dt.date()).alias("day_rank")
     )
     days = frame["created_at"].dt.date().n_unique()
@@ -349,6 +354,7 @@ def what_if(db: str | Path | None = None, flag_threshold: float = 0.6,
         for label, t in (("tonight", current), ("proposed", flag_threshold))
     ])
     cols = ["order_id", "created_at", "score", "reason_codes", "label"]
+    frame = frame.filter(pl.col("alertable"))  # allow-listed orders reach support at neither
     added = frame.filter((pl.col("score") >= flag_threshold) & (pl.col("score") < current)).select(cols)
     dropped = frame.filter((pl.col("score") < flag_threshold) & (pl.col("score") >= current)).select(cols)
     return WhatIf(summary, added.sort("score", descending=True), dropped.sort("score", descending=True))
