@@ -555,3 +555,29 @@ def test_the_analyst_reads_the_night_the_marts_hold_and_every_order_of_a_ring(
     again = analyst.tonight(db)
     assert again.run["run_date"] == earlier
     assert again.run["summary"]["orders_flagged"] == again.orders.height  # late flags included
+
+
+def test_per_rule_precision_counts_verdicts_on_earlier_nights_orders(scanned_nights, tmp_path):
+    """Support judges the orders of earlier nights' lists too, days later: their verdicts
+    count for the rules that fired on them, not only tonight's export's."""
+    import shutil
+
+    import duckdb
+
+    from orderguard import feedback
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_nights["db"], db)
+    with duckdb.connect(str(db)) as con:
+        earlier = [r[0] for r in con.execute(
+            "select order_id from ops.published_flags where order_id not in "
+            "(select order_id from marts.order_scores) order by order_id limit 20").fetchall()]
+        assert len(earlier) == 20
+        verdicts = tmp_path / "verdicts.csv"
+        verdicts.write_text("order_id,verdict\n" + "".join(f"{o},confirmed\n" for o in earlier), "utf-8")
+        feedback.load_verdicts(con, verdicts)
+        codes = con.execute("select count(*) from (select unnest(reason_codes) "
+                            "from intermediate.order_scores where list_contains($ids, order_id))",
+                            {"ids": earlier}).fetchall()[0][0]
+        precision = feedback.rule_precision(con)
+    assert int(precision["verdicts"].sum()) == codes > 0

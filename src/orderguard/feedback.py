@@ -267,7 +267,11 @@ def rule_precision(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     labels = labelled_orders(con)
     if labels.is_empty():
         return pl.DataFrame(schema={"code": pl.String, "verdicts": pl.Int64, "precision": pl.Float64})
-    scores = warehouse.query(con, "select order_id, reason_codes from marts.order_scores")
+    # the window's scores: support judges earlier nights' orders too (late flags among them),
+    # while marts.order_scores holds tonight's export only
+    window = warehouse.table_exists(con, "intermediate", "order_scores")
+    scores = warehouse.query(con, "select order_id, reason_codes from intermediate.order_scores" if window
+                             else "select order_id, reason_codes from marts.order_scores")
     return (
         scores.join(labels, on="order_id").explode("reason_codes").drop_nulls("reason_codes")
         .group_by(pl.col("reason_codes").alias("code"))
