@@ -154,8 +154,10 @@ def test_one_gbk_line_in_a_utf8_file_is_named_by_its_line(con, tmp_path):
     not where GB18030 choked on the UTF-8 text before it."""
     filler = "".join(f"O{i},S1,U1,P1,1,10.00,2026-10-01 12:00:00,,已付款\n" for i in range(30_000))
     data = (HEADER + "\n" + filler).encode() + "OX,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,张三\n".encode("gbk")
-    with pytest.raises(InputError, match="orders.csv: cannot read the CSV at line 30002 .*not utf-8"):
+    at_line = "orders.csv: cannot read the CSV at line 30002 .*not utf-8"
+    with pytest.raises(InputError, match=at_line) as caught:
         load_raw(con, write_inputs(tmp_path / "in", data))
+    assert "(line 2)" not in str(caught.value) and "that row is the one to fix" in str(caught.value)
 
 
 def test_a_csv_error_in_a_crlf_file_quotes_the_record_apart_from_the_reason(con, tmp_path):

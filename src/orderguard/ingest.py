@@ -285,8 +285,10 @@ class _Plan:
                 self.encoding = "gb18030"
                 try:
                     self._load_transcoded(con, scratch)
-                except InputError as gb_exc:  # neither: the UTF-8 error names the real line
-                    raise InputError(f"{exc} (and it is not GB18030 text either: {gb_exc})") from None
+                except InputError:  # neither: the UTF-8 error names the real line; where
+                    # GB18030 choked on the UTF-8 text before it would point at a good line
+                    raise InputError(f"{exc} (the rest of the file is UTF-8, not GB18030: that "
+                                     "row is the one to fix or re-export)") from None
         else:
             self._load_transcoded(con, scratch)
         rows = con.execute(f"select count(*) from raw.{self.table.name}").fetchall()[0][0]
