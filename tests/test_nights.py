@@ -581,3 +581,30 @@ def test_per_rule_precision_counts_verdicts_on_earlier_nights_orders(scanned_nig
                             {"ids": earlier}).fetchall()[0][0]
         precision = feedback.rule_precision(con)
     assert int(precision["verdicts"].sum()) == codes > 0
+
+
+def test_the_reports_tables_count_the_orders_its_headline_and_support_s_csv_count(scanned_nights):
+    """Late flags are on tonight's list: the level/kind table, the rule hits and the shop table
+    count them as the headline (run.json) and flagged_orders.csv do."""
+    import json
+    import re
+
+    def section_of(page: str, anchor: str) -> str:
+        start = page.index(f"<section id='{anchor}'>")
+        return page[start:page.index("</section>", start)]
+
+    night2 = scanned_nights["out"] / "latest"
+    flagged = pl.read_csv(night2 / "flagged_orders.csv", infer_schema=False)
+    assert flagged["flagged_late"].str.to_lowercase().eq("true").any(), "the last night has late flags"
+    summary = json.loads((night2 / "run.json").read_text("utf-8"))["summary"]
+    page = (night2 / "report.html").read_text("utf-8")
+    levels = section_of(page, "levels")
+    totals = [int(n.replace(",", "")) for n in re.findall(r"<td class='num'>([\d,]+)</td></tr>", levels)]
+    assert sum(totals) == summary["orders_flagged"] == flagged.height
+    rules = section_of(page, "rules")
+    for code, hits in summary["top_reasons"].items():
+        assert re.search(rf"<td>{code}</td><td>[^<]*</td><td class='num'>{hits:,}</td>", rules), code
+    shops = section_of(page, "shops")
+    by_shop = flagged.group_by("shop_id").len().sort(["len", "shop_id"], descending=[True, False]).row(0)
+    assert re.search(rf"<td>{by_shop[0]}</td><td class='num'>[\d,]+</td><td class='num'>{by_shop[1]:,}</td>",
+                     shops)

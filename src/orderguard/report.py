@@ -147,25 +147,42 @@ def _ring_table(con) -> pl.DataFrame:
     )
 
 
+def _listed_orders_sql(con) -> str:
+    """The orders tonight's flagged_orders.csv lists, as the headline counts them: tonight's
+    export's flagged orders and the earlier orders flagged late (marts.late_flags)."""
+    late = ("union all by name select * from marts.late_flags"
+            if warehouse.table_exists(con, "marts", "late_flags") else "")
+    return f"(select * from marts.order_scores where risk_level <> 'low' {late})"
+
+
 def _shops(con) -> pl.DataFrame:
+    """grain: one row per shop with orders in tonight's export or on tonight's list."""
     return warehouse.query(
         con,
         """
         with commission as (
             select order_id, sum(amount) as commission from staging.commissions
             where status <> 'reversed' group by 1
+        ),
+        exported as (select shop_id, count(*) as orders from marts.order_scores group by 1),
+        listed as (
+            select s.shop_id,
+                   count(*) as flagged,
+                   count(*) filter (where s.risk_level = 'high') as high,
+                   coalesce(sum(s.amount), 0)::double as flagged_gmv,
+                   coalesce(sum(c.commission), 0)::double as flagged_commission,
+                   count(distinct s.ring_id) as rings
+            from """ + _listed_orders_sql(con) + """ s left join commission c using (order_id)
+            group by 1
         )
-        select s.shop_id,
-               count(*) as orders,
-               count(*) filter (where s.risk_level <> 'low') as flagged,
-               count(*) filter (where s.risk_level = 'high') as high,
-               round(100.0 * count(*) filter (where s.risk_level <> 'low') / count(*), 2) as flagged_pct,
-               coalesce(sum(s.amount) filter (where s.risk_level <> 'low'), 0)::double as flagged_gmv,
-               coalesce(sum(c.commission) filter (where s.risk_level <> 'low'), 0)::double
-                   as flagged_commission,
-               count(distinct s.ring_id) filter (where s.risk_level <> 'low') as rings
-        from marts.order_scores s left join commission c using (order_id)
-        group by 1 order by flagged desc, s.shop_id
+        select shop_id, coalesce(e.orders, 0) as orders, coalesce(l.flagged, 0) as flagged,
+               coalesce(l.high, 0) as high,
+               round(100.0 * coalesce(l.flagged, 0) / nullif(e.orders, 0), 2) as flagged_pct,
+               coalesce(l.flagged_gmv, 0) as flagged_gmv,
+               coalesce(l.flagged_commission, 0) as flagged_commission,
+               coalesce(l.rings, 0) as rings
+        from exported e full join listed l using (shop_id)
+        order by flagged desc, shop_id
         """,
     )
 
@@ -174,7 +191,7 @@ def _rule_hits(con, ruleset: RuleSet) -> pl.DataFrame:
     hits = warehouse.query(
         con,
         "select code, count(*) as flagged_orders from (select unnest(reason_codes) as code "
-        "from marts.order_scores where risk_level <> 'low') group by 1 order by 2 desc, 1",
+        f"from {_listed_orders_sql(con)}) group by 1 order by 2 desc, 1",
     )
     precision = feedback.rule_precision(con)
     return hits.join(precision, on="code", how="left").select(
@@ -279,7 +296,7 @@ def _levels_section(con) -> str:
         con,
         "select coalesce(ring_kind, 'none') as kind, count(*) filter (where risk_level = 'high') as high, "
         "count(*) filter (where risk_level = 'medium') as medium, count(*) as flagged "
-        "from marts.order_scores where risk_level <> 'low' group by 1 order by flagged desc, kind",
+        f"from {_listed_orders_sql(con)} group by 1 order by flagged desc, kind",
     )
     if frame.is_empty():
         return section("按等级与类型", "Flagged by level and kind", "<p>今晚没有被标记的订单。</p>")
