@@ -336,3 +336,29 @@ def test_ring_evidence_counts_a_fake_shipping_shop_as_a_shop_and_a_farm_in_accou
     evidence = rings.select(publish.evidence_text(load_rules(), rings.schema).alias("e"))["e"].to_list()
     assert evidence[0].startswith("虚假发货团伙 FS-1：1 家店铺，147 单")
     assert evidence[1].startswith("刷单团伙 BR-1：12 个账号，40 单")
+
+
+def test_what_changed_tells_a_returning_ring_from_a_new_one_and_names_where_a_gone_one_went():
+    """A ring away for a night is back, not new; a ring whose members all joined another is
+    gone into that ring, which the risk lead should read, not a ring that disappeared."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    con.execute("create schema ops")
+    con.execute(ring_ids.HISTORY_DDL)
+    rows = [  # run_date, ring_id, members
+        ("2026-10-01", "BR-back", "a;b;c"), ("2026-10-01", "BR-small", "p;q;r"),
+        ("2026-10-01", "BR-big", "s;t;u;v"), ("2026-10-01", "BR-lost", "x;y"),
+        ("2026-10-02", "BR-small", "p;q;r"), ("2026-10-02", "BR-big", "s;t;u;v"),
+        ("2026-10-02", "BR-lost", "x;y"),
+        ("2026-10-03", "BR-back", "a;b;c"), ("2026-10-03", "BR-big", "p;q;r;s;t;u;v"),
+        ("2026-10-03", "BR-fresh", "m;n;o"),
+    ]
+    con.executemany("insert into ops.ring_history (run_date, ring_id, kind, size, members) "
+                    "values (?, ?, 'brushing', ?, ?)", [(d, r, len(m.split(";")), m) for d, r, m in rows])
+    changed = ring_ids.changes(con, "2026-10-03")
+    assert changed["previous"] == "2026-10-02"
+    assert changed["new"]["ring_id"].to_list() == ["BR-fresh"]
+    assert changed["returned"]["ring_id"].to_list() == ["BR-back"]
+    gone = dict(changed["gone"].select("ring_id", "now_in").iter_rows())
+    assert gone == {"BR-lost": None, "BR-small": "BR-big"}

@@ -181,7 +181,7 @@ def test_the_second_nights_report_shows_the_trend_and_its_new_rings(two_nights):
     dates = re.findall(r"<td>(\d{4}-\d{2}-\d{2})</td>", history)
     assert dates == [two_nights["night2"], two_nights["night1"]], "two nights of history, newest first"
     changes = section_of(page, "changes")
-    table = changes[changes.index("<div id='new-rings'>"):changes.index("<div id='gone-rings'>")]
+    table = changes[changes.index("<div id='new-rings'>"):changes.index("<div id='returned-rings'>")]
     assert set(re.findall(r"<td>([A-Z]{2}-[0-9a-f]{8}(?:-2)?)</td>", table)) == set(new)
     assert two_nights["night1"] in changes
     summary = two_nights["runs"]["night2"]["publish"]

@@ -328,25 +328,31 @@ def _changes_section(con, run: dict) -> str:
         d = now["orders_flagged"][0] - prev["orders_flagged"][0]
         delta = (f"<li>标记订单 {prev['orders_flagged'][0]:,} → {now['orders_flagged'][0]:,} "
                  f"（{'+' if d >= 0 else ''}{d:,}）</li>")
-    new, gone, kept = ch["new"], ch["gone"], ch["carried"]
+    new, returned, gone, kept = ch["new"], ch["returned"], ch["gone"], ch["carried"]
     grown = kept.filter(pl.col("size_change") != 0) if kept.height else kept
+    merged = gone.filter(pl.col("now_in").is_not_null()).height if "now_in" in gone.columns else 0
     items = (
         f"<ul><li>上一晚 previous night: {e(previous)}</li>{delta}"
-        f"<li>新出现团伙 new rings: <b>{new.height}</b></li>"
-        f"<li>消失团伙 rings gone: <b>{gone.height}</b></li>"
+        f"<li>新出现团伙 new rings (first seen tonight): <b>{new.height}</b></li>"
+        f"<li>重新出现团伙 rings back after nights away: <b>{returned.height}</b></li>"
+        f"<li>消失团伙 rings gone: <b>{gone.height}</b>，其中并入今晚其他团伙 merged into a ring "
+        f"tonight {merged}</li>"
         f"<li>延续团伙 rings carried over (same id): <b>{kept.height}</b>，"
         f"其中成员变化 {grown.height}</li></ul>"
     )
     cols = {"ring_id": "团伙 ring", "kind": "类型 kind", "size": "账号数 size", "order_count": "订单 orders",
             "gmv": "金额 GMV", "commission_at_stake": "佣金 commission", "first_seen": "首次发现 first seen",
-            "size_before": "上一晚账号数", "size_change": "变化 change"}
+            "size_before": "上一晚账号数", "size_change": "变化 change", "now_in": "并入 now in"}
     return section(
         "与上一晚相比", "What changed since last night", items,
         "<div id='new-rings'><h3>新出现团伙 New rings tonight</h3>",
         table(new.select([c for c in ("ring_id", "kind", "size", "order_count", "gmv", "commission_at_stake")
                           if c in new.columns]), cols),
+        "</div><div id='returned-rings'><h3>重新出现团伙 Rings back after nights away</h3>",
+        table(returned.select([c for c in ("ring_id", "kind", "size", "order_count", "gmv", "first_seen")
+                               if c in returned.columns]), cols),
         "</div><div id='gone-rings'><h3>已消失团伙 Rings gone since last night</h3>",
-        table(gone.select([c for c in ("ring_id", "kind", "size", "order_count", "gmv")
+        table(gone.select([c for c in ("ring_id", "kind", "size", "order_count", "gmv", "now_in")
                            if c in gone.columns]), cols),
         "</div><div id='changed-rings'>"
         "<h3>成员有变化的延续团伙 Carried-over rings whose membership changed</h3>",

@@ -155,32 +155,62 @@ def record_night(con: duckdb.DuckDBPyConnection, run_date: str, run_id: str) -> 
 
 
 def changes(con: duckdb.DuckDBPyConnection, run_date: str) -> dict[str, pl.DataFrame | str | None]:
-    """Tonight against the latest earlier night in ops.ring_history: rings new tonight,
-    rings gone since, rings carried over (with their first night and size change)."""
+    """Tonight against the latest earlier night in ops.ring_history: rings first seen
+    tonight (new), rings back after nights away (returned: not last night, seen before),
+    rings gone since (with `now_in`, tonight's ring holding most of their members when they
+    merged into one), rings carried over (with their first night and size change)."""
     if not warehouse.table_exists(con, "ops", "ring_history"):
         empty = pl.DataFrame(schema={"ring_id": pl.String, "kind": pl.String, "size": pl.Int64})
-        return {"previous": None, "new": empty, "gone": empty, "carried": empty, "tonight": empty}
+        return {"previous": None, "new": empty, "returned": empty, "gone": empty, "carried": empty,
+                "tonight": empty}
     previous = warehouse.scalar(
         con, "select max(run_date) from ops.ring_history where run_date < $d", {"d": run_date}
     )
     params = {"d": run_date, "p": previous or ""}
     tonight = warehouse.query(
         con,
-        "select h.ring_id, h.kind, h.size, h.order_count, h.gmv, h.commission_at_stake, f.first_seen "
-        "from ops.ring_history h join (select ring_id, min(run_date) as first_seen "
+        "select h.ring_id, h.kind, h.size, h.order_count, h.gmv, h.commission_at_stake, f.first_seen, "
+        "h.members from ops.ring_history h join (select ring_id, min(run_date) as first_seen "
         "from ops.ring_history group by 1) f using (ring_id) where h.run_date = $d",
         params,
     )
     before = warehouse.query(
         con,
-        "select ring_id, kind, size, order_count, gmv from ops.ring_history where run_date = $p",
+        "select ring_id, kind, size, order_count, gmv, members from ops.ring_history where run_date = $p",
         params,
     )
-    new = tonight.join(before.select("ring_id"), on="ring_id", how="anti").sort(["kind", "ring_id"])
+    absent = tonight.join(before.select("ring_id"), on="ring_id", how="anti").sort(["kind", "ring_id"])
+    new = absent.filter(pl.col("first_seen") == run_date).drop("members")
+    returned = absent.filter(pl.col("first_seen") < run_date).drop("members")
     gone = before.join(tonight.select("ring_id"), on="ring_id", how="anti").sort(["kind", "ring_id"])
+    gone = gone.join(_merged_into(gone, tonight), on="ring_id", how="left").drop("members")
+    tonight, before = tonight.drop("members"), before.drop("members")
     kept = (
         tonight.join(before.select("ring_id", pl.col("size").alias("size_before")), on="ring_id")
         .with_columns((pl.col("size") - pl.col("size_before")).alias("size_change"))
         .sort(["kind", "ring_id"])
     )
-    return {"previous": previous, "new": new, "gone": gone, "carried": kept, "tonight": tonight}
+    return {"previous": previous, "new": new, "returned": returned, "gone": gone, "carried": kept,
+            "tonight": tonight}
+
+
+def _merged_into(gone: pl.DataFrame, tonight: pl.DataFrame) -> pl.DataFrame:
+    """grain: one row per gone ring at least half of whose members are in one ring tonight:
+    ring_id, now_in (that ring; the one holding most of them, the smaller id on a tie)."""
+    def members(frame: pl.DataFrame, id_col: str) -> pl.DataFrame:
+        return frame.select(pl.col("ring_id").alias(id_col),
+                            pl.col("members").str.split(";").alias("account_id")).explode("account_id")
+
+    if gone.is_empty() or tonight.is_empty():
+        return pl.DataFrame(schema={"ring_id": pl.String, "now_in": pl.String})
+    old = members(gone, "ring_id")
+    sizes = old.group_by("ring_id").len("size")
+    return (
+        old.join(members(tonight, "now_in"), on="account_id")
+        .group_by("ring_id", "now_in").len("shared")
+        .join(sizes, on="ring_id")
+        .filter(pl.col("shared") * 2 >= pl.col("size"))
+        .sort(["ring_id", "shared", "now_in"], descending=[False, True, False])
+        .unique("ring_id", keep="first", maintain_order=True)
+        .select("ring_id", "now_in")
+    )

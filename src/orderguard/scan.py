@@ -422,6 +422,7 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
         "ring_gmv": round(in_rings["gmv"], 2),
         "ring_commission": round(in_rings["commission"], 2),
         "rings_new": changed["new"].height,
+        "rings_returned": changed["returned"].height,
         "rings_gone": changed["gone"].height,
         "previous_night": changed["previous"],
         "top_rings": [
