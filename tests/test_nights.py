@@ -608,3 +608,22 @@ def test_the_reports_tables_count_the_orders_its_headline_and_support_s_csv_coun
     by_shop = flagged.group_by("shop_id").len().sort(["len", "shop_id"], descending=[True, False]).row(0)
     assert re.search(rf"<td>{by_shop[0]}</td><td class='num'>[\d,]+</td><td class='num'>{by_shop[1]:,}</td>",
                      shops)
+
+
+def test_support_sees_when_an_order_was_first_sent_to_them(nightly_world, scanned_nights):
+    """An order of tonight's export flagged again after a status change was sent before:
+    first_listed says the night, so support does not open a second case for it."""
+    import duckdb
+
+    last = nightly_world["nights"][-1]
+    flagged = pl.read_csv(scanned_nights["out"] / "flagged_orders.csv", infer_schema=False)
+    with duckdb.connect(str(scanned_nights["db"]), read_only=True) as con:
+        listed = dict(con.execute("select order_id, night from ops.published_flags").fetchall())
+    assert flagged["first_listed"].is_not_null().all()
+    again = flagged.filter(pl.col("first_listed") < last)
+    assert again.height, "the 8-night world re-lists orders that changed status"
+    assert (again["flagged_late"] == "false").all(), "a late flag is listed once, tonight"
+    for order_id, first in again.select("order_id", "first_listed").iter_rows():
+        assert listed[order_id] == first
+    new = flagged.filter(pl.col("first_listed") == last)
+    assert (new["order_id"].replace_strict(listed, return_dtype=pl.String) == last).all()

@@ -468,6 +468,9 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
             from intermediate.ring_orders ro
             join flagged f on f.order_id = ro.order_id and ro.ring_id is distinct from f.ring_id
             group by ro.order_id
+        ),
+        listed_before as (  -- an order of tonight's export listed on an earlier night already
+            select order_id, night as first_listed from ops.published_flags where night < $night
         )
         select s.order_id, s.shop_id, s.buyer_id, s.referrer_id, s.amount, s.created_at, s.status,
                s.risk_level,
@@ -477,7 +480,8 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
                r.commission_at_stake as ring_commission,
                coalesce(c.commission_pending, 0) as commission_pending,
                coalesce(c.commission_settled, 0) as commission_settled,
-               o.receiver_phone, a.city, a.district, a.compound, x.other_rings, s.flagged_late
+               o.receiver_phone, a.city, a.district, a.compound, x.other_rings, s.flagged_late,
+               coalesce(lb.first_listed, $night) as first_listed
         from flagged s
         join flagged_orders o using (order_id)
         left join (select distinct on (address) * from intermediate.norm_address) a
@@ -485,8 +489,10 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
         left join marts.rings r using (ring_id)
         left join commission c using (order_id)
         left join other_rings x using (order_id)
+        left join listed_before lb using (order_id)
         order by s.score desc, s.order_id
         """,
+        {"night": night},
     )
     # only the facts evidence quotes, from the night's stored scoring inputs (reading every
     # stored column of the night's flagged orders was half of this function at 10M orders);
@@ -534,6 +540,9 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
         "other_rings",
         # an earlier night's order that reaches the threshold only tonight (its evidence grew)
         "flagged_late",
+        # the night support was first sent the order: an order of tonight's export listed
+        # before (it changed status since) is one support may already be handling
+        "first_listed",
     )
 
 
