@@ -136,8 +136,9 @@ def trend_chart(nights: Sequence[str], flagged: Sequence[int], high: Sequence[in
         ax2.spines["top"].set_visible(False)
         handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
         labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
-        ax.legend(handles, labels, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.14),
-                  ncol=3, fontsize=9)
+        # below the dates, which take more room when they are slanted
+        ax.legend(handles, labels, frameon=False, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.34 if crowded else -0.14), ncol=3, fontsize=9)
         return png(fig)
 
 
