@@ -110,3 +110,30 @@ def test_partitions_from_different_runs_are_refused(small_world, tmp_path):
     outs = [partitions.validate_partition(small_world["input"], tmp_path / n, n) for n in ("r1", "r2")]
     with pytest.raises(ValueError, match="different runs"):
         partitions.load_partitions(duckdb.connect(), [o["out_dir"] for o in outs])
+
+
+def test_a_partitioned_nights_fingerprint_covers_its_partitions_files(tmp_path):
+    """The guard against a cut-off export replacing a published night compares fingerprints:
+    a partitioned night's files are in its partition folders, and count."""
+    import hashlib
+
+    from orderguard.scan import input_fingerprint
+
+    night = tmp_path / "night"
+    for part, text in (("shops-0", "order_id\nE1\n"), ("shops-1", "order_id\nE2\nE3\n")):
+        (night / part).mkdir(parents=True)
+        (night / part / "orders.csv").write_text(text, "utf-8")
+    whole = input_fingerprint(night)
+    assert whole != hashlib.sha256().hexdigest(), "not the hash of nothing"
+    (night / "shops-1" / "orders.csv").write_text("order_id\nE2\n", "utf-8")  # cut off
+    assert input_fingerprint(night) != whole
+    # a plain export folder hashes as before: each file's name, then its bytes
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "Orders.csv").write_bytes(b"order_id\nE1\n")
+    (flat / "accounts.csv").write_bytes(b"account_id\nU1\n")
+    before = hashlib.sha256()
+    for name in ("Orders.csv", "accounts.csv"):  # in the order Path sorts them
+        before.update(name.lower().encode())
+        before.update((flat / name).read_bytes())
+    assert input_fingerprint(flat) == before.hexdigest()

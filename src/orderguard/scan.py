@@ -115,10 +115,16 @@ def scan_lock(db_path: Path):
 
 
 def input_fingerprint(input_dir: Path) -> str:
-    """sha256 over the names and bytes of the input files, in name order."""
+    """sha256 over the relative paths and bytes of the input files, in path order. A
+    partitioned night's files sit in one sub-folder per partition: they count too (the
+    folder's own files alone hashed nothing, so a cut-off partitioned export could replace
+    a published night). For a plain export folder the paths are the names, as before."""
+    root = Path(input_dir)
     digest = hashlib.sha256()
-    for path in sorted(p for p in Path(input_dir).iterdir() if p.is_file()):
-        digest.update(path.name.lower().encode())
+    files = sorted((p for p in root.rglob("*") if p.is_file()),
+                   key=lambda p: p.relative_to(root).parts)
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().lower().encode())
         with open(path, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
