@@ -1,3 +1,5 @@
+import re
+
 import polars as pl
 import pytest
 
@@ -82,11 +84,53 @@ def test_shop_override_changes_the_threshold_for_that_shop_only(tmp_path):
     assert hits["SHARED_DEVICE"].to_list() == [True, False]
 
 
-def test_a_broken_rules_file_is_a_clear_error(tmp_path):
+GOOD = '[rules.X]\nfeature = "a"\nop = ">="\nthreshold = 1\npoints = 1.0\n'
+
+
+@pytest.mark.parametrize("edit, says", [
+    (('op = ">="', 'op = "=>"'), r"rule X: unknown op '=>'"),
+    (('threshold = 1', 'treshold = 1'), r"rule X: unknown key 'treshold' \(did you mean 'threshold'\?\)"),
+    (('points = 1.0\n', ''), r"rule X: missing 'points'"),
+    (('threshold = 1', 'threshold = "five"'), r"rule X: threshold: 'five' is not a number"),
+    (('points = 1.0', 'points = "2"'), r"rule X: points: '2' is not a number"),
+    (('[rules.X]', '[scoring]\nflag_treshold = 0.5\n[rules.X]'), r"\[scoring\]: unknown key 'flag_treshold'"),
+    (('points = 1.0', 'points = 1.0\n[shops.S1.rules.Y]\nthreshold = 2'),
+     r"shop S1 overrides unknown rules \['Y'\]"),
+    (('points = 1.0', 'points = 1.0\n[shops.S1.rules.X]\nthreshhold = 2'),
+     r"shop S1 rule X: unknown key 'threshhold'"),
+    (('points = 1.0', 'points = 1.0\n[shops.S1.rules.X]\nthreshold = "lots"'),
+     r"shop S1 rule X: threshold: 'lots'"),
+    (('feature = "a"', 'feature = "a"\nalso = [{ feature = "b", op = "==", threshold = true, points = 2 }]'),
+     r"rule X: also: unknown key 'points'"),
+])
+def test_a_mistake_in_a_rules_file_names_the_file_rule_and_key(tmp_path, edit, says):
+    """A misspelt or mistyped rule would otherwise be ignored (the rule then runs on its
+    default) or fail hours into the scan: it is refused on loading, before any work."""
+    assert load_rules_text(tmp_path, GOOD).rules["X"].points == 1.0
     path = tmp_path / "rules.toml"
-    path.write_text('[rules.X]\nfeature = "a"\nop = "~"\nthreshold = 1\n', "utf-8")
-    with pytest.raises(RuleConfigError, match="unknown op"):
-        load_rules(path)
+    with pytest.raises(RuleConfigError, match=re.escape(str(path)) + ": " + says):
+        load_rules_text(tmp_path, GOOD.replace(*edit))
+
+
+def load_rules_text(folder, text: str):
+    path = folder / "rules.toml"
+    path.write_text(text, "utf-8")
+    return load_rules(path)
+
+
+def test_scan_with_a_broken_or_missing_rules_file_exits_2_before_any_work(tmp_path, capsys):
+    from orderguard import cli
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text(GOOD.replace('op = ">="', 'op = "=>"'), "utf-8")
+    (tmp_path / "in").mkdir()
+    scan = ["scan", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+            "--db", str(tmp_path / "wh.duckdb"), "--no-prefect"]
+    assert cli.main([*scan, "--rules", str(rules)]) == 2
+    assert f"{rules}: rule X: unknown op '=>'" in capsys.readouterr().err
+    assert cli.main([*scan, "--rules", str(tmp_path / "nope.toml")]) == 2
+    assert "nope.toml: cannot read the rules file" in capsys.readouterr().err
+    assert not (tmp_path / "wh.duckdb").exists()
 
 
 def test_ordering_at_once_alone_is_weak_but_a_batch_of_new_accounts_behind_one_device_flags():

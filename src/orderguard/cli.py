@@ -152,6 +152,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     from orderguard.history import QuietNightError
     from orderguard.ingest import InputError
+    from orderguard.rules import RuleConfigError
     from orderguard.scan import ScanBusyError, run_scan
     from orderguard.warehouse import WarehouseBusyError
 
@@ -177,6 +178,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
             run = nightly_scan(ScanParameters.from_options(opts))
     except (InputError, QuietNightError) as exc:
         print(f"orderguard: input error: {exc}", file=sys.stderr)
+        return 2
+    except RuleConfigError as exc:  # raised before any work: nothing was written
+        print(f"orderguard: rules error: {exc}", file=sys.stderr)
         return 2
     except (ScanBusyError, WarehouseBusyError) as exc:
         print(f"orderguard: {exc}", file=sys.stderr)

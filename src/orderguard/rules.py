@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import operator
 import tomllib
 from dataclasses import dataclass, field
@@ -79,12 +80,47 @@ class RuleSet:
         return code if rule is None else getattr(rule, lang)
 
 
+# what a rules file may say: a misspelt key (`treshold`) would otherwise be ignored and the
+# rule run on its default, with nothing to say so
+RULE_KEYS = {"zh", "en", "family", "feature", "op", "threshold", "points", "also", "target",
+             "grade", "fact"}
+CONDITION_KEYS = {"feature", "op", "threshold"}
+GRADE_KEYS = {"feature", "weak", "strong", "max_points"}
+OVERRIDE_KEYS = {"threshold", "points"}
+SCORING_KEYS = {"scale", "flag_threshold", "high_threshold", "forest_max_points", "forest_top_share",
+                "forest_tie_points", "supervised_max_points", "min_verdicts"}
+TARGETS = {"buyer", "shop"}
+
+
+def _check_keys(where: str, spec: Any, allowed: set[str]) -> None:
+    if not isinstance(spec, dict):
+        raise RuleConfigError(f"{where}: expected a table of keys, not {spec!r}")
+    for key in sorted(set(spec) - allowed):
+        near = difflib.get_close_matches(key, sorted(allowed), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else f" (known: {', '.join(sorted(allowed))})"
+        raise RuleConfigError(f"{where}: unknown key {key!r}{hint}")
+
+
+def _number(where: str, value: Any) -> float:
+    # TOML keeps "5" a string and true a bool: neither is a number of points or a threshold
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RuleConfigError(f"{where}: {value!r} is not a number")
+    return float(value)
+
+
 def _condition(code: str, spec: dict) -> Condition:
     try:
         op = spec["op"]
         if op not in _OPS:
-            raise RuleConfigError(f"rule {code}: unknown op {op!r}")
-        return Condition(spec["feature"], op, spec["threshold"])
+            raise RuleConfigError(f"rule {code}: unknown op {op!r} (known: {' '.join(_OPS)})")
+        threshold = spec["threshold"]
+        if not isinstance(threshold, bool):
+            threshold = _number(f"rule {code}: threshold", threshold)
+        elif op not in ("==", "!="):
+            raise RuleConfigError(f"rule {code}: a true/false threshold needs op == or !=")
+        if not isinstance(spec["feature"], str) or not spec["feature"]:
+            raise RuleConfigError(f"rule {code}: feature must name a feature column")
+        return Condition(spec["feature"], op, threshold)
     except KeyError as exc:
         raise RuleConfigError(f"rule {code}: missing {exc.args[0]!r}") from exc
 
@@ -92,8 +128,10 @@ def _condition(code: str, spec: dict) -> Condition:
 def _grade(code: str, spec: dict | None, points: float) -> Grade | None:
     if spec is None:
         return None
+    _check_keys(f"rule {code}: grade", spec, GRADE_KEYS)
     try:
-        grade = Grade(spec["feature"], float(spec["weak"]), float(spec["strong"]), float(spec["max_points"]))
+        grade = Grade(spec["feature"], *(_number(f"rule {code}: grade {k}", spec[k])
+                                         for k in ("weak", "strong", "max_points")))
     except KeyError as exc:
         raise RuleConfigError(f"rule {code}: grade is missing {exc.args[0]!r}") from exc
     if grade.weak == grade.strong or grade.max_points < points:
@@ -102,38 +140,69 @@ def _grade(code: str, spec: dict | None, points: float) -> Grade | None:
 
 
 def load_rules(path: str | Path | None = None) -> RuleSet:
+    """Read and check a rules file. Every mistake (a file that cannot be read, bad TOML, an
+    unknown or misspelt key, a missing or non-numeric points or threshold, an override of a
+    rule that does not exist) is a RuleConfigError naming the file, the rule and the key,
+    raised before a scan does any work."""
     if path is None:
         text = resources.files("orderguard").joinpath("rules.toml").read_text("utf-8")
         source = "package default"
     else:
-        text = Path(path).read_text("utf-8")
         source = str(path)
+        try:
+            text = Path(path).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RuleConfigError(f"{source}: cannot read the rules file ({exc})") from exc
     try:
-        data = tomllib.loads(text)
+        return _parse_rules(tomllib.loads(text), source)
     except tomllib.TOMLDecodeError as exc:
         raise RuleConfigError(f"{source}: {exc}") from exc
+    except RuleConfigError as exc:
+        raise RuleConfigError(f"{source}: {exc}") from None
+
+
+def _parse_rules(data: dict, source: str) -> RuleSet:
+    _check_keys("the file", data, {"scoring", "rules", "shops"})
+    scoring = data.get("scoring", {})
+    _check_keys("[scoring]", scoring, SCORING_KEYS)
+    for key, value in scoring.items():
+        _number(f"[scoring] {key}", value)
     rules = {}
     for code, spec in data.get("rules", {}).items():
+        _check_keys(f"rule {code}", spec, RULE_KEYS)
+        if "points" not in spec:
+            raise RuleConfigError(f"rule {code}: missing 'points'")
+        points = _number(f"rule {code}: points", spec["points"])
+        for extra in spec.get("also", []):
+            _check_keys(f"rule {code}: also", extra, CONDITION_KEYS)
+        target = spec.get("target", "buyer")
+        if target not in TARGETS:
+            raise RuleConfigError(f"rule {code}: target {target!r} is not one of {sorted(TARGETS)}")
         rules[code] = Rule(
             code=code,
             zh=spec.get("zh", code),
             en=spec.get("en", code),
             family=spec.get("family", "other"),
             condition=_condition(code, spec),
-            points=float(spec.get("points", 1.0)),
+            points=points,
             also=tuple(_condition(code, c) for c in spec.get("also", [])),
-            target=spec.get("target", "buyer"),
-            grade=_grade(code, spec.get("grade"), float(spec.get("points", 1.0))),
+            target=target,
+            grade=_grade(code, spec.get("grade"), points),
             fact=spec.get("fact"),
         )
-    overrides = {
-        shop: body.get("rules", {}) for shop, body in data.get("shops", {}).items()
-    }
-    for shop, body in overrides.items():
-        unknown = set(body) - set(rules)
+    overrides = {}
+    for shop, body in data.get("shops", {}).items():
+        _check_keys(f"shop {shop}", body, {"rules"})
+        overrides[shop] = body.get("rules", {})
+        unknown = set(overrides[shop]) - set(rules)
         if unknown:
-            raise RuleConfigError(f"{source}: shop {shop} overrides unknown rules {sorted(unknown)}")
-    return RuleSet(rules, dict(data.get("scoring", {})), overrides, source)
+            raise RuleConfigError(f"shop {shop} overrides unknown rules {sorted(unknown)}")
+        for code, override in overrides[shop].items():
+            _check_keys(f"shop {shop} rule {code}", override, OVERRIDE_KEYS)
+            for key, value in override.items():
+                if not (key == "threshold" and isinstance(value, bool)):
+                    _number(f"shop {shop} rule {code}: {key}", value)
+    return RuleSet(rules, dict(scoring), overrides, source)
 
 
 def _compare(cond: Condition, threshold: pl.Expr) -> pl.Expr:
