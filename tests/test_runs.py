@@ -394,3 +394,20 @@ def test_the_readme_commands_block_names_every_option_of_every_command():
                    for o in a.option_strings if o.startswith("--")} - {"--help"}
         missing = sorted(o for o in options if not re.search(rf"{re.escape(o)}\b", lines))
         assert not missing, f"orderguard {name}: {missing} not in the README's Commands block"
+
+
+@pytest.mark.parametrize("setting, value, says", [
+    ("DUCKDB_THREADS", 0, "ORDERGUARD_DUCKDB_THREADS="),
+    ("DUCKDB_MEMORY_LIMIT", "lots", "ORDERGUARD_DUCKDB_MEMORY='lots' is not a memory size"),
+    ("DUCKDB_MEMORY_BESIDE_PYTHON", "xx", "ORDERGUARD_DUCKDB_MEMORY_BESIDE_PYTHON='xx'"),
+])
+def test_a_bad_duckdb_setting_is_named_before_any_work(tmp_path, capsys, monkeypatch, setting, value, says):
+    """Not a DuckDB syntax error, nor one three stages into the night."""
+    from orderguard import cli, config
+
+    monkeypatch.setattr(config, setting, value)
+    (tmp_path / "in").mkdir()
+    code = cli.main(["scan", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                     "--db", str(tmp_path / "wh.duckdb"), "--no-prefect"])
+    assert code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "wh.duckdb").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -54,7 +55,23 @@ DUCKDB_MEMORY_LIMIT = os.environ.get("ORDERGUARD_DUCKDB_MEMORY", "8GB")
 # ... and less in the stages where Python holds large frames at the same time (graphs, score,
 # publish): DuckDB keeps its cache up to its limit, and both together passed 12 GiB at 10M
 DUCKDB_MEMORY_BESIDE_PYTHON = os.environ.get("ORDERGUARD_DUCKDB_MEMORY_BESIDE_PYTHON", "3GB")
-DUCKDB_THREADS = int(os.environ.get("ORDERGUARD_DUCKDB_THREADS", str(os.cpu_count() or 2)))
+_THREADS_SET = os.environ.get("ORDERGUARD_DUCKDB_THREADS", str(os.cpu_count() or 2))
+# 0 marks a value that is not a whole number >= 1: check_environment says so (raising here,
+# on import, would break even `orderguard --help`)
+DUCKDB_THREADS = int(_THREADS_SET) if _THREADS_SET.strip().isdigit() else 0
+_MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s*[KMGT]i?B", re.IGNORECASE)
+
+
+def check_environment() -> None:
+    """The ORDERGUARD_DUCKDB_* settings, checked before a command does any work; a bad one
+    is a ScanOptionsError naming the variable (exit 2), not a DuckDB error mid-scan."""
+    if DUCKDB_THREADS < 1:
+        raise ScanOptionsError(f"ORDERGUARD_DUCKDB_THREADS={_THREADS_SET!r} is not a whole number "
+                               "of threads, 1 or more")
+    for name, value in (("ORDERGUARD_DUCKDB_MEMORY", DUCKDB_MEMORY_LIMIT),
+                        ("ORDERGUARD_DUCKDB_MEMORY_BESIDE_PYTHON", DUCKDB_MEMORY_BESIDE_PYTHON)):
+        if not _MEMORY_LIMIT.fullmatch(value.strip()):
+            raise ScanOptionsError(f"{name}={value!r} is not a memory size such as 8GB or 3GiB")
 
 # All timestamps are stored as naive Asia/Shanghai wall-clock time.
 TIMEZONE = "Asia/Shanghai"

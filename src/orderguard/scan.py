@@ -663,6 +663,7 @@ def run_scan(opts: ScanOptions, call_stage=call_directly,
     """The whole scan. `call_stage(name, fn, *args)` runs one stage: directly by default,
     as a Prefect task when the nightly flow passes its own (pipelines/nightly_scan.py).
     `on_locked()` runs once the scan holds the warehouse's lock, before the first stage."""
+    config.check_environment()
     opts = resolve_nightly_input(opts)
     if not Path(opts.input_dir).is_dir():
         raise ingest.InputError(f"the export folder {opts.input_dir} does not exist")

@@ -51,6 +51,10 @@ def connect(db_path: str | Path | None = None, read_only: bool = False,
             memory_limit: str | None = None, must_exist: bool = False) -> duckdb.DuckDBPyConnection:
     """must_exist: refuse a path with no warehouse instead of creating an empty one there
     (train, backtest, feedback and allow work on what scans wrote)."""
+    config.check_environment()  # before anything is opened or created
+    limit = memory_limit or config.DUCKDB_MEMORY_LIMIT
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit, re.IGNORECASE):
+        raise ValueError(f"not a DuckDB memory limit: {limit!r} (e.g. '8GB')")
     path = Path(db_path) if db_path else config.default_db_path()
     if must_exist and not path.is_file():
         raise WarehouseMissingError(
@@ -66,9 +70,6 @@ def connect(db_path: str | Path | None = None, read_only: bool = False,
                 f"the warehouse {path} is in use by another process (is a scan running?): {exc}"
             ) from exc
         raise
-    limit = memory_limit or config.DUCKDB_MEMORY_LIMIT
-    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit):
-        raise ValueError(f"not a DuckDB memory limit: {limit!r} (e.g. '8GB')")
     con.execute(f"set memory_limit = '{limit}'")
     con.execute(f"set threads = {int(config.DUCKDB_THREADS)}")
     if not _someone_watching():
