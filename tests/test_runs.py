@@ -411,3 +411,25 @@ def test_a_bad_duckdb_setting_is_named_before_any_work(tmp_path, capsys, monkeyp
                      "--db", str(tmp_path / "wh.duckdb"), "--no-prefect"])
     assert code == 2 and says in capsys.readouterr().err
     assert not (tmp_path / "wh.duckdb").exists()
+
+
+def test_serve_refuses_what_would_fail_only_at_the_first_scheduled_run(tmp_path, monkeypatch, capsys):
+    """A schedule, a rules file or a server that cannot work is said when serve starts, not
+    at 02:00 in a failed flow run."""
+    from orderguard import cli
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
+    serve = ["serve", "--input", str(tmp_path / "exports" / "{date}"), "--out", str(tmp_path / "out")]
+    assert cli.main(serve) == 4  # nothing listens on port 9
+    assert "does not answer" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "prefect_server_answers", lambda api: True)
+    assert cli.main([*serve, "--cron", "0 25 * * *"]) == 2
+    assert "Invalid cron string" in capsys.readouterr().err
+    assert cli.main([*serve, "--timezone", "Mars/Base"]) == 2
+    assert "Invalid timezone" in capsys.readouterr().err
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[rules.X]\nfeature = "a"\nop = "=>"\nthreshold = 1\npoints = 1\n', "utf-8")
+    assert cli.main([*serve, "--rules", str(rules)]) == 2
+    assert "unknown op '=>'" in capsys.readouterr().err

@@ -269,6 +269,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "`prefect server start --host 127.0.0.1` and set "
               "PREFECT_API_URL=http://127.0.0.1:4200/api", file=sys.stderr)
         return 2
+    if not prefect_server_answers(api := os.environ["PREFECT_API_URL"]):
+        print(f"orderguard: the Prefect server at PREFECT_API_URL={api} does not answer; start it "
+              "(`prefect server start --host 127.0.0.1`)", file=sys.stderr)
+        return 4
+    # what would otherwise fail only at 02:00, in the first scheduled run: the schedule, the
+    # rules file and the DuckDB settings
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
+    from orderguard.rules import RuleConfigError, load_rules
+
+    try:
+        CronSchedule(cron=args.cron, timezone=args.timezone)
+    except ValidationError as exc:
+        problems = "; ".join(err["msg"] for err in exc.errors())
+        print(f"orderguard: --cron {args.cron!r} --timezone {args.timezone!r}: {problems}", file=sys.stderr)
+        return 2
+    try:
+        load_rules(args.rules)
+    except RuleConfigError as exc:
+        print(f"orderguard: rules error: {exc}", file=sys.stderr)
+        return 2
+    config.check_environment()
     from pipelines.deployments import serve_nightly
     from pipelines.nightly_scan import ScanParameters
 
