@@ -627,3 +627,23 @@ def test_support_sees_when_an_order_was_first_sent_to_them(nightly_world, scanne
         assert listed[order_id] == first
     new = flagged.filter(pl.col("first_listed") == last)
     assert (new["order_id"].replace_strict(listed, return_dtype=pl.String) == last).all()
+
+
+def test_an_out_naming_a_file_or_a_disk_full_write_from_polars_is_exit_5(tmp_path, capsys, monkeypatch):
+    """--out naming an existing file, and a writer that reports a full disk only in its
+    message (Polars: 'No space left on device (os error 28)'), are the machine refusing a
+    file (exit 5), not tracebacks."""
+    from orderguard import cli, scan
+
+    (tmp_path / "a-file").write_text("not a folder", "utf-8")
+    args = ["scan", "--input", str(tmp_path), "--db", str(tmp_path / "wh.duckdb"), "--no-prefect"]
+    assert cli.main([*args, "--out", str(tmp_path / "a-file")]) == 5
+    err = capsys.readouterr().err
+    assert "--out names a file, not a folder" in err and "Traceback" not in err
+
+    def disk_full(opts, *rest, **kw):
+        raise OSError("No space left on device (os error 28)")
+
+    monkeypatch.setattr(scan, "run_scan", disk_full)
+    assert cli.main([*args, "--out", str(tmp_path / "out")]) == 5
+    assert "No space left on device: a file of the scan; nothing of the night" in capsys.readouterr().err

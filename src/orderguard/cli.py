@@ -7,6 +7,7 @@ import errno
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -147,6 +148,15 @@ def keep_run_records_off_the_terminal() -> None:
 WRITE_REFUSED = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR)
 
 
+def refused_errno(exc: OSError) -> int | None:
+    """The errno of an OSError; Polars' writers raise theirs without one, with the code
+    only in the text ('No space left on device (os error 28)')."""
+    if exc.errno is not None:
+        return exc.errno
+    found = re.search(r"\(os error (\d+)\)", str(exc))
+    return int(found.group(1)) if found else None
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     import duckdb
 
@@ -186,17 +196,20 @@ def cmd_scan(args: argparse.Namespace) -> int:
         print(f"orderguard: {exc}", file=sys.stderr)
         return 3
     except OSError as exc:
-        if exc.errno not in WRITE_REFUSED:
+        code = refused_errno(exc)
+        if code not in WRITE_REFUSED:
             raise
-        print(f"orderguard: {exc.strerror}: {exc.filename or 'a file of the scan'}; nothing of "
-              "the night was published (the last night's results stand): free space or fix "
-              "permissions and rerun", file=sys.stderr)
+        print(f"orderguard: {exc.strerror or os.strerror(code)}: {exc.filename or 'a file of the scan'}; "
+              "nothing of the night was published (the last night's results stand): free space "
+              "or fix permissions and rerun", file=sys.stderr)
         return 5
     except duckdb.IOException as exc:  # DuckDB's own writes into the warehouse or its temp files
-        if "No space left on device" not in str(exc):
+        if not any(why in str(exc) for why in ("No space left on device", "Permission denied",
+                                                 "Read-only file system")):
             raise
         print(f"orderguard: the warehouse could not be written ({' '.join(str(exc).split())[:200]}); "
-              "nothing of the night was published: free space and rerun", file=sys.stderr)
+              "nothing of the night was published: free space or fix permissions and rerun",
+              file=sys.stderr)
         return 5
     print_summary(run)
     return 0

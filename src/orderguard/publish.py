@@ -341,7 +341,9 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def check_writable(out_dir: Path) -> None:
-    """Raise the OSError a write into out_dir meets (read-only, no permission)."""
+    """Raise the OSError a write into out_dir meets (read-only, no permission, a file)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "--out names a file, not a folder", str(out_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
     probe = out_dir / f".write-test-{os.getpid()}"
     probe.write_bytes(b"")
