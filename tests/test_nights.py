@@ -647,3 +647,36 @@ def test_an_out_naming_a_file_or_a_disk_full_write_from_polars_is_exit_5(tmp_pat
     monkeypatch.setattr(scan, "run_scan", disk_full)
     assert cli.main([*args, "--out", str(tmp_path / "out")]) == 5
     assert "No space left on device: a file of the scan; nothing of the night" in capsys.readouterr().err
+
+
+def test_a_night_that_fails_to_publish_leaves_the_marts_on_the_night_the_files_show(
+        nightly_world, scanned_nights, tmp_path, monkeypatch):
+    """The marts are rebuilt in the publish transaction: when the folder swap fails (a full
+    disk), analysts' marts still hold the night support's files and ops.runs show."""
+    import errno
+    import shutil
+
+    import duckdb
+
+    from orderguard import publish
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_nights["db"], db)
+    last = nightly_world["nights"][-1]
+
+    def marts_runs():
+        with duckdb.connect(str(db), read_only=True) as con:
+            return (con.execute("select distinct run_id from marts.order_scores").fetchall(),
+                    con.execute("select distinct run_id from marts.rings").fetchall(),
+                    con.execute("select run_id from ops.runs where run_date = ?", [last]).fetchall())
+
+    before = marts_runs()
+    assert before[0] == before[2]
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(publish, "swap_in", disk_full)
+    with pytest.raises(OSError):
+        scan_night(nightly_world, last, db, tmp_path / "out", scanned_nights["models"])
+    assert marts_runs() == before

@@ -309,20 +309,21 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
     }
     with (warehouse.connect(opts.db_path, memory_limit=config.DUCKDB_MEMORY_BESIDE_PYTHON) as con,
           ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlsx") as beside):
-        with warehouse.text_uncompressed(con):  # the marts, rebuilt every night; ops.* below
-            open_published_flags(con)
-            for name in ("order_scores", "late_flags", "rings", "ring_totals", "flagged_accounts"):
-                warehouse.build_model(con, "marts", name, params)
-            staged = publish.staging_folder(Path(opts.out_dir), opts.run_id)
-            flagged = support_orders(con, ruleset, run["run_date"], opts.pseudonym_salt)
-            # the workbook (~2 s for 100k rows at 10M orders, mostly outside DuckDB) is
-            # written beside the health marts; awaited below
-            workbook = beside.submit(publish.write_xlsx, flagged, staged / "flagged_orders.xlsx")
-            run["health"] = health.build_health_marts(con, params)
-        # the night's bookkeeping (ops.runs, ring and flag history, rule hits) commits only
-        # once its folder is swapped in: a night that fails to publish is not recorded as one
+        open_published_flags(con)
+        # the marts and the night's bookkeeping (ops.runs, ring and flag history, rule hits)
+        # commit only once its folder is swapped in: a night that fails to publish is not
+        # recorded as one, and the marts still hold the night the files show
         con.begin()
         try:
+            with warehouse.text_uncompressed(con):  # the marts, rebuilt every night; ops.* below
+                for name in ("order_scores", "late_flags", "rings", "ring_totals", "flagged_accounts"):
+                    warehouse.build_model(con, "marts", name, params)
+                staged = publish.staging_folder(Path(opts.out_dir), opts.run_id)
+                flagged = support_orders(con, ruleset, run["run_date"], opts.pseudonym_salt)
+                # the workbook (~2 s for 100k rows at 10M orders, mostly outside DuckDB) is
+                # written beside the health marts; awaited below
+                workbook = beside.submit(publish.write_xlsx, flagged, staged / "flagged_orders.xlsx")
+                run["health"] = health.build_health_marts(con, params)
             summary = write_outputs(con, staged, ruleset, opts, run["run_date"], flagged, workbook)
             run["summary"] = summary
             run["finished_at"] = datetime.now().isoformat(timespec="seconds")
