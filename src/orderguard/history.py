@@ -126,13 +126,14 @@ def check_night_not_named_by_strays(con: duckdb.DuckDBPyConnection, night: str,
     before = warehouse.scalar(
         con, "select max(created_at) from staging.orders where created_at::date < $night::date",
         {"night": night})
-    if before is None or (date.fromisoformat(night) - before.date()).days < gap_days:
+    gap = (date.fromisoformat(night) - before.date()).days if before is not None else 0
+    if gap < gap_days:
         return
     where = "; ".join(f"{r['_file']} row {r['_row']}, created_at {r['written']!r}"
                       for r in strays.iter_rows(named=True))
     raise QuietNightError(
         f"the night would be named {night} after {strays.height} order(s) created then ({where}), "
-        f"{(date.fromisoformat(night) - before.date()).days} days after every other order of the "
+        f"{gap} days after every other order of the "
         f"export (the latest created {before}): a mistyped date? Correct the row and scan again; "
         f"if the night really is {night}, scan with --run-date {night}")
 

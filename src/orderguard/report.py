@@ -147,12 +147,11 @@ def _ring_table(con) -> pl.DataFrame:
     )
 
 
-def _listed_orders_sql(con) -> str:
-    """The orders tonight's flagged_orders.csv lists, as the headline counts them: tonight's
-    export's flagged orders and the earlier orders flagged late (marts.late_flags)."""
-    late = ("union all by name select * from marts.late_flags"
-            if warehouse.table_exists(con, "marts", "late_flags") else "")
-    return f"(select * from marts.order_scores where risk_level <> 'low' {late})"
+# The orders tonight's flagged_orders.csv lists, as the headline counts them: tonight's
+# export's flagged orders and the earlier orders flagged late (the publish stage builds
+# marts.late_flags before anything reads this)
+LISTED_ORDERS = ("(select * from marts.order_scores where risk_level <> 'low' "
+                 "union all by name select * from marts.late_flags)")
 
 
 def _shops(con) -> pl.DataFrame:
@@ -172,7 +171,7 @@ def _shops(con) -> pl.DataFrame:
                    coalesce(sum(s.amount), 0)::double as flagged_gmv,
                    coalesce(sum(c.commission), 0)::double as flagged_commission,
                    count(distinct s.ring_id) as rings
-            from """ + _listed_orders_sql(con) + """ s left join commission c using (order_id)
+            from """ + LISTED_ORDERS + """ s left join commission c using (order_id)
             group by 1
         )
         select shop_id, coalesce(e.orders, 0) as orders, coalesce(l.flagged, 0) as flagged,
@@ -191,7 +190,7 @@ def _rule_hits(con, ruleset: RuleSet) -> pl.DataFrame:
     hits = warehouse.query(
         con,
         "select code, count(*) as flagged_orders from (select unnest(reason_codes) as code "
-        f"from {_listed_orders_sql(con)}) group by 1 order by 2 desc, 1",
+        f"from {LISTED_ORDERS}) group by 1 order by 2 desc, 1",
     )
     precision = feedback.rule_precision(con)
     return hits.join(precision, on="code", how="left").select(
@@ -296,7 +295,7 @@ def _levels_section(con) -> str:
         con,
         "select coalesce(ring_kind, 'none') as kind, count(*) filter (where risk_level = 'high') as high, "
         "count(*) filter (where risk_level = 'medium') as medium, count(*) as flagged "
-        f"from {_listed_orders_sql(con)} group by 1 order by flagged desc, kind",
+        f"from {LISTED_ORDERS} group by 1 order by flagged desc, kind",
     )
     if frame.is_empty():
         return section("按等级与类型", "Flagged by level and kind", "<p>今晚没有被标记的订单。</p>")

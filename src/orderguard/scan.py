@@ -397,8 +397,7 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
     money = warehouse.query(
         con,
         "select coalesce(sum(c.amount), 0)::double as commission from "
-        "(select order_id from marts.order_scores where risk_level <> 'low' "
-        " union all select order_id from marts.late_flags) s "
+        f"{report.LISTED_ORDERS} s "
         "left join staging.commissions c using (order_id) "
         "where coalesce(c.status, '') <> 'reversed'",
     ).row(0, named=True)
