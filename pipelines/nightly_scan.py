@@ -27,6 +27,7 @@ class ScanParameters(BaseModel):
     out_dir: str = Field(description="where the published files go")
     db_path: str = Field(default_factory=lambda: str(config.default_db_path()))
     rules_path: str | None = Field(default=None, description="rules TOML; package default if empty")
+    programme_path: str | None = Field(default=None, description="programme TOML; package default if empty")
     models_dir: str | None = Field(default=None, description="model folder; beside the warehouse if empty")
     encoding: str | None = Field(default=None, description="CSV encoding; detected if empty")
     review_budget: int | None = Field(default=None, description="orders support reviews per day")
@@ -40,6 +41,7 @@ class ScanParameters(BaseModel):
         return scan.ScanOptions(
             input_dir=Path(self.input_dir), out_dir=Path(self.out_dir), db_path=Path(self.db_path),
             rules_path=Path(self.rules_path) if self.rules_path else None,
+            programme_path=Path(self.programme_path) if self.programme_path else None,
             models_dir=Path(self.models_dir) if self.models_dir else None, encoding=self.encoding,
             review_budget=self.review_budget, seed=self.seed, run_date=self.run_date, run_id=run_id,
             flow_run_id=flow_run_id, lookback_days=self.lookback_days, keep_days=self.keep_days,
@@ -51,6 +53,7 @@ class ScanParameters(BaseModel):
         return cls(
             input_dir=str(opts.input_dir), out_dir=str(opts.out_dir), db_path=str(opts.db_path),
             rules_path=str(opts.rules_path) if opts.rules_path else None,
+            programme_path=str(opts.programme_path) if opts.programme_path else None,
             models_dir=str(opts.models_dir), encoding=opts.encoding,
             review_budget=opts.review_budget, seed=opts.seed, run_date=opts.run_date,
             lookback_days=opts.lookback_days, keep_days=opts.keep_days,

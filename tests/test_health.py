@@ -5,6 +5,7 @@ commissions file the configured rates are applied and the report says so."""
 from __future__ import annotations
 
 import csv
+import re
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -237,20 +238,67 @@ def test_without_commissions_file_configured_rates_apply_along_the_inviter_chain
     assert "No commissions file was given" in html and "L1 10% / L2 5% / L3 3%" in html
 
 
-def test_per_shop_rates_from_a_programme_file_replace_the_default(tiny_without_commissions, tmp_path):
+def test_a_scan_given_a_programme_file_uses_its_rates_per_shop(tiny_without_commissions, tmp_path, capsys):
+    """A platform runs its own programme: `scan --programme` replaces the packaged rates, per
+    shop where it says so, and run.json names the file."""
+    import json
+
+    from orderguard import cli
+
     programme = tmp_path / "programme.toml"
     programme.write_text("[default]\nrates = [0.10, 0.05, 0.03]\n[shops.S2]\nrates = [0.20]\n", "utf-8")
-    db = tmp_path / "copy.duckdb"
-    db.write_bytes((tiny_without_commissions / "wh.duckdb").read_bytes())
-    with warehouse.connect(db) as con:
-        result = health.build_health_marts(con, {"run_id": "again", "programme_path": str(programme)})
-        ledger = warehouse.query(con, "select order_id, level, amount from marts.commission_ledger "
-                                      "where order_id = 'A10'")
-        levels = warehouse.query(con, "select level, configured_rate, allowed_levels from "
-                                      "marts.programme_rates where shop_id = 'S2'")
-    assert result["commission_source"] == health.SOURCE_RATES
-    assert ledger.rows() == [("A10", 1, Decimal("4.70"))]  # 20 % of 23.50
+    out, db = tmp_path / "out", tmp_path / "wh.duckdb"
+    assert cli.main(["scan", "--input", str(tiny_without_commissions / "in"), "--out", str(out),
+                     "--db", str(db), "--models", str(tmp_path / "models"), "--run-date", "2026-05-15",
+                     "--programme", str(programme), "--no-prefect"]) == 0
+    capsys.readouterr()
+    ledger = read(db, "select order_id, level, amount from marts.commission_ledger where order_id = 'A10'")
+    levels = read(db, "select level, configured_rate, allowed_levels from marts.programme_rates "
+                      "where shop_id = 'S2'")
+    assert ledger.rows() == [("A10", 1, Decimal("4.70"))]  # 20 % of 23.50, not the default 10 %
     assert levels.rows() == [(1, 0.20, 1)]
+    run = json.loads((out / "run.json").read_text("utf-8"))
+    assert run["health"]["programme"] == str(programme)
+
+
+GOOD_PROGRAMME = "[default]\nrates = [0.10, 0.05]\n[scorecard]\nburst_minutes = 60\n"
+
+
+@pytest.mark.parametrize("edit, says", [
+    (("rates", "rate"), r"\[default\]: unknown key 'rate' \(did you mean 'rates'\?\)"),
+    (("[0.10, 0.05]", "[10, 5]"), r"\[default\]: rates must be a list of shares between 0 and 1"),
+    (("[0.10, 0.05]", '["0.10"]'), r"\[default\]: rates must be a list of shares"),
+    (("burst_minutes = 60", "burst_minute = 60"), r"\[scorecard\]: unknown key 'burst_minute'"),
+    (("burst_minutes = 60", "burst_minutes = 7.5"), r"\[scorecard\]: burst_minutes must be a whole number"),
+    (("burst_minutes = 60", 'rate_lift = "2"'), r"\[scorecard\]: rate_lift must be a number"),
+    (("burst_minutes = 60", "grade_points = [3, 2, 1, 0]"), r"\[scorecard\]: grade_points must be 4 rising"),
+    (("[scorecard]", "[shops.S1]\nrates = [0.2]\nallowed_levels = 0\n[scorecard]"),
+     r"\[shops.S1\]: allowed_levels must be a whole number of levels, at least 1"),
+    (("[scorecard]", "[shop.S1]\nrates = [0.2]\n[scorecard]"),
+     r"unknown key 'shop' \(did you mean 'shops'\?\)"),
+])
+def test_a_mistake_in_a_programme_file_names_the_file_table_and_key(tmp_path, edit, says):
+    """A misspelt key would otherwise be ignored (the scorecard then runs on its default) and a
+    rate of 10 for 10 % would pay ten times the order: refused on loading, naming the file."""
+    path = tmp_path / "programme.toml"
+    path.write_text(GOOD_PROGRAMME, "utf-8")
+    assert health.load_programme(path).default.rates == [0.10, 0.05]
+    path.write_text(GOOD_PROGRAMME.replace(*edit), "utf-8")
+    with pytest.raises(health.ProgrammeConfigError, match=re.escape(str(path)) + ".*" + says):
+        health.load_programme(path)
+
+
+def test_scan_with_a_broken_programme_file_exits_2_before_any_work(tmp_path, capsys):
+    from orderguard import cli
+
+    programme = tmp_path / "programme.toml"
+    programme.write_text(GOOD_PROGRAMME.replace("rates", "rate"), "utf-8")
+    (tmp_path / "in").mkdir()
+    assert cli.main(["scan", "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                     "--db", str(tmp_path / "wh.duckdb"), "--programme", str(programme),
+                     "--no-prefect"]) == 2
+    assert f"programme error: {programme} [default]: unknown key 'rate'" in capsys.readouterr().err
+    assert not (tmp_path / "wh.duckdb").exists()
 
 
 def test_report_section_escapes_text_and_embeds_both_charts(tiny_scanned):
@@ -259,11 +307,6 @@ def test_report_section_escapes_text_and_embeds_both_charts(tiny_scanned):
     assert fragment.count("data:image/png;base64,") == 2
     assert "Distribution health" in fragment and "<script" not in fragment
     assert "commissions file (6 accepted rows)" in fragment
-
-
-def test_programme_file_rejects_rates_that_are_not_shares():
-    with pytest.raises(ValueError, match="rates"):
-        health._shop_programme({"rates": [10, 5, 3]}, "test")
 
 
 GRAINS = {

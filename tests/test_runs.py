@@ -414,7 +414,7 @@ def test_a_bad_duckdb_setting_is_named_before_any_work(tmp_path, capsys, monkeyp
 
 
 def test_serve_refuses_what_would_fail_only_at_the_first_scheduled_run(tmp_path, monkeypatch, capsys):
-    """A schedule, a rules file or a server that cannot work is said when serve starts, not
+    """A schedule, a rules or programme file or a server that cannot work is said when serve starts, not
     at 02:00 in a failed flow run."""
     from orderguard import cli
 
@@ -433,3 +433,7 @@ def test_serve_refuses_what_would_fail_only_at_the_first_scheduled_run(tmp_path,
     rules.write_text('[rules.X]\nfeature = "a"\nop = "=>"\nthreshold = 1\npoints = 1\n', "utf-8")
     assert cli.main([*serve, "--rules", str(rules)]) == 2
     assert "unknown op '=>'" in capsys.readouterr().err
+    programme = tmp_path / "programme.toml"
+    programme.write_text("[default]\nrates = [10, 5, 3]\n", "utf-8")
+    assert cli.main([*serve, "--programme", str(programme)]) == 2
+    assert "rates must be a list of shares between 0 and 1" in capsys.readouterr().err

@@ -92,6 +92,7 @@ def scan_options(args: argparse.Namespace):
         input_dir=Path(args.input), out_dir=Path(args.out),
         db_path=Path(args.db) if args.db else config.default_db_path(),
         rules_path=Path(args.rules) if args.rules else None,
+        programme_path=Path(args.programme) if args.programme else None,
         models_dir=Path(args.models) if args.models else None,  # beside the warehouse
         encoding=args.encoding, review_budget=args.review_budget, seed=args.seed,
         run_date=args.run_date, lookback_days=getattr(args, "lookback_days", 30),
@@ -160,6 +161,7 @@ def refused_errno(exc: OSError) -> int | None:
 def cmd_scan(args: argparse.Namespace) -> int:
     import duckdb
 
+    from orderguard.health import ProgrammeConfigError
     from orderguard.history import QuietNightError
     from orderguard.ingest import InputError
     from orderguard.rules import RuleConfigError
@@ -191,6 +193,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
         return 2
     except RuleConfigError as exc:  # raised before any work: nothing was written
         print(f"orderguard: rules error: {exc}", file=sys.stderr)
+        return 2
+    except ProgrammeConfigError as exc:  # also raised before any work
+        print(f"orderguard: programme error: {exc}", file=sys.stderr)
         return 2
     except (ScanBusyError, WarehouseBusyError) as exc:
         print(f"orderguard: {exc}", file=sys.stderr)
@@ -287,10 +292,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "(`prefect server start --host 127.0.0.1`)", file=sys.stderr)
         return 4
     # what would otherwise fail only at 02:00, in the first scheduled run: the schedule, the
-    # rules file and the DuckDB settings
+    # rules and programme files and the DuckDB settings
     from prefect.client.schemas.schedules import CronSchedule
     from pydantic import ValidationError
 
+    from orderguard.health import ProgrammeConfigError, load_programme
     from orderguard.rules import RuleConfigError, load_rules
 
     try:
@@ -303,6 +309,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         load_rules(args.rules)
     except RuleConfigError as exc:
         print(f"orderguard: rules error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        load_programme(args.programme)
+    except ProgrammeConfigError as exc:
+        print(f"orderguard: programme error: {exc}", file=sys.stderr)
         return 2
     config.check_environment()
     from pipelines.deployments import serve_nightly
@@ -420,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--db", help=f"DuckDB warehouse file (default {config.default_db_path()})")
     s.add_argument("--rules", help="rules TOML (default: the package's rules.toml)")
+    s.add_argument("--programme", help="the distribution programme TOML: commission rates per "
+                   "level and shop, allowed levels, scorecard thresholds (default: the package's "
+                   "programme.toml; copy it to start)")
     s.add_argument("--models", help="model folder (default models/ for the default warehouse, "
                    "<warehouse name>.models/ beside any other)")
     s.add_argument("--encoding", help="CSV encoding (default: detect UTF-8/GBK)")
@@ -471,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", required=True, help="output folder")
     v.add_argument("--db", help="DuckDB warehouse file")
     v.add_argument("--rules", help="rules TOML")
+    v.add_argument("--programme", help="programme TOML (default: the package's programme.toml)")
     v.add_argument("--models", help="model folder (default: as for scan)")
     v.add_argument("--encoding", help="CSV encoding (default: detect UTF-8/GBK)")
     v.add_argument("--review-budget", type=int, help="flag at most this many orders per day")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 
@@ -81,3 +83,15 @@ def local_now() -> datetime:
     """Now as the stored times read it (naive Asia/Shanghai wall clock), whatever the
     machine's own zone: an allow-list entry's expiry is compared with order times."""
     return datetime.now(ZoneInfo(TIMEZONE)).replace(tzinfo=None, microsecond=0)
+
+
+def toml_key_problem(where: str, spec: Any, allowed: set[str]) -> str | None:
+    """What is wrong with the keys of one table of a settings file (rules.toml,
+    programme.toml): not a table, or a key it does not know, with the nearest known one."""
+    if not isinstance(spec, dict):
+        return f"{where}: expected a table of keys, not {spec!r}"
+    for key in sorted(set(spec) - allowed):
+        near = difflib.get_close_matches(key, sorted(allowed), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else f" (known: {', '.join(sorted(allowed))})"
+        return f"{where}: unknown key {key!r}{hint}"
+    return None

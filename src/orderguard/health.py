@@ -39,7 +39,7 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from orderguard import charts, report, warehouse
+from orderguard import charts, config, report, warehouse
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,29 @@ SOURCE_FILE = "commissions file"
 SOURCE_RATES = "configured rates"
 
 
+class ProgrammeConfigError(ValueError):
+    """A programme file that cannot be used: names the file, the table and the key."""
+
+
+# the scorecard's thresholds when programme.toml leaves them out (programme.toml's values);
+# integers stay integers (minutes, counts, days)
+SCORECARD_DEFAULTS: dict[str, float | int] = {
+    "arbitrage_hours": 72.0,
+    "burst_minutes": 60,
+    "burst_invitees": 3,
+    "min_invitees": 3,
+    "never_buy_share": 0.2,
+    "never_buy_min_days": 7,
+    "rate_lift": 2.0,
+    "min_events": 3,
+    "downline_flagged_share": 0.3,
+    "at_stake_share": 0.5,
+    "link_weight": 0.3,
+}
+DEFAULT_GRADE_POINTS = [0.0, 1.0, 2.0, 3.5]
+SHOP_KEYS = {"rates", "allowed_levels"}
+
+
 @dataclass
 class ShopProgramme:
     rates: list[float]
@@ -80,37 +103,83 @@ class Programme:
     scorecard: dict[str, Any] = field(default_factory=dict)
     source: str = ""
 
-    def rates_text(self) -> str:
-        return " / ".join(f"L{i} {r:.0%}" for i, r in enumerate(self.default.rates, start=1))
+
+def _check_keys(where: str, spec: Any, allowed: set[str]) -> None:
+    if problem := config.toml_key_problem(where, spec, allowed):
+        raise ProgrammeConfigError(problem)
 
 
-def _shop_programme(spec: dict, where: str, default: ShopProgramme | None = None) -> ShopProgramme:
+def _is_number(value: Any) -> bool:
+    # TOML keeps "0.1" a string and true a bool: neither is a rate or a threshold
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _shop_programme(spec: Any, where: str, default: ShopProgramme | None = None) -> ShopProgramme:
+    _check_keys(where, spec, SHOP_KEYS)
     rates = spec.get("rates", default.rates if default else None)
-    if not rates or not all(isinstance(r, int | float) and 0 <= r < 1 for r in rates):
-        raise ValueError(f"{where}: rates must be a list of shares between 0 and 1, got {rates!r}")
-    allowed = int(spec.get("allowed_levels", len(rates)))
+    if (not isinstance(rates, list) or not rates
+            or not all(_is_number(r) and 0 <= r < 1 for r in rates)):
+        raise ProgrammeConfigError(
+            f"{where}: rates must be a list of shares between 0 and 1 (0.10 for 10 %), got {rates!r}")
+    allowed = spec.get("allowed_levels", len(rates))
+    if isinstance(allowed, bool) or not isinstance(allowed, int) or allowed < 1:
+        raise ProgrammeConfigError(f"{where}: allowed_levels must be a whole number of levels, "
+                                   f"at least 1, got {allowed!r}")
     return ShopProgramme([float(r) for r in rates], allowed)
 
 
+def _scorecard(spec: Any, where: str) -> dict[str, Any]:
+    _check_keys(where, spec, {*SCORECARD_DEFAULTS, "grade_points"})
+    card: dict[str, Any] = {}
+    for key, default in SCORECARD_DEFAULTS.items():
+        value = spec.get(key, default)
+        if not _is_number(value) or value < 0:
+            raise ProgrammeConfigError(f"{where}: {key} must be a number, at least 0, got {value!r}")
+        if isinstance(default, int) and value != int(value):
+            raise ProgrammeConfigError(f"{where}: {key} must be a whole number, got {value!r}")
+        card[key] = type(default)(value)
+    points = spec.get("grade_points", DEFAULT_GRADE_POINTS)
+    if (not isinstance(points, list) or len(points) != 4 or not all(_is_number(x) for x in points)
+            or points != sorted(points)):
+        raise ProgrammeConfigError(f"{where}: grade_points must be 4 rising numbers, got {points!r}")
+    card["grade_points"] = [float(x) for x in points]
+    return card
+
+
 def load_programme(path: str | Path | None = None) -> Programme:
-    """Read programme.toml (the packaged one unless `path` names another)."""
+    """Read and check programme.toml (the packaged one unless `path` names another). Every
+    mistake (a file that cannot be read, bad TOML, an unknown or misspelt key, a rate that is
+    not a share, a threshold that is not a number) is a ProgrammeConfigError naming the file,
+    the table and the key, raised before a scan does any work."""
     if path is None:
         text = resources.files("orderguard").joinpath("programme.toml").read_text("utf-8")
         source = "orderguard/programme.toml"
     else:
-        text = Path(path).read_text("utf-8")
         source = str(path)
-    data = tomllib.loads(text)
+        try:
+            text = Path(path).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProgrammeConfigError(f"{source}: cannot read the programme file ({exc})") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProgrammeConfigError(f"{source}: {exc}") from exc
+    _check_keys(source, data, {"default", "shops", "scorecard"})
     default = _shop_programme(data.get("default", {}), f"{source} [default]")
-    shops = {
-        str(shop): _shop_programme(spec, f"{source} [shops.{shop}]", default)
-        for shop, spec in data.get("shops", {}).items()
-    }
-    return Programme(default, shops, dict(data.get("scorecard", {})), source)
+    shops = data.get("shops", {})
+    _check_keys(f"{source} [shops]", shops, set(shops))
+    return Programme(
+        default,
+        {str(shop): _shop_programme(spec, f"{source} [shops.{shop}]", default)
+         for shop, spec in shops.items()},
+        _scorecard(data.get("scorecard", {}), f"{source} [scorecard]"),
+        source,
+    )
 
 
 def programme_params(programme: Programme) -> dict[str, Any]:
-    """The programme as SQL parameters: rates as parallel lists (shop '*' = default)."""
+    """The programme as SQL parameters: rates as parallel lists (shop '*' = default), and the
+    scorecard's thresholds by name."""
     shop_ids, levels, values, allowed = [], [], [], []
     for shop, prog in [("*", programme.default), *programme.shops.items()]:
         for level, rate in enumerate(prog.rates, start=1):
@@ -118,28 +187,13 @@ def programme_params(programme: Programme) -> dict[str, Any]:
             levels.append(level)
             values.append(rate)
             allowed.append(prog.allowed_levels)
-    card = programme.scorecard
-    grade_points = [float(x) for x in card.get("grade_points", [0.0, 1.0, 2.0, 3.5])]
-    if len(grade_points) != 4 or grade_points != sorted(grade_points):
-        raise ValueError(f"{programme.source}: grade_points must be 4 rising numbers, got {grade_points}")
     return {
         "rate_shop_ids": shop_ids,
         "rate_levels": levels,
         "rate_values": values,
         "rate_allowed_levels": allowed,
         "max_rate_levels": max(levels),
-        "arbitrage_hours": float(card.get("arbitrage_hours", 72)),
-        "burst_minutes": int(card.get("burst_minutes", 60)),
-        "burst_invitees": int(card.get("burst_invitees", 3)),
-        "min_invitees": int(card.get("min_invitees", 3)),
-        "never_buy_share": float(card.get("never_buy_share", 0.2)),
-        "never_buy_min_days": int(card.get("never_buy_min_days", 7)),
-        "rate_lift": float(card.get("rate_lift", 2.0)),
-        "min_events": int(card.get("min_events", 3)),
-        "downline_flagged_share": float(card.get("downline_flagged_share", 0.3)),
-        "at_stake_share": float(card.get("at_stake_share", 0.5)),
-        "link_weight": float(card.get("link_weight", 0.3)),
-        "grade_points": grade_points,
+        **programme.scorecard,
     }
 
 

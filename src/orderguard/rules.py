@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import operator
 import tomllib
 from dataclasses import dataclass, field
@@ -11,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+from orderguard import config
 
 _OPS = {
     "==": operator.eq,
@@ -93,12 +94,8 @@ TARGETS = {"buyer", "shop"}
 
 
 def _check_keys(where: str, spec: Any, allowed: set[str]) -> None:
-    if not isinstance(spec, dict):
-        raise RuleConfigError(f"{where}: expected a table of keys, not {spec!r}")
-    for key in sorted(set(spec) - allowed):
-        near = difflib.get_close_matches(key, sorted(allowed), n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else f" (known: {', '.join(sorted(allowed))})"
-        raise RuleConfigError(f"{where}: unknown key {key!r}{hint}")
+    if problem := config.toml_key_problem(where, spec, allowed):
+        raise RuleConfigError(problem)
 
 
 def _number(where: str, value: Any) -> float:

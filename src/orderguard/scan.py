@@ -54,6 +54,7 @@ class ScanOptions:
     out_dir: Path
     db_path: Path = field(default_factory=config.default_db_path)
     rules_path: Path | None = None
+    programme_path: Path | None = None  # None: the package's programme.toml
     models_dir: Path | None = None  # None: config.models_dir(db_path), set on creation
     encoding: str | None = None
     review_budget: int | None = None
@@ -301,6 +302,7 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
     run_date = opts.run_date or run["run_date"]
     params = {
         "run_id": opts.run_id,
+        "programme_path": opts.programme_path,
         "night": run["run_date"],
         "flag_threshold": run["scoring"]["flag_threshold"],
         "ring_member_score": float(
@@ -641,7 +643,7 @@ def graph_settings(programme: health.Programme | None = None) -> graphs.GraphSet
     programme = programme or health.load_programme()
     return graphs.GraphSettings(
         deep_chain_depth=programme.default.allowed_levels,
-        arbitrage_hours=float(programme.scorecard.get("arbitrage_hours", 72)))
+        arbitrage_hours=programme.scorecard["arbitrage_hours"])
 
 
 def resolve_nightly_input(opts: ScanOptions) -> ScanOptions:
@@ -669,7 +671,7 @@ def run_scan(opts: ScanOptions, call_stage=call_directly,
         raise ingest.InputError(f"the export folder {opts.input_dir} does not exist")
     publish.check_writable(Path(opts.out_dir))  # before the hour of work, not after it
     ruleset = load_rules(opts.rules_path)
-    settings = graph_settings()
+    settings = graph_settings(health.load_programme(opts.programme_path))
     run = new_run(opts)
     with scan_lock(Path(opts.db_path)), StageTimer(run).registered() as timer:
         if on_locked is not None:
