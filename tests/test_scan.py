@@ -253,6 +253,7 @@ def test_a_night_that_fails_to_publish_is_not_recorded_as_published(scanned_worl
         stage_publish(opts, load_rules(None), run)
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute(book, {"id": opts.run_id}).fetchall() == before
+    assert not list(opts.out_dir.glob(".tmp-*")), "the unpublished night's files are removed"
     monkeypatch.undo()
     stage_publish(opts, load_rules(None), run)  # the rerun publishes and records it
     with duckdb.connect(str(db), read_only=True) as con:

@@ -11,6 +11,7 @@ import hashlib
 import html
 import logging
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -309,42 +310,50 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
             1 - pow(2.718281828459045, -3.5 / ruleset.scoring.get("scale", 2.5))
         ),
     }
-    with (warehouse.connect(opts.db_path, memory_limit=config.DUCKDB_MEMORY_BESIDE_PYTHON) as con,
-          ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlsx") as beside):
-        open_published_flags(con)
-        # the marts and the night's bookkeeping (ops.runs, ring and flag history, rule hits)
-        # commit only once its folder is swapped in: a night that fails to publish is not
-        # recorded as one, and the marts still hold the night the files show
-        con.begin()
-        try:
-            with warehouse.text_uncompressed(con):  # the marts, rebuilt every night; ops.* below
-                for name in ("order_scores", "late_flags", "rings", "ring_totals", "flagged_accounts"):
-                    warehouse.build_model(con, "marts", name, params)
-                staged = publish.staging_folder(Path(opts.out_dir), opts.run_id)
-                flagged = support_orders(con, ruleset, run["run_date"], opts.pseudonym_salt)
-                # the workbook (~2 s for 100k rows at 10M orders, mostly outside DuckDB) is
-                # written beside the health marts; awaited below
-                workbook = beside.submit(publish.write_xlsx, flagged, staged / "flagged_orders.xlsx")
-                run["health"] = health.build_health_marts(con, params)
-            summary = write_outputs(con, staged, ruleset, opts, run["run_date"], flagged, workbook)
-            run["summary"] = summary
-            run["finished_at"] = datetime.now().isoformat(timespec="seconds")
-            record_run(con, run)
-            record_published_flags(con, run["run_date"], flagged["order_id"],
-                                   run["window"]["window_start"])
-            feedback.record_rule_hits(con, run["run_date"])
-            report.write_report(con, staged / "report.html", run, ruleset,
-                                extra_sections=[problems_section(run.get("problems", {})),
-                                                health.report_section(con),
-                                                allowlist.report_section(con)])
-            if run.get("run_id") in _TIMERS:
-                _TIMERS[run["run_id"]].so_far(run)
-            publish.write_json(staged / "run.json", run)
-            final = publish.swap_in(Path(opts.out_dir), staged, run_date)
-        except BaseException:
-            con.rollback()
-            raise
-        con.commit()
+    staged = None
+    try:
+        with (warehouse.connect(opts.db_path, memory_limit=config.DUCKDB_MEMORY_BESIDE_PYTHON) as con,
+              ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlsx") as beside):
+            open_published_flags(con)
+            # the marts and the night's bookkeeping (ops.runs, ring and flag history, rule hits)
+            # commit only once its folder is swapped in: a night that fails to publish is not
+            # recorded as one, and the marts still hold the night the files show
+            con.begin()
+            try:
+                with warehouse.text_uncompressed(con):  # the marts, rebuilt every night; ops.* below
+                    for name in ("order_scores", "late_flags", "rings", "ring_totals", "flagged_accounts"):
+                        warehouse.build_model(con, "marts", name, params)
+                    staged = publish.staging_folder(Path(opts.out_dir), opts.run_id)
+                    flagged = support_orders(con, ruleset, run["run_date"], opts.pseudonym_salt)
+                    # the workbook (~2 s for 100k rows at 10M orders, mostly outside DuckDB) is
+                    # written beside the health marts; awaited below
+                    workbook = beside.submit(publish.write_xlsx, flagged, staged / "flagged_orders.xlsx")
+                    run["health"] = health.build_health_marts(con, params)
+                summary = write_outputs(con, staged, ruleset, opts, run["run_date"], flagged, workbook)
+                run["summary"] = summary
+                run["finished_at"] = datetime.now().isoformat(timespec="seconds")
+                record_run(con, run)
+                record_published_flags(con, run["run_date"], flagged["order_id"],
+                                       run["window"]["window_start"])
+                feedback.record_rule_hits(con, run["run_date"])
+                report.write_report(con, staged / "report.html", run, ruleset,
+                                    extra_sections=[problems_section(run.get("problems", {})),
+                                                    health.report_section(con),
+                                                    allowlist.report_section(con)])
+                if run.get("run_id") in _TIMERS:
+                    _TIMERS[run["run_id"]].so_far(run)
+                publish.write_json(staged / "run.json", run)
+                final = publish.swap_in(Path(opts.out_dir), staged, run_date)
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+    except BaseException:
+        # the unpublished night's files go (after the workbook thread has stopped writing
+        # them): a full disk is not left fuller until the next night
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
+        raise
     return {"published": str(final), **summary}
 
 
