@@ -680,3 +680,19 @@ def test_a_night_that_fails_to_publish_leaves_the_marts_on_the_night_the_files_s
     with pytest.raises(OSError):
         scan_night(nightly_world, last, db, tmp_path / "out", scanned_nights["models"])
     assert marts_runs() == before
+
+
+def test_evaluate_on_a_later_night_measures_every_order_support_was_sent(nightly_world, scanned_nights):
+    """order_scores.parquet holds tonight's export; the late flags support also got are
+    measured too, so evaluate's figures match the CSV's rows."""
+    from orderguard.evaluate import evaluate_outputs
+
+    flagged = pl.read_csv(scanned_nights["out"] / "flagged_orders.csv", infer_schema=False)
+    labels = pl.read_csv(nightly_world["labels"] / "orders.csv", infer_schema=False)
+    fake = set(labels.filter(pl.col("is_fraud") == "1")["order_id"])
+    late = flagged.filter(pl.col("flagged_late") == "true")
+    listed = evaluate_outputs(scanned_nights["out"], nightly_world["labels"])["listed"]
+    assert listed["orders"] == flagged.height > listed["late"] == late.height > 0
+    assert listed["late_precision"] == round(late["order_id"].is_in(fake).mean(), 4)
+    assert listed["precision"] == round(flagged["order_id"].is_in(fake).mean(), 4)
+    assert listed["unlabelled"] == 0

@@ -157,6 +157,8 @@ def evaluate_outputs(scan_out: Path, labels_dir: Path, budget: int | None = None
     }
     result["recall_by_kind"] = dict(sorted(result["recall_by_kind"].items()))
 
+    result["listed"] = listed_orders(scan_out / "flagged_orders.csv", order_labels)
+
     # accounts: flagged_accounts.csv against account labels
     flagged_accounts = pl.read_csv(scan_out / "flagged_accounts.csv", infer_schema=False)
     flagged_ids = set(flagged_accounts["account_id"].to_list())
@@ -198,6 +200,22 @@ def evaluate_outputs(scan_out: Path, labels_dir: Path, budget: int | None = None
         name: ranking_metrics(y, s, k) for name, s in ablation_scores(joined).items()
     }
     return result
+
+
+def listed_orders(flagged_csv: Path, order_labels: pl.DataFrame) -> dict:
+    """What support was sent tonight, flagged_orders.csv, against the labels: tonight's
+    flagged orders plus the late flags (earlier nights' orders reaching the threshold only
+    tonight), which order_scores.parquet, holding tonight's export, does not have."""
+    listed = pl.read_csv(flagged_csv, columns=["order_id", "flagged_late"], infer_schema=False).join(
+        order_labels.select("order_id", "is_fraud"), on="order_id", how="left")
+    late = listed.filter(pl.col("flagged_late").str.to_lowercase() == "true")
+    return {
+        "orders": listed.height,
+        "precision": round(float(listed["is_fraud"].fill_null(0).mean() or 0), 4),
+        "late": late.height,
+        "late_precision": round(float(late["is_fraud"].fill_null(0).mean() or 0), 4),
+        "unlabelled": int(listed["is_fraud"].null_count()),
+    }
 
 
 def commission_flagged_before_settling(joined: pl.DataFrame, input_dir: Path) -> dict | None:
