@@ -56,9 +56,10 @@ def test_a_version_that_adds_a_feature_keeps_the_stored_nights():
 
     con = duckdb.connect()
     con.execute("create schema ops")
-    NightKeeper(con, "2026-10-01").add(pl.DataFrame({"order_id": ["O1"], "buyer_orders": [3]}))
+    tonight = {"is_tonight": [True], "risk_level": ["low"]}
+    NightKeeper(con, "2026-10-01").add(pl.DataFrame({"order_id": ["O1"], "buyer_orders": [3], **tonight}))
     NightKeeper(con, "2026-10-02").add(pl.DataFrame(
-        {"order_id": ["O2"], "buyer_orders": [1], "bulk_orders_at_shop": [12]}))
+        {"order_id": ["O2"], "buyer_orders": [1], "bulk_orders_at_shop": [12], **tonight}))
     rows = con.execute("select run_date, order_id, buyer_orders, bulk_orders_at_shop "
                        "from ops.feature_history order by run_date").fetchall()
     assert rows == [("2026-10-01", "O1", 3, None), ("2026-10-02", "O2", 1, 12)]

@@ -696,3 +696,33 @@ def test_evaluate_on_a_later_night_measures_every_order_support_was_sent(nightly
     assert listed["late_precision"] == round(late["order_id"].is_in(fake).mean(), 4)
     assert listed["precision"] == round(flagged["order_id"].is_in(fake).mean(), 4)
     assert listed["unlabelled"] == 0
+
+
+def test_a_late_flag_is_replayed_and_quoted_with_the_inputs_of_the_night_it_was_listed(
+        nightly_world, scanned_nights):
+    """A late flag reached the threshold only tonight: its inputs of its own night score it
+    below. Tonight's are kept, so a backtest replays it flagged, as support got it, and the
+    CSV's evidence quotes tonight's facts."""
+    import duckdb
+
+    from orderguard import backtest, detect
+    from orderguard.rules import load_rules
+
+    last = nightly_world["nights"][-1]
+    flagged = pl.read_csv(scanned_nights["out"] / "flagged_orders.csv", infer_schema=False)
+    late = flagged.filter(pl.col("flagged_late") == "true")["order_id"]
+    live = load_rules(None)
+    with duckdb.connect(str(scanned_nights["db"]), read_only=True) as con:
+        stored = con.sql("select * from ops.feature_history where run_date = $night "
+                         "and list_contains($late, order_id)",
+                         params={"night": last, "late": late.to_list()}).pl()
+        own_night = con.sql(
+            "select * from ops.feature_history where run_date < $night and list_contains($late, order_id) "
+            "qualify row_number() over (partition by order_id order by run_date desc) = 1",
+            params={"night": last, "late": late.to_list()}).pl()
+    assert sorted(stored["order_id"]) == sorted(late)
+    assert backtest.flagged(detect.score_features(stored, live).with_columns(stored["suppressed_by"]),
+                            live).all()
+    replayed_then = backtest.flagged(
+        detect.score_features(own_night, live).with_columns(own_night["suppressed_by"]), live)
+    assert not replayed_then.any(), "on their own night they were below the threshold"

@@ -23,15 +23,27 @@ log = logging.getLogger(__name__)
 
 class NightKeeper:
     """Stores tonight's scoring inputs batch by batch as the scorer makes them, so they are
-    written once, straight into ops.feature_history; a rerun of the night replaces them."""
+    written once, straight into ops.feature_history; a rerun of the night replaces them.
+    Kept: tonight's export, and the earlier orders flagged tonight that no earlier night
+    listed (tonight's late flags: the evidence against them grew, so their inputs of their
+    own night would replay them unflagged and quote stale evidence to support)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, run_date: str):
         self.con, self.run_date, self.started = con, run_date, False
         if warehouse.table_exists(con, "ops", "feature_history"):
             con.execute("delete from ops.feature_history where run_date = $night", {"night": run_date})
+        self.listed_before = (
+            warehouse.query(con, "select order_id from ops.published_flags where night <> $night",
+                            {"night": run_date})["order_id"]
+            if warehouse.table_exists(con, "ops", "published_flags") else pl.Series([], dtype=pl.String))
 
-    def add(self, inputs: pl.DataFrame) -> None:
-        """One batch of tonight's orders: the scorer's inputs with suppressed_by."""
+    def add(self, scored_inputs: pl.DataFrame) -> None:
+        """One batch of the window's orders: the scorer's inputs with is_tonight, and the
+        scores' risk_level and suppressed_by."""
+        late = (pl.col("risk_level") != "low") & ~pl.col("order_id").is_in(self.listed_before.implode())
+        inputs = scored_inputs.filter(pl.col("is_tonight") | late).drop("is_tonight", "risk_level")
+        if inputs.is_empty() and self.started:
+            return
         batch = inputs.with_columns(pl.lit(self.run_date).alias("run_date")).to_arrow()  # noqa: F841
         if self.started:  # the table exists and has this feature set
             self.con.execute("insert into ops.feature_history by name select * from batch")

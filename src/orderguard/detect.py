@@ -241,9 +241,9 @@ def run_scoring_stage(
     keep_inputs: Callable[[pl.DataFrame], None] | None = None,
 ) -> ScoreResult:
     """Score every order of the window in batches into intermediate.order_scores. The
-    inputs (features + ring flags + forest rank + supervised points + suppressed_by) of
-    tonight's orders (ops.tonight_orders) go to `keep_inputs`, a batch at a time (the scan
-    stores them in ops.feature_history for backtests)."""
+    inputs (features + ring flags + forest rank + supervised points, is_tonight) with the
+    scores' risk_level and suppressed_by go to `keep_inputs`, a batch at a time (the scan
+    stores tonight's and its late flags' in ops.feature_history, backtest.NightKeeper)."""
     cfg = ruleset.scoring
     accounts = _account_frame(con)
     window = warehouse.query(
@@ -333,9 +333,9 @@ def run_scoring_stage(
         with warehouse.text_uncompressed(con):  # rebuilt every night; feature_history is kept
             write(con, "intermediate", "order_scores", scored)
         if keep_inputs is not None:
-            # the rule-independent inputs of tonight's scores, for backtests
-            keep_inputs(batch.filter(pl.col("is_tonight")).drop("is_tonight").join(
-                scored.select("order_id", "suppressed_by"), on="order_id", how="left"))
+            # the rule-independent inputs of the scores, for backtests and support's evidence
+            keep_inputs(batch.join(scored.select("order_id", "risk_level", "suppressed_by"),
+                                   on="order_id", how="left"))
     if number < 0:  # no orders at all: an empty table with the right columns
         empty = labelled.clear().with_columns(pl.lit(0.0).alias("supervised_points"))
         warehouse.write_frame(con, "intermediate", "order_scores", scored_orders(empty))
