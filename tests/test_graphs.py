@@ -302,3 +302,18 @@ def test_a_flood_is_a_burst_of_undone_orders_not_a_month_of_cancellers_at_one_sh
     second = [(f"D{i % 2}", "S1", 400 + i / 2, True) for i in range(10)]
     rings = graphs.malicious_rings(_heavy_cancellers(flood + second), settings)
     assert sorted(r.members for r in rings) == [("C0", "C1", "C2"), ("D0", "D1")]
+
+
+def test_a_large_shops_lost_parcels_are_no_fake_shipping_but_a_small_shops_are():
+    """Couriers lose a few parcels in a thousand: five undelivered of 5,000 shipped is a busy
+    honest shop; five of 40 is a shop marking orders shipped that it never sent."""
+    def undelivered(shop: str, n: int) -> pl.DataFrame:
+        return pl.DataFrame({
+            "order_id": [f"{shop}-{i}" for i in range(n)], "shop_id": [shop] * n,
+            "waybill_suspect": [True] * n, "waybill_reused": [False] * n,
+            "waybill_malformed": [False] * n, "long_undelivered": [True] * n})
+
+    waybills = pl.concat([undelivered("BIG", 5), undelivered("SMALL", 5)])
+    rings = graphs.fake_shipping_rings(waybills, {"BIG": 5000, "SMALL": 40}, graphs.GraphSettings())
+    assert [r.members for r in rings] == [("SMALL",)]
+    assert "of 40 shipped orders" in rings[0].evidence and "5 were never delivered" in rings[0].evidence

@@ -218,6 +218,10 @@ def feature_params(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         "min_carrier_shops": 5,
         "one_shop_shape_share": 0.1,
         "undelivered_days": 10,
+        # a domestic parcel takes 2-4 days: a week without delivery before the buyer was
+        # refunded is a parcel that never came (the refund ends the wait, so the ten days
+        # above would never be reached)
+        "undelivered_refund_days": 7,
         # a bulk order: this many units at least, and this many times the product's usual
         # quantity per order (a flood of orders for dozens of units each, 恶意下单)
         "bulk_min_quantity": 10,

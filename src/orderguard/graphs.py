@@ -54,6 +54,9 @@ class GraphSettings:
     # (accounts that each cancel a lot at one popular shop over a month are not one flood)
     malicious_burst_hours: float = 72.0
     fake_shipping_min_orders: int = 3
+    # ... and this share of the shop's shipped orders: couriers lose a few parcels in a
+    # thousand, so a large honest shop has several undelivered every month
+    fake_shipping_min_share: float = 0.02
     deep_chain_depth: int = 3  # the programme allows this many levels (programme.toml's)
     arbitrage_hours: float = 72.0  # a refund this soon after settling is arbitrage (programme.toml's)
 
@@ -507,12 +510,16 @@ def malicious_rings(shop_orders: pl.DataFrame, settings: GraphSettings) -> list[
     return rings
 
 
-def fake_shipping_rings(waybills: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
-    """Shops whose waybills are reused, malformed or never delivered."""
+def fake_shipping_rings(waybills: pl.DataFrame, shipped_by_shop: dict[str, int],
+                        settings: GraphSettings) -> list[Ring]:
+    """Shops whose waybills are reused, malformed or never delivered, on enough of their
+    shipped orders (`shipped_by_shop`) that lost parcels cannot explain them."""
     bad = waybills.filter(pl.col("waybill_suspect"))
     rings = []
     for (shop,), group in bad.group_by(["shop_id"], maintain_order=True):
-        if group.height < settings.fake_shipping_min_orders:
+        shipped = max(shipped_by_shop.get(shop, 0), group.height)
+        if (group.height < settings.fake_shipping_min_orders
+                or group.height < settings.fake_shipping_min_share * shipped):
             continue
         reused = int(group["waybill_reused"].sum())
         malformed = int(group["waybill_malformed"].sum())
@@ -523,13 +530,13 @@ def fake_shipping_rings(waybills: pl.DataFrame, settings: GraphSettings) -> list
                 members=(shop,),
                 strength=float(group.height),
                 evidence=(
-                    f"shop {shop}: {reused} orders share a waybill with another buyer, "
-                    f"{malformed} waybills have a shape its carrier never uses, "
-                    f"{undelivered} shipped orders never delivered"
+                    f"shop {shop}: of {shipped} shipped orders, {reused} share a waybill with "
+                    f"another buyer, {malformed} waybills have a shape its carrier never uses, "
+                    f"{undelivered} were never delivered"
                 ),
                 evidence_zh=(
-                    f"店铺 {shop}：{reused} 单与其他买家共用运单号，{malformed} 个运单号不合承运商的格式，"
-                    f"{undelivered} 单发货后一直未签收"
+                    f"店铺 {shop}：已发货 {shipped} 单中，{reused} 单与其他买家共用运单号，"
+                    f"{malformed} 个运单号不合承运商的格式，{undelivered} 单一直未签收"
                 ),
                 shops=(shop,),
                 meta={"orders": group["order_id"].to_list()},
@@ -957,6 +964,8 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
     waybills = q(
         "select * from intermediate.waybill_flags where waybill_suspect"
     )
+    shipped_by_shop = dict(con.execute(
+        "select shop_id, count(shipped_at) from intermediate.order_keys group by 1").fetchall())
     tree = q("select * from intermediate.referral_tree")
     cohorts = q("select * from intermediate.behaviour_cohorts")
     candidates = (
@@ -966,7 +975,7 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         + dense_block_rings(BuyerCells.from_warehouse(con), settings)
         + behaviour_cohort_rings(cohorts)
         + malicious_rings(shop_orders, settings)
-        + fake_shipping_rings(waybills, settings)
+        + fake_shipping_rings(waybills, shipped_by_shop, settings)
         + deep_chain_rings(tree, settings)
     )
     rings = merge_rings(candidates)

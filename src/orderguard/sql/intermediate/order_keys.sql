@@ -66,7 +66,12 @@ join_keys as (
         (pr.price is not null and o.amount = pr.price * o.quantity) as at_exact_list_price,
         (o.shipped_at is not null and o.delivered_at is null
             and o.status not in ('cancelled', 'refunded')
-            and not coalesce(pr.is_virtual, false)) as shipped_not_delivered
+            and not coalesce(pr.is_virtual, false)) as shipped_not_delivered,
+        -- a parcel that never arrived and was refunded instead: the days the buyer waited
+        case when o.shipped_at is not null and o.delivered_at is null and o.refunded_at is not null
+                  and not coalesce(pr.is_virtual, false)
+             then date_diff('minute', o.shipped_at, o.refunded_at) / 1440.0 end
+            as refunded_undelivered_days
     from orders o
     left join addresses a on a.address = o.address
     left join phones p on p.phone_raw = o.receiver_phone

@@ -6,8 +6,10 @@ with tracking as (
     select * from intermediate.tracking_checks
 ),
 long_undelivered as (
+    -- still in transit long after shipping, or refunded after a wait no real parcel takes
     select order_id from intermediate.order_keys
-    where shipped_not_delivered and date_diff('hour', shipped_at, $as_of) / 24.0 > $undelivered_days
+    where (shipped_not_delivered and date_diff('hour', shipped_at, $as_of) / 24.0 > $undelivered_days)
+       or refunded_undelivered_days >= $undelivered_refund_days
 ),
 judge as (
     select t.order_id, t.shop_id, t.buyer_id, t.tracking_no, t.waybill_orders, t.waybill_buyers,
