@@ -317,3 +317,19 @@ def test_a_large_shops_lost_parcels_are_no_fake_shipping_but_a_small_shops_are()
     rings = graphs.fake_shipping_rings(waybills, {"BIG": 5000, "SMALL": 40}, graphs.GraphSettings())
     assert [r.members for r in rings] == [("SMALL",)]
     assert "of 40 shipped orders" in rings[0].evidence and "5 were never delivered" in rings[0].evidence
+
+
+def test_a_distributors_circle_reaches_the_alts_its_alts_invited():
+    """Alts invited by alts earn the distributor level 2 and 3 commission: they are in its
+    circle down to the levels the programme pays, and no deeper."""
+    con = duckdb.connect()
+    con.execute("create schema staging; create schema intermediate")
+    con.execute("create table staging.accounts as select * from (values "
+                "('D', null), ('A1', 'D'), ('A2', 'A1'), ('A3', 'A2'), ('A4', 'A3'), ('B', 'B')) "
+                "t(account_id, inviter_id)")
+    con.execute("create table intermediate.order_keys as select * from (values "
+                "('O1', 'C1', 'D'), ('O2', 'C2', null)) t(order_id, buyer_id, referrer_id)")
+    circle = graphs.referral_relations(con, levels=3).filter(pl.col("distributor_id") == "D")
+    assert sorted(circle["account_id"]) == ["A1", "A2", "A3", "C1"]
+    assert sorted(graphs.referral_relations(con, levels=1)
+                  .filter(pl.col("distributor_id") == "D")["account_id"]) == ["A1", "C1"]

@@ -922,6 +922,37 @@ def annotate_density(rings: list[Ring], pairs: pl.DataFrame) -> None:
 # --------------------------------------------------------------------------- stage
 
 
+_REFERRAL_RELATIONS = """
+-- grain: one row per (distributor_id, account_id): the accounts in a distributor's circle,
+-- those buying through its link and those below it in the invite tree down to the levels
+-- the programme pays (alts invited by alts earn it level 2 and 3 commission)
+with recursive invites as (
+    select inviter_id, account_id from staging.accounts
+    where inviter_id is not null and inviter_id <> account_id
+),
+downline(distributor_id, account_id, depth) as (
+    select inviter_id, account_id, 1 from invites
+    union all
+    select i.inviter_id, d.account_id, d.depth + 1
+    from downline d join invites i on i.account_id = d.distributor_id
+    where d.depth < $levels
+)
+select distinct distributor_id, account_id from (
+    select referrer_id as distributor_id, buyer_id as account_id from intermediate.order_keys
+    where referrer_id is not null
+    union all
+    select distributor_id, account_id from downline
+)
+where distributor_id <> account_id
+order by 1, 2
+"""
+
+
+def referral_relations(con: duckdb.DuckDBPyConnection, levels: int) -> pl.DataFrame:
+    """(distributor_id, account_id): whom a distributor earns on, the self-referral circles."""
+    return warehouse.query(con, _REFERRAL_RELATIONS, {"levels": levels})
+
+
 def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
                  components: pl.DataFrame) -> list[Ring]:
     """Run every detector over the intermediate tables and merge their candidates.
@@ -933,13 +964,7 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         "where id_type in ('device','payer','phone','ip','addr_strict')"
     )
     scan = q("select * from intermediate.group_product_scan")
-    relations = q(
-        "select distinct distributor_id, account_id from ("
-        " select referrer_id as distributor_id, buyer_id as account_id from intermediate.order_keys"
-        " where referrer_id is not null union all"
-        " select inviter_id, account_id from staging.accounts where inviter_id is not null)"
-        " where distributor_id <> account_id order by 1, 2"
-    )
+    relations = referral_relations(con, settings.deep_chain_depth)
     links = warehouse.query(
         con, "select account_a, account_b, max_weight, shared_types from intermediate.account_pairs "
         "where max_weight >= $min_weight", {"min_weight": settings.self_referral_min_weight})
