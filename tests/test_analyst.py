@@ -121,8 +121,12 @@ def test_what_if_moves_only_the_orders_between_the_two_thresholds(db, labels):
     assert lower.added["score"].is_between(current - 0.2, current, closed="left").all()
     now, proposed = lower.summary.row(0, named=True), lower.summary.row(1, named=True)
     assert proposed["selected"] == now["selected"] + lower.added.height
-    higher = analyst.what_if(db, current + 0.15, labels)
+    # raised to the median flagged score: half of tonight's flags have a score below it
+    raised = float(analyst.read(db, "select median(score) as m from marts.order_scores "
+                                    "where risk_level <> 'low'")["m"][0])
+    higher = analyst.what_if(db, raised, labels)
     assert higher.added.is_empty() and higher.dropped.height > 0
+    assert higher.dropped["score"].is_between(current, raised, closed="left").all()
     assert higher.summary.row(1, named=True)["selected"] == now["selected"] - higher.dropped.height
 
 
