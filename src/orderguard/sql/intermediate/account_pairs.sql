@@ -70,11 +70,18 @@ summarise as (
 strengths as (
     select key_a, key_b, type_bits,
            -- rounded as when a parallel sum's order moved the last bit between builds
-           round(coalesce(w_device, 0) + coalesce(w_payer, 0) + coalesce(w_network, 0)
-                 + coalesce(w_phone, 0) + coalesce(w_address, 0), 9) as link_weight,
+           -- an address and an IP that many share are one fact, the place: an office floor
+           -- and its network are not two independent signs that colleagues are one person
+           -- (a home's address and broadband, shared by a few, stay two)
+           round(coalesce(w_device, 0) + coalesce(w_payer, 0) + coalesce(w_phone, 0)
+                 + case when w_network < $strong_link_min and w_address < $strong_link_min
+                        then greatest(w_network, w_address)
+                        else coalesce(w_network, 0) + coalesce(w_address, 0) end, 9) as link_weight,
            greatest(w_device, w_payer, w_network, w_phone, w_address) as max_weight,
-           ((w_device is not null)::int + (w_payer is not null)::int + (w_network is not null)::int
-               + (w_phone is not null)::int + (w_address is not null)::int)::bigint as n_families,
+           ((w_device is not null)::int + (w_payer is not null)::int + (w_phone is not null)::int
+               + case when w_network < $strong_link_min and w_address < $strong_link_min then 1
+                      else (w_network is not null)::int + (w_address is not null)::int end
+           )::bigint as n_families,
            -- one rare device, payer or phone number can mean one person; a phone range cannot
            coalesce(greatest(w_device, w_payer,
                     case when phone_family_bits & m.phone_bit <> 0
