@@ -103,3 +103,29 @@ def test_precision_from_verdicts_counted_in_small_passes_equals_the_flagged_orde
     assert got["precision_live"].null_count() < got.height  # the days with flagged verdicts
     assert (got["precision_live"].fill_null(-1).to_list()
             == got["precision_live_expected"].fill_null(-1).to_list())
+
+
+def test_a_rule_on_a_misspelt_feature_is_refused_not_silently_off(scanned_world, tmp_path, capsys):
+    """A typo in a rule's feature would switch the rule off without a word (a missing
+    feature reads as never true): backtest and the scan's scoring refuse it, naming the
+    nearest feature."""
+    import shutil
+
+    import pytest
+
+    from orderguard import cli, detect
+    from orderguard.rules import RuleConfigError
+
+    text = resources.files("orderguard").joinpath("rules.toml").read_text("utf-8")
+    typo = tmp_path / "typo.toml"
+    typo.write_text(text.replace('feature = "device_accounts"', 'feature = "device_acounts"', 1), "utf-8")
+    assert cli.main(["backtest", "--config", str(typo), "--from", "2026-10-01", "--to", "2026-10-30",
+                     "--db", str(scanned_world["db"])]) == 2
+    err = capsys.readouterr().err
+    assert "rule SHARED_DEVICE: no feature 'device_acounts'" in err
+    assert "did you mean 'device_accounts'" in err
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_world["db"], db)
+    nearest = "did you mean 'device_accounts'"
+    with duckdb.connect(str(db)) as con, pytest.raises(RuleConfigError, match=nearest):
+        detect.run_scoring_stage(con, load_rules(typo), tmp_path / "models", seed=7)

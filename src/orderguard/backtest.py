@@ -16,7 +16,7 @@ import duckdb
 import polars as pl
 
 from orderguard import detect, feedback, warehouse
-from orderguard.rules import RuleSet
+from orderguard.rules import RuleSet, check_features, load_rules
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,16 @@ class NightKeeper:
         return added
 
 
+def stored_features(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """What a rule may read: the stored scoring inputs, what the scorer adds to them, and the
+    packaged rules' features (one new in this version is not stored before its first night:
+    a rule on it never fires on older nights, as the module says, but it is no typo)."""
+    stored = warehouse.query(con, "select column_name from information_schema.columns "
+                                  "where table_schema = 'ops' and table_name = 'feature_history'")
+    packaged = [c.feature for r in load_rules(None).rules.values() for c in (r.condition, *r.also)]
+    return [*stored["column_name"], *detect.ADDED_WHEN_SCORING, *packaged]
+
+
 def flagged(scored: pl.DataFrame, ruleset: RuleSet) -> pl.Series:
     threshold = float(ruleset.scoring.get("flag_threshold", 0.6))
     return (scored["score"] >= threshold) & scored["suppressed_by"].is_null()
@@ -113,6 +123,8 @@ def run_backtest(con: duckdb.DuckDBPyConnection, live: RuleSet, candidate: RuleS
     period or large the window."""
     if not warehouse.table_exists(con, "ops", "feature_history"):
         raise ValueError("no stored nights yet: run a scan first")
+    for ruleset in (live, candidate):
+        check_features(ruleset, stored_features(con), "the stored nights' features")
     labels = feedback.labelled_orders(con)
     params = {"start": start, "end": end}
     with con.cursor() as stream:  # its own cursor: the stream stays open while batches pass

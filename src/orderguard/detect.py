@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 
 from orderguard import allowlist, config, feedback, graphs, ring_ids, scoring, warehouse
-from orderguard.rules import RuleSet, rule_hits
+from orderguard.rules import RuleSet, check_features, rule_hits
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,10 @@ def forest_anomalous_expr(cfg: dict) -> pl.Expr:
 MART_ORDER_FACTS = ("product_id", "referrer_id", "status", "is_tonight")
 
 
+# what the scorer adds to the stream's features before the rules read them
+ADDED_WHEN_SCORING = ("supervised_points", "forest_points", "forest_anomalous")
+
+
 def score_features(features: pl.DataFrame, ruleset: RuleSet) -> pl.DataFrame:
     """grain: one row per order. Rule points + forest points + supervised points -> score.
     Shared by the nightly scan and the backtest, so both score the same way."""
@@ -280,6 +284,7 @@ def run_scoring_stage(
     con.unregister("verdict_labels")
     if missing := set(RING_FLAGS.values()) - set(labelled.columns):
         raise AssertionError(f"scoring_stream.sql lacks ring flags {sorted(missing)}")
+    check_features(ruleset, [*labelled.columns, *ADDED_WHEN_SCORING], "the scan's features")
     model_sup, sup = feedback.train_supervised(  # is_tonight says when, not what: no feature
         labelled.drop("is_tonight"), labels, models_dir, int(cfg.get("min_verdicts", 200)), seed
     )

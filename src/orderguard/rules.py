@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import operator
 import tomllib
 from dataclasses import dataclass, field
@@ -91,6 +92,9 @@ OVERRIDE_KEYS = {"threshold", "points"}
 SCORING_KEYS = {"scale", "flag_threshold", "high_threshold", "forest_max_points", "forest_top_share",
                 "forest_tie_points", "supervised_max_points", "min_verdicts"}
 TARGETS = {"buyer", "shop"}
+# (lowest, highest) a [scoring] value may take; scores and shares are 0..1, the rest >= 0
+SCORING_RANGES = {"scale": (0.01, None), "flag_threshold": (0, 1), "high_threshold": (0, 1),
+                  "forest_top_share": (0, 1)}
 
 
 def _check_keys(where: str, spec: Any, allowed: set[str]) -> None:
@@ -164,6 +168,16 @@ def _parse_rules(data: dict, source: str) -> RuleSet:
     _check_keys("[scoring]", scoring, SCORING_KEYS)
     for key, value in scoring.items():
         _number(f"[scoring] {key}", value)
+        low, high = SCORING_RANGES.get(key, (0, None))
+        if value < low or (high is not None and value > high):
+            within = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise RuleConfigError(f"[scoring] {key} = {value!r} must be {within}"
+                                  + (" (a score, 0.6 for 60 %)" if high == 1 else ""))
+    if scoring.get("flag_threshold", 0.6) > scoring.get("high_threshold", 0.8):
+        raise RuleConfigError("[scoring] flag_threshold must not be above high_threshold")
+    if not data.get("rules"):
+        raise RuleConfigError("no [rules.<CODE>] tables: a rules file replaces the packaged one "
+                              "whole, so copy src/orderguard/rules.toml and change what you need")
     rules = {}
     for code, spec in data.get("rules", {}).items():
         _check_keys(f"rule {code}", spec, RULE_KEYS)
@@ -193,13 +207,27 @@ def _parse_rules(data: dict, source: str) -> RuleSet:
         overrides[shop] = body.get("rules", {})
         unknown = set(overrides[shop]) - set(rules)
         if unknown:
-            raise RuleConfigError(f"shop {shop} overrides unknown rules {sorted(unknown)}")
+            raise RuleConfigError(f"shop {shop} overrides rules {sorted(unknown)}, which this file "
+                                  "does not define (a rules file replaces the packaged one whole)")
         for code, override in overrides[shop].items():
             _check_keys(f"shop {shop} rule {code}", override, OVERRIDE_KEYS)
             for key, value in override.items():
                 if not (key == "threshold" and isinstance(value, bool)):
                     _number(f"shop {shop} rule {code}: {key}", value)
     return RuleSet(rules, dict(scoring), overrides, source)
+
+
+def check_features(ruleset: RuleSet, columns: list[str], where: str) -> None:
+    """Refuse rules reading a feature `columns` lacks: a misspelt feature would otherwise
+    switch its rule off without a word (rule_hits reads a missing feature as never true, for
+    stored nights older than a feature)."""
+    for code, rule in ruleset.rules.items():
+        for feature in (c.feature for c in (rule.condition, *rule.also)):
+            if feature not in columns:
+                near = difflib.get_close_matches(feature, sorted(columns), n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise RuleConfigError(f"{ruleset.source}: rule {code}: no feature {feature!r} "
+                                      f"in {where}{hint}")
 
 
 def _compare(cond: Condition, threshold: pl.Expr) -> pl.Expr:
