@@ -26,51 +26,81 @@ def test_supervised_layer_trains_when_an_optional_column_is_empty_everywhere(tmp
     assert fraud > points.filter(pl.Series(label == 0))["supervised_points"].mean()
 
 
-def test_verdicts_on_the_first_half_of_a_month_raise_average_precision_on_the_second_half(
+def test_verdicts_teach_what_the_rules_miss_and_raise_average_precision_on_later_orders(
         scanned_world, tmp_path):
-    """Support's verdicts on the first half of a generated month train the supervised layer;
-    measured on the second half only, the score ranks fake orders better than without."""
+    """Rules with a blind spot (brushing rings given no points): support's verdicts on the
+    first half of a generated month train the supervised layer, which is used because it
+    ranks the later verdicts better, and the second half's orders rank better with it."""
     import shutil
+    from importlib import resources
 
     import duckdb
     from sklearn.metrics import average_precision_score
 
     from orderguard.scan import ScanOptions, run_scan
 
+    text = resources.files("orderguard").joinpath("rules.toml").read_text("utf-8")
+    blind_text = text.replace('feature = "ring_brushing"\nop = "=="\nthreshold = true\npoints = 3.5',
+                              'feature = "ring_brushing"\nop = "=="\nthreshold = true\npoints = 0.0')
+    assert blind_text != text
+    blind = tmp_path / "blind.toml"
+    blind.write_text(blind_text, "utf-8")
+
+    def scan(db, name):
+        return run_scan(ScanOptions(input_dir=scanned_world["input"], out_dir=tmp_path / name, db_path=db,
+                                    models_dir=tmp_path / f"{name}-models", rules_path=blind))
+
     labels = pl.read_csv(scanned_world["labels"] / "orders.csv", infer_schema=False)
-    before = pl.read_parquet(scanned_world["out"] / "order_scores.parquet")
     with duckdb.connect(str(scanned_world["db"]), read_only=True) as con:
         created = con.sql("select order_id, created_at from marts.order_scores").pl()
     middle = created["created_at"].sort()[created.height // 2]
     first_half = created.filter(pl.col("created_at") < middle).join(labels, on="order_id")
-    verdicts = first_half.select(
+    verdict_file = tmp_path / "verdicts.csv"
+    first_half.select(
         "order_id",
         pl.when(pl.col("is_fraud") == "1").then(pl.lit("confirmed")).otherwise(pl.lit("false_positive"))
         .alias("verdict"),
-        pl.lit("support review").alias("note"),
-    )
-    verdict_file = tmp_path / "verdicts.csv"
-    verdicts.write_csv(verdict_file)
+    ).write_csv(verdict_file)
 
-    db = tmp_path / "wh.duckdb"
-    shutil.copy(scanned_world["db"], db)
-    with duckdb.connect(str(db)) as con:
+    before_db, after_db = tmp_path / "before.duckdb", tmp_path / "after.duckdb"
+    shutil.copy(scanned_world["db"], before_db)
+    shutil.copy(scanned_world["db"], after_db)
+    scan(before_db, "before")
+    with duckdb.connect(str(after_db)) as con:
         feedback.load_verdicts(con, verdict_file)
-    run = run_scan(ScanOptions(input_dir=scanned_world["input"], out_dir=tmp_path / "out", db_path=db,
-                               models_dir=tmp_path / "models", run_date=None))
+    run = scan(after_db, "after")
     assert run["scoring"]["supervised"].startswith("trained on")
-    meta = (tmp_path / "models" / "supervised.meta.json").read_text("utf-8")
-    assert "average_precision_on_later_30pct" in meta and "scikit-learn" in meta
-    after = pl.read_parquet(tmp_path / "out" / "order_scores.parquet")
+    meta = (tmp_path / "after-models" / "supervised.meta.json").read_text("utf-8")
+    assert "later_30pct_ap_with_model" in meta and "scikit-learn" in meta
 
     second = created.filter(pl.col("created_at") >= middle).join(labels, on="order_id")
     y = second.sort("order_id")["is_fraud"].cast(pl.Int8).to_numpy()
 
-    def ap(scores: pl.DataFrame) -> float:
+    def ap(name: str) -> float:
+        scores = pl.read_parquet(tmp_path / name / "order_scores.parquet")
         s = second.select("order_id").join(scores, on="order_id").sort("order_id")["score"].to_numpy()
         return average_precision_score(y, s)
 
-    assert ap(after) > ap(before)
+    assert ap("after") > ap("before") + 0.01
+
+
+def test_the_model_is_used_only_when_it_ranks_later_verdicts_better_than_the_rules(tmp_path):
+    """Verdicts the rules already rank perfectly leave the model nothing to add: not used.
+    Rules that rank them at random leave it everything: used."""
+    n = 400
+    label = (np.arange(n) % 4 == 0).astype(np.int8)
+    features = pl.DataFrame({
+        "order_id": [f"O{i:03d}" for i in range(n)],
+        "created_at": [datetime(2026, 10, 1) + timedelta(hours=i) for i in range(n)],
+        "account_age_s": np.where(label == 1, 30, 86400),
+    })
+    labels = pl.DataFrame({"order_id": features["order_id"], "label": label})
+    perfect = features.select("order_id", pl.Series("points", label * 3.0))
+    noise = features.select("order_id", pl.Series("points", np.random.default_rng(1).random(n)))
+    model, result = feedback.train_supervised(features, labels, tmp_path, 200, 7, baseline=perfect)
+    assert model is None and "not used" in result.reason
+    model, result = feedback.train_supervised(features, labels, tmp_path, 200, 7, baseline=noise)
+    assert model is not None and result.meta["metrics"]["later_30pct_ap_with_model"] > 0.99
 
 
 def _copy_warehouse(scanned_world, tmp_path):
@@ -173,3 +203,30 @@ def test_a_verdict_file_saved_by_chinese_excel_in_gbk_reads_as_written(scanned_w
         notes = dict(con.execute("select order_id, note from ops.verdicts").fetchall())
     assert (result["confirmed"], result["false_positive"], result["rejected"]) == (1, 1, 0)
     assert notes == {ids[0]: "刷单团伙", ids[1]: "老客户"}
+
+
+def test_verdicts_the_rules_already_separate_do_not_let_the_model_flood_support(scanned_world, tmp_path):
+    """Support confirms tonight's flags and, as invited, judges a sample of unflagged orders:
+    the rules already rank those verdicts, so the model, which could then learn only when
+    and where orders were, is not used, and tonight's list stays what the rules send."""
+    import duckdb
+
+    from orderguard.scan import ScanOptions, run_scan
+
+    labels = pl.read_csv(scanned_world["labels"] / "orders.csv", infer_schema=False)
+    scores = pl.read_parquet(scanned_world["out"] / "order_scores.parquet").join(labels, on="order_id")
+    sample = pl.concat([scores.filter(pl.col("risk_level") != "low"),
+                        scores.filter(pl.col("risk_level") == "low").sample(300, seed=1)])
+    verdicts = tmp_path / "verdicts.csv"
+    sample.select("order_id", pl.when(pl.col("is_fraud") == "1").then(pl.lit("confirmed"))
+                  .otherwise(pl.lit("false_positive")).alias("verdict")).write_csv(verdicts)
+    db = _copy_warehouse(scanned_world, tmp_path)
+    with duckdb.connect(str(db)) as con:
+        feedback.load_verdicts(con, verdicts)
+    run = run_scan(ScanOptions(input_dir=scanned_world["input"], out_dir=tmp_path / "out", db_path=db,
+                               models_dir=tmp_path / "models", run_date=None))
+    assert "not used: it does not rank the later 30 % of them at least" in run["scoring"]["supervised"]
+    after = pl.read_parquet(tmp_path / "out" / "order_scores.parquet")
+    assert (after["supervised_points"] == 0).all()
+    assert after.filter(pl.col("risk_level") != "low").height == scores.filter(
+        pl.col("risk_level") != "low").height

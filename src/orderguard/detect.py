@@ -285,8 +285,13 @@ def run_scoring_stage(
     if missing := set(RING_FLAGS.values()) - set(labelled.columns):
         raise AssertionError(f"scoring_stream.sql lacks ring flags {sorted(missing)}")
     check_features(ruleset, [*labelled.columns, *ADDED_WHEN_SCORING], "the scan's features")
+    # the model joins only if it ranks the later verdicts better than the rules and forest
+    # do without it: these are the points it would be added to
+    without_model = score_features(labelled.with_columns(pl.lit(0.0).alias("supervised_points")),
+                                   ruleset).select("order_id", "points")
     model_sup, sup = feedback.train_supervised(  # is_tonight says when, not what: no feature
-        labelled.drop("is_tonight"), labels, models_dir, int(cfg.get("min_verdicts", 200)), seed
+        labelled.drop("is_tonight"), labels, models_dir, int(cfg.get("min_verdicts", 200)), seed,
+        baseline=without_model, max_points=float(cfg.get("supervised_max_points", 2.0)),
     )
     flag, high = float(cfg.get("flag_threshold", 0.6)), float(cfg.get("high_threshold", 0.8))
     # entities support cleared (ops.allowlist) keep their score but raise no alert
@@ -326,7 +331,7 @@ def run_scoring_stage(
         if model_sup is not None:
             batch = batch.join(
                 feedback.supervised_points(
-                    batch, model_sup, sup.meta["features"], cfg.get("supervised_max_points", 3.0)
+                    batch, model_sup, sup.meta["features"], cfg.get("supervised_max_points", 2.0)
                 ),
                 on="order_id", how="left",
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import operator
 import tomllib
 from dataclasses import dataclass, field
@@ -175,6 +176,12 @@ def _parse_rules(data: dict, source: str) -> RuleSet:
                                   + (" (a score, 0.6 for 60 %)" if high == 1 else ""))
     if scoring.get("flag_threshold", 0.6) > scoring.get("high_threshold", 0.8):
         raise RuleConfigError("[scoring] flag_threshold must not be above high_threshold")
+    for key in ("forest_max_points", "supervised_max_points"):
+        # one weak signal never flags an order on its own: nor does one model
+        alone = 1 - math.exp(-scoring.get(key, 0.0) / scoring.get("scale", 2.5))
+        if alone >= scoring.get("flag_threshold", 0.6):
+            raise RuleConfigError(f"[scoring] {key} = {scoring[key]!r} would flag an order on the "
+                                  f"model alone (score {alone:.2f}); keep it below the flag threshold")
     if not data.get("rules"):
         raise RuleConfigError("no [rules.<CODE>] tables: a rules file replaces the packaged one "
                               "whole, so copy src/orderguard/rules.toml and change what you need")
