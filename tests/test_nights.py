@@ -726,3 +726,26 @@ def test_a_late_flag_is_replayed_and_quoted_with_the_inputs_of_the_night_it_was_
     replayed_then = backtest.flagged(
         detect.score_features(own_night, live).with_columns(own_night["suppressed_by"]), live)
     assert not replayed_then.any(), "on their own night they were below the threshold"
+
+
+def test_a_rescanned_earlier_night_does_not_send_support_orders_it_was_sent_before(nightly_world, tmp_path):
+    """Nights with a short lookback, then an earlier night rescanned: its window reaches back
+    before the newest night's, and orders listed on those earlier nights are not listed again
+    as new cases (late, or first listed tonight)."""
+    db, out, models = tmp_path / "wh.duckdb", tmp_path / "out", tmp_path / "models"
+    nights = nightly_world["nights"][:5]
+    for night in nights:
+        scan_night(nightly_world, night, db, out, models, lookback_days=2)
+    sent = {}  # order -> the first night support's CSV listed it
+    for night in nights:
+        for order_id in pl.read_csv(out / "nights" / night / "flagged_orders.csv",
+                                    infer_schema=False)["order_id"]:
+            sent.setdefault(order_id, night)
+    rescanned = nights[2]
+    scan_night(nightly_world, rescanned, db, out, models, lookback_days=2)
+    again = pl.read_csv(out / "nights" / rescanned / "flagged_orders.csv", infer_schema=False)
+    sent_before = again.filter(pl.col("order_id").is_in(
+        [o for o, n in sent.items() if n < rescanned]))
+    assert sent_before.height, "the rescanned night lists orders sent on earlier nights"
+    assert (sent_before["flagged_late"] == "false").all()
+    assert (sent_before["first_listed"] < rescanned).all()

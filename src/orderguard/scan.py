@@ -333,8 +333,7 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
                 run["summary"] = summary
                 run["finished_at"] = datetime.now().isoformat(timespec="seconds")
                 record_run(con, run)
-                record_published_flags(con, run["run_date"], flagged["order_id"],
-                                       run["window"]["window_start"])
+                record_published_flags(con, run["run_date"], flagged["order_id"], opts.keep_days)
                 feedback.record_rule_hits(con, run["run_date"])
                 report.write_report(con, staged / "report.html", run, ruleset,
                                     extra_sections=[problems_section(run.get("problems", {})),
@@ -604,10 +603,12 @@ def open_published_flags(con) -> None:
             "where not s.is_tonight and s.risk_level <> 'low'")
 
 
-def record_published_flags(con, night: str, order_ids: pl.Series, window_start: str) -> None:
+def record_published_flags(con, night: str, order_ids: pl.Series, keep_days: int) -> None:
     """Tonight's CSV rows into ops.published_flags (a rerun of the night replaces its rows);
-    rows first listed before the window started are dropped: their orders left the window
-    and can never be flagged late again."""
+    rows first listed before the kept history (--keep-days) are dropped with their orders.
+    Not at the lookback window's start: an update to an older order (a refund a month on) is
+    scored again, and a rescanned earlier night's window reaches back before the newest's;
+    either would list an order support was already sent as a new case."""
     con.execute("delete from ops.published_flags where night = $night", {"night": night})
     con.register("published_tonight", pl.DataFrame({"order_id": order_ids}).to_arrow())
     try:
@@ -616,7 +617,7 @@ def record_published_flags(con, night: str, order_ids: pl.Series, window_start: 
     finally:
         con.unregister("published_tonight")
     con.execute("delete from ops.published_flags where night < $start::date::varchar",
-                {"start": window_start})
+                {"start": history.nights_back(night, keep_days)})
 
 
 def library_versions() -> dict[str, str]:
