@@ -749,3 +749,25 @@ def test_a_rescanned_earlier_night_does_not_send_support_orders_it_was_sent_befo
     assert sent_before.height, "the rescanned night lists orders sent on earlier nights"
     assert (sent_before["flagged_late"] == "false").all()
     assert (sent_before["first_listed"] < rescanned).all()
+
+
+def test_a_rescanned_night_continues_the_rings_of_the_nights_before_it_not_after():
+    """A ring's members drift over later nights; a rescan of an earlier night matches its
+    rings against the nights before it, so an unchanged ring keeps its id."""
+    import duckdb
+
+    from orderguard import graphs, ring_ids
+
+    con = duckdb.connect()
+    con.execute("create schema ops")
+    con.execute(ring_ids.HISTORY_DDL)
+    first = [f"A{i:02d}" for i in range(13)]
+    drifted = first[:6] + [f"B{i:02d}" for i in range(9)]  # 6/16 of the first in common
+    for night, members in (("2026-10-14", first), ("2026-10-16", drifted), ("2026-10-20", drifted)):
+        con.execute("insert into ops.ring_history (run_date, ring_id, kind, size, members) "
+                    "values (?, 'BR-first', 'brushing', ?, ?)", [night, len(members), ";".join(members)])
+    ring = graphs.Ring("brushing", tuple(first), 1.0, "evidence")
+    hashed = ring.ring_id
+    assert ring_ids.stabilise(con, [ring], "2026-10-15")[0].ring_id == "BR-first"
+    ring = graphs.Ring("brushing", tuple(first), 1.0, "evidence")
+    assert ring_ids.stabilise(con, [ring], "2026-10-21")[0].ring_id == hashed  # drifted away

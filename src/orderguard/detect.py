@@ -109,12 +109,12 @@ def ring_frame(rings: list[graphs.Ring]) -> pl.DataFrame:
     )
 
 
-def run_graph_stage(con: duckdb.DuckDBPyConnection, settings: graphs.GraphSettings) -> dict:
+def run_graph_stage(con: duckdb.DuckDBPyConnection, settings: graphs.GraphSettings, night: str) -> dict:
     # one person's accounts: used by the ring detectors, invite loops and self-commission
     components = graphs.identity_components(graphs.linking_pairs(con, settings), settings)
     rings = graphs.detect_rings(con, settings, components)
     # issue 5: a ring that mostly carries over from an earlier night keeps that night's id
-    rings = ring_ids.stabilise(con, rings)
+    rings = ring_ids.stabilise(con, rings, night)
     warehouse.write_frame(con, "intermediate", "rings", ring_frame(rings))
     warehouse.write_frame(con, "intermediate", "ring_members", ring_member_frame(rings))
     warehouse.write_frame(con, "intermediate", "ring_orders", _ring_orders(con, rings))

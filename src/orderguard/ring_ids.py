@@ -43,13 +43,16 @@ class KnownRing:
     last_seen: str  # run_date of the latest night it was published ("" when unknown)
 
 
-def known_rings(con: duckdb.DuckDBPyConnection) -> list[KnownRing]:
-    """Every ring id published before, with the members it had on the latest night seen."""
+def known_rings(con: duckdb.DuckDBPyConnection, night: str) -> list[KnownRing]:
+    """Every ring id published before `night`, with the members it had on the latest such
+    night (a rescanned earlier night continues the rings of the nights before it, not of
+    later nights, whose members have drifted)."""
     if warehouse.table_exists(con, "ops", "ring_history"):
         frame = warehouse.query(
             con,
             "select ring_id, arg_max(kind, run_date) as kind, arg_max(members, run_date) as members, "
-            "max(run_date) as last_seen from ops.ring_history group by 1 order by 1",
+            "max(run_date) as last_seen from ops.ring_history where run_date < $night "
+            "group by 1 order by 1", {"night": night},
         )
     elif warehouse.table_exists(con, "marts", "rings"):
         frame = warehouse.query(
@@ -112,9 +115,9 @@ def _desc(text: str) -> tuple[int, ...]:
     return tuple(-ord(c) for c in text)
 
 
-def stabilise(con: duckdb.DuckDBPyConnection, rings: list[graphs.Ring]) -> list[graphs.Ring]:
-    """Give tonight's rings the ids of the earlier rings they continue (in place)."""
-    known = known_rings(con)
+def stabilise(con: duckdb.DuckDBPyConnection, rings: list[graphs.Ring], night: str) -> list[graphs.Ring]:
+    """Give tonight's rings the ids of the earlier nights' rings they continue (in place)."""
+    known = known_rings(con, night)
     if not known or not rings:
         return rings
     mapping = match_ids([(r.ring_id, r.kind, r.members) for r in rings], known)
@@ -125,19 +128,6 @@ def stabilise(con: duckdb.DuckDBPyConnection, rings: list[graphs.Ring]) -> list[
         ring.ring_id = new
     log.info("ring ids: %d of %d rings carry an earlier night's id", carried, len(rings))
     return rings
-
-
-def stabilise_frame(con: duckdb.DuckDBPyConnection, rings: pl.DataFrame) -> pl.DataFrame:
-    """The same for an intermediate.rings-shaped frame (ring_id, kind, members joined by ';')."""
-    known = known_rings(con)
-    if not known or rings.is_empty():
-        return rings
-    tonight = [
-        (r["ring_id"], r["kind"], (r["members"] or "").split(";"))
-        for r in rings.select("ring_id", "kind", "members").iter_rows(named=True)
-    ]
-    mapping = match_ids(tonight, known)
-    return rings.with_columns(pl.col("ring_id").replace_strict(mapping, return_dtype=pl.String))
 
 
 def record_night(con: duckdb.DuckDBPyConnection, run_date: str, run_id: str) -> None:

@@ -284,9 +284,9 @@ def stage_features(opts: ScanOptions, settings: graphs.GraphSettings) -> dict[st
         return features.build_intermediate(con, settings)
 
 
-def stage_graphs(opts: ScanOptions, settings: graphs.GraphSettings) -> dict:
+def stage_graphs(opts: ScanOptions, settings: graphs.GraphSettings, run_date: str) -> dict:
     with warehouse.connect(opts.db_path, memory_limit=config.DUCKDB_MEMORY_BESIDE_PYTHON) as con:
-        return detect.run_graph_stage(con, settings)
+        return detect.run_graph_stage(con, settings, run_date)
 
 
 def stage_score(opts: ScanOptions, ruleset: RuleSet, run_date: str) -> dict:
@@ -695,7 +695,7 @@ def run_scan(opts: ScanOptions, call_stage=call_directly,
         with timer("features"):
             run["intermediate_rows"] = call_stage("features", stage_features, opts, settings)
         with timer("graphs"):
-            run["graphs"] = call_stage("graphs", stage_graphs, opts, settings)
+            run["graphs"] = call_stage("graphs", stage_graphs, opts, settings, run["run_date"])
         with timer("score"):
             run["scoring"] = call_stage("score", stage_score, opts, ruleset, run["run_date"])
         run["rules"] = ruleset.source
