@@ -57,3 +57,16 @@ def test_honest_crowds_count_the_customers_support_would_call(scanned_world, tmp
     assert after["flagged_share"] == before["flagged_share"]  # the account list is unchanged
     grown = after["flagged_order_buyer_share"] - before["flagged_order_buyer_share"]
     assert round(grown * after["accounts"]) == 1
+
+
+def test_run_json_names_the_export_so_evaluate_finds_it_from_any_folder(tmp_path, monkeypatch):
+    """A scan run as `--input in/2026-10-05` recorded that relative path: evaluate run from
+    another folder found no commissions file and dropped the commission figure silently."""
+    from pathlib import Path
+
+    from orderguard.scan import ScanOptions, new_run
+
+    (tmp_path / "in").mkdir()
+    monkeypatch.chdir(tmp_path)
+    run = new_run(ScanOptions(input_dir=Path("in"), out_dir=Path("out"), db_path=Path("wh.duckdb")))
+    assert run["input_dir"] == str(tmp_path / "in")

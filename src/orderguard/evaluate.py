@@ -10,6 +10,7 @@ and ablations (rules without graph, + graph, + forest, + supervised).
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from orderguard.rules import load_rules
 from orderguard.scoring import combine
+
+log = logging.getLogger(__name__)
 
 ABLATIONS = ("rules_only", "rules_graph", "rules_graph_forest", "full")
 
@@ -223,6 +226,8 @@ def commission_flagged_before_settling(joined: pl.DataFrame, input_dir: Path) ->
     whose order was flagged (so support can freeze it before it is paid)."""
     files = list(input_dir.glob("commissions.*"))
     if not files:
+        if not input_dir.is_dir():  # moved, or named relative to where an older scan ran
+            log.warning("the scanned export %s is not here: the commission figure is left out", input_dir)
         return None
     path = files[0]
     commissions = (

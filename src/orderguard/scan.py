@@ -638,7 +638,7 @@ def new_run(opts: ScanOptions) -> dict:
     return {
         "run_id": opts.run_id,
         "flow_run_id": opts.flow_run_id,
-        "input_dir": str(opts.input_dir),
+        "input_dir": str(Path(opts.input_dir).absolute()),  # read back from other folders (evaluate)
         "input_fingerprint": input_fingerprint(Path(opts.input_dir)),
         "started_at": datetime.now().isoformat(timespec="seconds"),
         "stage_seconds": {},
