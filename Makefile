@@ -39,5 +39,7 @@ cjk-font:
 			>/dev/null 2>&1 || echo "note: fonts-noto-cjk not installed; report charts use English labels"; \
 	fi
 
+# the demo's warehouse is the default one, so its models are the default models/ folder's
 clean-demo:
 	rm -rf data/demo data/warehouse.duckdb data/warehouse.duckdb.lock
+	rm -f models/*.joblib models/*.meta.json

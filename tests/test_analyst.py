@@ -224,3 +224,17 @@ def test_threshold_figures_leave_out_what_the_allow_list_keeps_from_support(db, 
     with warehouse.connect(copy) as con:
         feedback.load_verdicts(con, verdicts)
     assert analyst.threshold_curve(copy, labels)["recall"].is_null().all()
+
+
+def test_the_demo_labels_are_read_only_beside_the_demo_warehouse(tmp_path, monkeypatch):
+    """Notebook 02 pointed at the nightly warehouse measured it against the demo's labels,
+    none of whose orders it holds; now it uses support's verdicts there."""
+    (tmp_path / "data" / "demo" / "labels").mkdir(parents=True)
+    monkeypatch.setenv("ORDERGUARD_ROOT", str(tmp_path))
+    monkeypatch.delenv("ORDERGUARD_LABELS", raising=False)
+    monkeypatch.delenv("ORDERGUARD_DB", raising=False)
+    assert analyst.labels_path() == tmp_path / "data" / "demo" / "labels"
+    monkeypatch.setenv("ORDERGUARD_DB", str(tmp_path / "data" / "nightly" / "warehouse.duckdb"))
+    assert analyst.labels_path() is None
+    monkeypatch.setenv("ORDERGUARD_LABELS", str(tmp_path / "mine"))
+    assert analyst.labels_path() == tmp_path / "mine"

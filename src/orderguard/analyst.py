@@ -51,10 +51,13 @@ def warehouse_path() -> Path:
 
 def labels_path() -> Path | None:
     """Generated labels for the demo: $ORDERGUARD_LABELS, else data/demo/labels when it
-    exists, else None (real data has verdicts instead)."""
+    exists and the notebook reads the demo's warehouse, else None (real data has verdicts
+    instead: the demo's labels name none of another warehouse's orders)."""
     env = os.environ.get(LABELS_ENV)
     if env:
         return Path(env)
+    if warehouse_path().resolve() != config.default_db_path().resolve():
+        return None
     demo = config.data_dir() / "demo" / "labels"
     return demo if demo.is_dir() else None
 
