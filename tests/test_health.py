@@ -268,6 +268,7 @@ GOOD_PROGRAMME = "[default]\nrates = [0.10, 0.05]\n[scorecard]\nburst_minutes = 
     (("rates", "rate"), r"\[default\]: unknown key 'rate' \(did you mean 'rates'\?\)"),
     (("[0.10, 0.05]", "[10, 5]"), r"\[default\]: rates must be a list of shares between 0 and 1"),
     (("[0.10, 0.05]", '["0.10"]'), r"\[default\]: rates must be a list of shares"),
+    (("[0.10, 0.05]", "[0.6, 0.5]"), r"\[default\]: rates \[0.6, 0.5\] pay 110% of the order"),
     (("burst_minutes = 60", "burst_minute = 60"), r"\[scorecard\]: unknown key 'burst_minute'"),
     (("burst_minutes = 60", "burst_minutes = 7.5"), r"\[scorecard\]: burst_minutes must be a whole number"),
     (("burst_minutes = 60", 'rate_lift = "2"'), r"\[scorecard\]: rate_lift must be a number"),

@@ -121,6 +121,9 @@ def _shop_programme(spec: Any, where: str, default: ShopProgramme | None = None)
             or not all(_is_number(r) and 0 <= r < 1 for r in rates)):
         raise ProgrammeConfigError(
             f"{where}: rates must be a list of shares between 0 and 1 (0.10 for 10 %), got {rates!r}")
+    if sum(rates) >= 1:
+        raise ProgrammeConfigError(f"{where}: rates {rates!r} pay {sum(rates):.0%} of the order "
+                                   "in commission, all of it or more")
     allowed = spec.get("allowed_levels", len(rates))
     if isinstance(allowed, bool) or not isinstance(allowed, int) or allowed < 1:
         raise ProgrammeConfigError(f"{where}: allowed_levels must be a whole number of levels, "
