@@ -605,7 +605,8 @@ def open_published_flags(con) -> None:
 
 def record_published_flags(con, night: str, order_ids: pl.Series, keep_days: int) -> None:
     """Tonight's CSV rows into ops.published_flags (a rerun of the night replaces its rows);
-    rows first listed before the kept history (--keep-days) are dropped with their orders.
+    rows first listed before the kept history (--keep-days) are dropped with their orders
+    (unless tonight's export updates the order: the history keeps it, and so do we).
     Not at the lookback window's start: an update to an older order (a refund a month on) is
     scored again, and a rescanned earlier night's window reaches back before the newest's;
     either would list an order support was already sent as a new case."""
@@ -616,7 +617,8 @@ def record_published_flags(con, night: str, order_ids: pl.Series, keep_days: int
                     "anti join ops.published_flags using (order_id)", {"night": night})
     finally:
         con.unregister("published_tonight")
-    con.execute("delete from ops.published_flags where night < $start::date::varchar",
+    con.execute("delete from ops.published_flags where night < $start::date::varchar "
+                "and order_id not in (select order_id from ops.tonight_orders)",
                 {"start": history.nights_back(night, keep_days)})
 
 
