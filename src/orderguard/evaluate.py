@@ -212,11 +212,15 @@ def listed_orders(flagged_csv: Path, order_labels: pl.DataFrame) -> dict:
     listed = pl.read_csv(flagged_csv, columns=["order_id", "flagged_late"], infer_schema=False).join(
         order_labels.select("order_id", "is_fraud"), on="order_id", how="left")
     late = listed.filter(pl.col("flagged_late").str.to_lowercase() == "true")
+
+    def precision(rows: pl.DataFrame) -> float | None:  # None: nothing listed to be right about
+        return round(float(rows["is_fraud"].fill_null(0).mean()), 4) if rows.height else None
+
     return {
         "orders": listed.height,
-        "precision": round(float(listed["is_fraud"].fill_null(0).mean() or 0), 4),
+        "precision": precision(listed),
         "late": late.height,
-        "late_precision": round(float(late["is_fraud"].fill_null(0).mean() or 0), 4),
+        "late_precision": precision(late),
         "unlabelled": int(listed["is_fraud"].null_count()),
     }
 
