@@ -97,10 +97,12 @@ def test_the_model_is_used_only_when_it_ranks_later_verdicts_better_than_the_rul
     labels = pl.DataFrame({"order_id": features["order_id"], "label": label})
     perfect = features.select("order_id", pl.Series("points", label * 3.0))
     noise = features.select("order_id", pl.Series("points", np.random.default_rng(1).random(n)))
-    model, result = feedback.train_supervised(features, labels, tmp_path, 200, 7, baseline=perfect)
-    assert model is None and "not used" in result.reason
     model, result = feedback.train_supervised(features, labels, tmp_path, 200, 7, baseline=noise)
     assert model is not None and result.meta["metrics"]["later_30pct_ap_with_model"] > 0.99
+    assert (tmp_path / "supervised.meta.json").exists()
+    model, result = feedback.train_supervised(features, labels, tmp_path, 200, 7, baseline=perfect)
+    assert model is None and "not used" in result.reason
+    assert not (tmp_path / "supervised.meta.json").exists(), "no earlier night's model is left to read"
 
 
 def _copy_warehouse(scanned_world, tmp_path):

@@ -269,6 +269,8 @@ def train_supervised(
         shown = ("cannot be measured: the later verdicts lack one of the outcomes"
                  if later_ap_with is None else
                  f"{later_ap_with:.3f} with it against {later_ap_without:.3f} without")
+        for stale in (f"{MODEL_NAME}.joblib", f"{MODEL_NAME}.meta.json"):  # an earlier night's
+            (models_dir / stale).unlink(missing_ok=True)
         return None, SupervisedResult(
             False, f"{len(y)} verdicts ({n_pos} confirmed); not used: it does not rank the later "
             f"30 % of them at least {MIN_AP_GAIN} better than the rules do ({shown})", {"metrics": metrics})
