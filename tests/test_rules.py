@@ -103,6 +103,8 @@ GOOD = '[rules.X]\nfeature = "a"\nop = ">="\nthreshold = 1\npoints = 1.0\n'
     ((GOOD, '[scoring]\nflag_threshold = 0.5\n'), r"no \[rules.<CODE>\] tables: a rules file replaces"),
     (('[rules.X]', '[scoring]\nsupervised_max_points = 3.0\n[rules.X]'),
      r"\[scoring\] supervised_max_points = 3.0 would flag an order on the model alone \(score 0.70\)"),
+    (('[rules.X]', '[scoring]\nflag_threshold = 0.5\n[rules.X]'),
+     r"\[scoring\] supervised_max_points = 2.0 \(its default\) would flag an order on the model alone"),
     (('points = 1.0', 'points = 1.0\n[shops.S1.rules.X]\nthreshhold = 2'),
      r"shop S1 rule X: unknown key 'threshhold'"),
     (('points = 1.0', 'points = 1.0\n[shops.S1.rules.X]\nthreshold = "lots"'),

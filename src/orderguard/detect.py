@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 
 from orderguard import allowlist, config, feedback, graphs, ring_ids, scoring, warehouse
-from orderguard.rules import RuleSet, check_features, rule_hits
+from orderguard.rules import RuleSet, check_features, model_max_points, rule_hits
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def run_graph_stage(con: duckdb.DuckDBPyConnection, settings: graphs.GraphSettin
 
 def forest_points_expr(cfg: dict) -> pl.Expr:
     return scoring.forest_points(
-        pl.col("forest_rank"), cfg.get("forest_max_points", 1.0), cfg.get("forest_top_share", 0.02),
+        pl.col("forest_rank"), model_max_points(cfg, "forest_max_points"), cfg.get("forest_top_share", 0.02),
         cfg.get("forest_tie_points", 0.0),
     )
 
@@ -289,9 +289,10 @@ def run_scoring_stage(
     # do without it: these are the points it would be added to
     without_model = score_features(labelled.with_columns(pl.lit(0.0).alias("supervised_points")),
                                    ruleset).select("order_id", "points")
+    supervised_max = model_max_points(cfg, "supervised_max_points")
     model_sup, sup = feedback.train_supervised(  # is_tonight says when, not what: no feature
         labelled.drop("is_tonight"), labels, models_dir, int(cfg.get("min_verdicts", 200)), seed,
-        baseline=without_model, max_points=float(cfg.get("supervised_max_points", 2.0)),
+        baseline=without_model, max_points=supervised_max,
     )
     flag, high = float(cfg.get("flag_threshold", 0.6)), float(cfg.get("high_threshold", 0.8))
     # entities support cleared (ops.allowlist) keep their score but raise no alert
@@ -331,7 +332,7 @@ def run_scoring_stage(
         if model_sup is not None:
             batch = batch.join(
                 feedback.supervised_points(
-                    batch, model_sup, sup.meta["features"], cfg.get("supervised_max_points", 2.0)
+                    batch, model_sup, sup.meta["features"], supervised_max
                 ),
                 on="order_id", how="left",
             )

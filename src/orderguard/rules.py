@@ -93,6 +93,15 @@ OVERRIDE_KEYS = {"threshold", "points"}
 SCORING_KEYS = {"scale", "flag_threshold", "high_threshold", "forest_max_points", "forest_top_share",
                 "forest_tie_points", "supervised_max_points", "min_verdicts"}
 TARGETS = {"buyer", "shop"}
+# the most points each model may add when a rules file does not say: the scorer reads these
+MODEL_MAX_POINTS = {"forest_max_points": 1.0, "supervised_max_points": 2.0}
+
+
+def model_max_points(scoring: dict, key: str) -> float:
+    """The most points a model adds ([scoring] forest_max_points or supervised_max_points)."""
+    return float(scoring.get(key, MODEL_MAX_POINTS[key]))
+
+
 # (lowest, highest) a [scoring] value may take; scores and shares are 0..1, the rest >= 0
 SCORING_RANGES = {"scale": (0.01, None), "flag_threshold": (0, 1), "high_threshold": (0, 1),
                   "forest_top_share": (0, 1)}
@@ -165,6 +174,9 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
 
 def _parse_rules(data: dict, source: str) -> RuleSet:
     _check_keys("the file", data, {"scoring", "rules", "shops"})
+    if not data.get("rules"):
+        raise RuleConfigError("no [rules.<CODE>] tables: a rules file replaces the packaged one "
+                              "whole, so copy src/orderguard/rules.toml and change what you need")
     scoring = data.get("scoring", {})
     _check_keys("[scoring]", scoring, SCORING_KEYS)
     for key, value in scoring.items():
@@ -176,15 +188,14 @@ def _parse_rules(data: dict, source: str) -> RuleSet:
                                   + (" (a score, 0.6 for 60 %)" if high == 1 else ""))
     if scoring.get("flag_threshold", 0.6) > scoring.get("high_threshold", 0.8):
         raise RuleConfigError("[scoring] flag_threshold must not be above high_threshold")
-    for key in ("forest_max_points", "supervised_max_points"):
+    for key in MODEL_MAX_POINTS:
         # one weak signal never flags an order on its own: nor does one model
-        alone = 1 - math.exp(-scoring.get(key, 0.0) / scoring.get("scale", 2.5))
+        points = model_max_points(scoring, key)
+        alone = 1 - math.exp(-points / scoring.get("scale", 2.5))
         if alone >= scoring.get("flag_threshold", 0.6):
-            raise RuleConfigError(f"[scoring] {key} = {scoring[key]!r} would flag an order on the "
-                                  f"model alone (score {alone:.2f}); keep it below the flag threshold")
-    if not data.get("rules"):
-        raise RuleConfigError("no [rules.<CODE>] tables: a rules file replaces the packaged one "
-                              "whole, so copy src/orderguard/rules.toml and change what you need")
+            raise RuleConfigError(f"[scoring] {key} = {points!r}{'' if key in scoring else ' (its default)'} "
+                                  f"would flag an order on the model alone (score {alone:.2f}); keep it "
+                                  "below the flag threshold")
     rules = {}
     for code, spec in data.get("rules", {}).items():
         _check_keys(f"rule {code}", spec, RULE_KEYS)
