@@ -742,7 +742,7 @@ def test_a_late_flag_is_replayed_and_quoted_with_the_inputs_of_the_night_it_was_
 def test_a_rescanned_earlier_night_does_not_send_support_orders_it_was_sent_before(nightly_world, tmp_path):
     """Nights with a short lookback, then an earlier night rescanned: its window reaches back
     before the newest night's, and orders listed on those earlier nights are not listed again
-    as new cases (late, or first listed tonight)."""
+    as new cases (late, or first listed tonight); its report's history ends at its night."""
     db, out, models = tmp_path / "wh.duckdb", tmp_path / "out", tmp_path / "models"
     nights = nightly_world["nights"][:5]
     for night in nights:
@@ -754,6 +754,8 @@ def test_a_rescanned_earlier_night_does_not_send_support_orders_it_was_sent_befo
             sent.setdefault(order_id, night)
     rescanned = nights[2]
     scan_night(nightly_world, rescanned, db, out, models, lookback_days=2)
+    page = (out / "nights" / rescanned / "report.html").read_text("utf-8")
+    assert "History: 3 晚 night(s)" in page and nights[3] not in page  # up to its own night
     again = pl.read_csv(out / "nights" / rescanned / "flagged_orders.csv", infer_schema=False)
     sent_before = again.filter(pl.col("order_id").is_in(
         [o for o, n in sent.items() if n < rescanned]))

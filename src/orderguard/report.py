@@ -104,14 +104,15 @@ def kind_zh(kind: str | None) -> str:
 # ----------------------------------------------------------------------------- data
 
 
-def _history(con) -> pl.DataFrame:
-    """grain: one row per night in ops.runs, with the summary figures of its run.json."""
+def _history(con, night: str) -> pl.DataFrame:
+    """grain: one row per night in ops.runs up to `night`, with the summary figures of its
+    run.json (a rescanned earlier night's report does not show the nights after it)."""
     if not warehouse.table_exists(con, "ops", "runs"):
         return pl.DataFrame()
     runs = warehouse.query(
         con,
         "select run_date, orders_scored, orders_flagged, accounts_flagged, rings, quarantined_rows, "
-        "run_json from ops.runs order by run_date",
+        "run_json from ops.runs where run_date <= $night order by run_date", {"night": night},
     )
     extra = []
     for text in runs["run_json"]:
@@ -319,7 +320,7 @@ def _changes_section(con, run: dict) -> str:
         return section("与上一晚相比", "What changed since last night",
                        "<p>这是第一晚，没有可比较的上一晚。 (First night: nothing to compare.)</p>",
                        anchor="changes")
-    history = _history(con)
+    history = _history(con, str(run["run_date"]))
     prev = history.filter(pl.col("run_date") == previous)
     now = history.filter(pl.col("run_date") == str(run["run_date"]))
     delta = ""
@@ -451,7 +452,7 @@ def write_report(con, path: Path, run: dict, ruleset: RuleSet, extra_sections: S
     high = float(run["scoring"].get("high_threshold", ruleset.scoring.get("high_threshold", 0.8)))
     scores = warehouse.query(con, "select score from marts.order_scores")["score"].to_numpy()
     rings = _ring_table(con)
-    history = _history(con)
+    history = _history(con, str(run["run_date"]))
     hits = _rule_hits(con, ruleset)
     parts = [
         f"<h1>orderguard 夜间风控扫描 · {e(run['run_date'])}</h1>",
