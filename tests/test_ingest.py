@@ -98,6 +98,11 @@ def test_renamed_and_cased_headers_match_and_reserved_names_get_a_suffix(con, tm
     ]
     assert rows(con, "select _row, order_id, \"_row_2\" from raw.orders order by _row") == [
         (1, "O1", "x"), (2, "O2", "x")]
+    # run.json says which header became which column, spelling variants included
+    assert loaded["orders"].renamed == {
+        " Order ID ": "order_id", "SHOP_ID": "shop_id", "Buyer-Id": "buyer_id",
+        "productid": "product_id", "QTY": "quantity", "金额（元）": "amount",
+        "Created_At": "created_at", "Status": "status"}
 
 
 def test_a_utf8_bom_does_not_end_up_in_the_first_column_name(con, tmp_path):

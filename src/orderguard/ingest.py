@@ -229,11 +229,12 @@ def map_columns(table: Table, headers: list[str], label: str) -> list[str]:
 
 
 def renamed_headers(table: Table, headers: list[str], names: list[str]) -> dict[str, str]:
-    """The headers map_columns read as a contract column under another name, so the run
-    record (and the log) shows e.g. that a "Device" column was taken for device_id."""
+    """The headers map_columns read as a contract column written otherwise, so the run
+    record (and the log) shows e.g. that a "Device" column was taken for device_id, or
+    "Account ID" for account_id."""
     contract_names = set(table.column_names)
     return {header: name for header, name in zip(headers, names, strict=True)
-            if name in contract_names and _match_key(header) != _match_key(name)}
+            if name in contract_names and header.replace("\ufeff", "").strip() != name}
 
 
 def _match_key(header: str) -> str:
