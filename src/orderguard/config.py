@@ -5,7 +5,9 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import tomllib
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -95,3 +97,27 @@ def toml_key_problem(where: str, spec: Any, allowed: set[str]) -> str | None:
         hint = f" (did you mean {near[0]!r}?)" if near else f" (known: {', '.join(sorted(allowed))})"
         return f"{where}: unknown key {key!r}{hint}"
     return None
+
+
+def read_settings_toml(path: str | Path | None, packaged: str, packaged_source: str, what: str,
+                       error: type[Exception]) -> tuple[dict, str]:
+    """A settings file's tables and the name its messages give it: the packaged `packaged`
+    file when `path` is None. A file that cannot be read, or bad TOML, raises `error`."""
+    if path is None:
+        return tomllib.loads(resources.files("orderguard").joinpath(packaged).read_text("utf-8")), \
+            packaged_source
+    source = str(path)
+    try:
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{source}: cannot read the {what} ({exc})") from exc
+    try:
+        return tomllib.loads(text), source
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{source}: {exc}") from exc
+
+
+def is_toml_number(value: Any) -> bool:
+    """TOML keeps "5" a string and true a bool: neither is a number of points, a rate or a
+    threshold."""
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import html
 import logging
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -109,16 +107,11 @@ def _check_keys(where: str, spec: Any, allowed: set[str]) -> None:
         raise ProgrammeConfigError(problem)
 
 
-def _is_number(value: Any) -> bool:
-    # TOML keeps "0.1" a string and true a bool: neither is a rate or a threshold
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _shop_programme(spec: Any, where: str, default: ShopProgramme | None = None) -> ShopProgramme:
     _check_keys(where, spec, SHOP_KEYS)
     rates = spec.get("rates", default.rates if default else None)
     if (not isinstance(rates, list) or not rates
-            or not all(_is_number(r) and 0 <= r < 1 for r in rates)):
+            or not all(config.is_toml_number(r) and 0 <= r < 1 for r in rates)):
         raise ProgrammeConfigError(
             f"{where}: rates must be a list of shares between 0 and 1 (0.10 for 10 %), got {rates!r}")
     if sum(rates) >= 1:
@@ -136,13 +129,13 @@ def _scorecard(spec: Any, where: str) -> dict[str, Any]:
     card: dict[str, Any] = {}
     for key, default in SCORECARD_DEFAULTS.items():
         value = spec.get(key, default)
-        if not _is_number(value) or value < 0:
+        if not config.is_toml_number(value) or value < 0:
             raise ProgrammeConfigError(f"{where}: {key} must be a number, at least 0, got {value!r}")
         if isinstance(default, int) and value != int(value):
             raise ProgrammeConfigError(f"{where}: {key} must be a whole number, got {value!r}")
         card[key] = type(default)(value)
     points = spec.get("grade_points", DEFAULT_GRADE_POINTS)
-    if (not isinstance(points, list) or len(points) != 4 or not all(_is_number(x) for x in points)
+    if (not isinstance(points, list) or len(points) != 4 or not all(config.is_toml_number(x) for x in points)
             or points != sorted(points)):
         raise ProgrammeConfigError(f"{where}: grade_points must be 4 rising numbers, got {points!r}")
     card["grade_points"] = [float(x) for x in points]
@@ -154,23 +147,13 @@ def load_programme(path: str | Path | None = None) -> Programme:
     mistake (a file that cannot be read, bad TOML, an unknown or misspelt key, a rate that is
     not a share, a threshold that is not a number) is a ProgrammeConfigError naming the file,
     the table and the key, raised before a scan does any work."""
-    if path is None:
-        text = resources.files("orderguard").joinpath("programme.toml").read_text("utf-8")
-        source = "orderguard/programme.toml"
-    else:
-        source = str(path)
-        try:
-            text = Path(path).read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ProgrammeConfigError(f"{source}: cannot read the programme file ({exc})") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProgrammeConfigError(f"{source}: {exc}") from exc
+    data, source = config.read_settings_toml(path, "programme.toml", "orderguard/programme.toml",
+                                             "programme file", ProgrammeConfigError)
     _check_keys(source, data, {"default", "shops", "scorecard"})
     default = _shop_programme(data.get("default", {}), f"{source} [default]")
     shops = data.get("shops", {})
-    _check_keys(f"{source} [shops]", shops, set(shops))
+    if not isinstance(shops, dict):
+        raise ProgrammeConfigError(f"{source} [shops]: expected a table of shops, not {shops!r}")
     return Programme(
         default,
         {str(shop): _shop_programme(spec, f"{source} [shops.{shop}]", default)

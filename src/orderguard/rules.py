@@ -5,9 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import operator
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +111,7 @@ def _check_keys(where: str, spec: Any, allowed: set[str]) -> None:
 
 
 def _number(where: str, value: Any) -> float:
-    # TOML keeps "5" a string and true a bool: neither is a number of points or a threshold
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not config.is_toml_number(value):
         raise RuleConfigError(f"{where}: {value!r} is not a number")
     return float(value)
 
@@ -155,19 +152,10 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
     unknown or misspelt key, a missing or non-numeric points or threshold, an override of a
     rule that does not exist) is a RuleConfigError naming the file, the rule and the key,
     raised before a scan does any work."""
-    if path is None:
-        text = resources.files("orderguard").joinpath("rules.toml").read_text("utf-8")
-        source = "package default"
-    else:
-        source = str(path)
-        try:
-            text = Path(path).read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RuleConfigError(f"{source}: cannot read the rules file ({exc})") from exc
+    data, source = config.read_settings_toml(path, "rules.toml", "package default", "rules file",
+                                             RuleConfigError)
     try:
-        return _parse_rules(tomllib.loads(text), source)
-    except tomllib.TOMLDecodeError as exc:
-        raise RuleConfigError(f"{source}: {exc}") from exc
+        return _parse_rules(data, source)
     except RuleConfigError as exc:
         raise RuleConfigError(f"{source}: {exc}") from None
 
