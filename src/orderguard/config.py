@@ -63,7 +63,7 @@ _THREADS_SET = os.environ.get("ORDERGUARD_DUCKDB_THREADS", str(os.cpu_count() or
 # 0 marks a value that is not a whole number >= 1: check_environment says so (raising here,
 # on import, would break even `orderguard --help`)
 DUCKDB_THREADS = int(_THREADS_SET) if _THREADS_SET.strip().isdigit() else 0
-_MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s*[KMGT]i?B", re.IGNORECASE)
+MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*[KMGT]i?B", re.IGNORECASE)  # as DuckDB reads one
 
 
 def check_environment() -> None:
@@ -74,7 +74,7 @@ def check_environment() -> None:
                                "of threads, 1 or more")
     for name, value in (("ORDERGUARD_DUCKDB_MEMORY", DUCKDB_MEMORY_LIMIT),
                         ("ORDERGUARD_DUCKDB_MEMORY_BESIDE_PYTHON", DUCKDB_MEMORY_BESIDE_PYTHON)):
-        if not _MEMORY_LIMIT.fullmatch(value.strip()):
+        if not MEMORY_SIZE.fullmatch(value.strip()):
             raise ScanOptionsError(f"{name}={value!r} is not a memory size such as 8GB or 3GiB")
 
 # All timestamps are stored as naive Asia/Shanghai wall-clock time.

@@ -53,7 +53,7 @@ def connect(db_path: str | Path | None = None, read_only: bool = False,
     (train, backtest, feedback and allow work on what scans wrote)."""
     config.check_environment()  # before anything is opened or created
     limit = memory_limit or config.DUCKDB_MEMORY_LIMIT
-    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", limit, re.IGNORECASE):
+    if not config.MEMORY_SIZE.fullmatch(limit):
         raise ValueError(f"not a DuckDB memory limit: {limit!r} (e.g. '8GB')")
     path = Path(db_path) if db_path else config.default_db_path()
     if must_exist and not path.is_file():
