@@ -105,10 +105,12 @@ def test_the_scorecards_arbitrage_hours_are_the_self_referral_rings_arbitrage_wi
     assert scan.graph_settings().arbitrage_hours == 72  # the packaged programme
 
 
-def distributor_circle(fans: int, fan_spread_min: float, alt_pairs: int, alt_spread_min: float):
+def distributor_circle(fans: int, fan_spread_min: float, alt_pairs: int, alt_spread_min: float,
+                       linked_to_distributor: bool = False, arbitrage: bool = False):
     """A distributor D with `fans` invitees registered over `fan_spread_min` minutes, among
-    whom `alt_pairs` pairs are linked only to each other (a shared flat), registered over
-    `alt_spread_min` minutes."""
+    whom `alt_pairs` pairs are linked to each other (a shared flat), registered over
+    `alt_spread_min` minutes; with `linked_to_distributor` one of each pair also shares D's
+    payer; with `arbitrage` each linked account refunded an order after its commission settled."""
     start = datetime(2026, 10, 1, 20, 0)
     fan_ids = [f"F{i}" for i in range(fans)]
     alt_ids = [f"A{i}" for i in range(2 * alt_pairs)]
@@ -120,8 +122,12 @@ def distributor_circle(fans: int, fan_spread_min: float, alt_pairs: int, alt_spr
                               "account_id": fan_ids + alt_ids})
     links = pl.DataFrame({"account_a": alt_ids[0::2], "account_b": alt_ids[1::2],
                           "max_weight": [1.0] * alt_pairs, "shared_types": ["addr_strict,ip"] * alt_pairs})
+    if linked_to_distributor:
+        links = pl.concat([links, pl.DataFrame({
+            "account_a": alt_ids[0::2], "account_b": ["D"] * alt_pairs,
+            "max_weight": [1.0] * alt_pairs, "shared_types": ["payer"] * alt_pairs})])
     facts = pl.DataFrame({"account_id": fan_ids + alt_ids, "registered_at": registered,
-                          "arbitrage_orders": [0] * len(registered)})
+                          "arbitrage_orders": [0] * fans + [int(arbitrage)] * len(alt_ids)})
     return relations, links, facts
 
 
@@ -134,13 +140,44 @@ def test_linked_fans_among_a_livestream_crowd_are_no_self_referral_ring():
 
 
 def test_alts_registered_in_a_batch_apart_from_the_circle_make_a_self_referral_ring():
-    """The same links, but the linked accounts registered together within ten minutes while
-    the distributor's other invitees came over weeks: alts made in a batch."""
+    """Accounts sharing the distributor's payer registered together within ten minutes while
+    its other invitees came over weeks: alts made in a batch."""
     relations, links, facts = distributor_circle(fans=100, fan_spread_min=40 * 24 * 60,
-                                                 alt_pairs=3, alt_spread_min=10)
+                                                 alt_pairs=3, alt_spread_min=10,
+                                                 linked_to_distributor=True)
     rings = graphs.self_referral_rings(relations, links, facts, graphs.GraphSettings())
     assert len(rings) == 1 and rings[0].members[0] == "D" and len(rings[0].members) == 7
     assert "registered minutes apart" in rings[0].evidence
+
+
+def test_households_among_a_viral_distributor_s_fans_are_no_self_referral_ring():
+    """A distributor with 2,000 fans over months, 150 couples among them sharing their own
+    flats (none shares anything with the distributor), three of them signing up together:
+    households in a big crowd, not its owner's alts. Found at 150k accounts, where two such
+    distributors made 394- and 384-account rings of honest customers."""
+    relations, links, facts = distributor_circle(fans=2000, fan_spread_min=90 * 24 * 60,
+                                                 alt_pairs=150, alt_spread_min=90 * 24 * 60)
+    batch_start = datetime(2026, 11, 1, 20, 0)
+    facts = facts.with_columns(
+        pl.when(pl.col("account_id").is_in(["A0", "A2", "A4"]))
+        .then(pl.lit(batch_start) + pl.duration(minutes=pl.col("account_id").str.slice(1).cast(pl.Int64)))
+        .otherwise(pl.col("registered_at")).alias("registered_at"))
+    assert graphs.self_referral_rings(relations, links, facts, graphs.GraphSettings()) == []
+
+
+def test_a_small_circle_that_is_one_linked_group_refunding_after_settlement_is_a_ring():
+    """All three invitees of a distributor share one flat and payer (not the distributor's)
+    and refund after their commission settles: the circle is the alts."""
+    relations, links, facts = distributor_circle(fans=0, fan_spread_min=0, alt_pairs=1,
+                                                 alt_spread_min=60 * 24 * 60, arbitrage=True)
+    links = pl.concat([links, pl.DataFrame({"account_a": ["A0"], "account_b": ["A2"], "max_weight": [1.0],
+                                            "shared_types": ["payer"]})])
+    relations = pl.concat([relations, pl.DataFrame({"distributor_id": ["D"], "account_id": ["A2"]})])
+    facts = pl.concat([facts, pl.DataFrame({"account_id": ["A2"], "registered_at": [datetime(2026, 12, 1)],
+                                            "arbitrage_orders": [1]})])
+    rings = graphs.self_referral_rings(relations, links, facts, graphs.GraphSettings())
+    assert [r.members for r in rings] == [("D", "A0", "A1", "A2")]
+    assert "refunds after commission settled" in rings[0].evidence
 
 
 def identity_group(top_share: float, buyer_rate: float, n: int = 6) -> tuple[pl.DataFrame, ...]:

@@ -304,12 +304,14 @@ def self_referral_rings(
     alt_facts: per account registered_at, arbitrage_orders (refunds soon after settlement).
     The commission at stake is not quoted here: marts.rings sums it over the ring's orders,
     without reversed commission, and support's evidence quotes that figure.
-    An alt is an invitee/buyer linked to the distributor, or to another of its invitees.
-    A link needs one identifier rare enough to point at a person or a household (an office
-    floor's address and IP are shared too widely). A ring needs that identity evidence plus
-    one more independent family: registrations minutes apart, commission arbitrage, or alts
-    making up most of the distributor's circle. A household member buying through a
-    relative's link, even on one device or payer, has only the first."""
+    An alt is an invitee/buyer linked to the distributor, directly or through other alts.
+    Invitees linked only among themselves point at the distributor only when they are at
+    least half of its circle (households and colleagues among a viral distributor's
+    thousands of fans are a sliver of it). A link needs one identifier rare enough to point at a person or a household
+    (an office floor's address and IP are shared too widely). A ring needs that identity
+    evidence plus one more independent family: registrations minutes apart, commission
+    arbitrage, or alts making up most of the distributor's circle. A household member buying
+    through a relative's link, even on one device or payer, has only the first."""
     if relations.is_empty() or links.is_empty():
         return []
     # each distributor's circle (itself and everyone it invited or earned on), joined to the
@@ -347,9 +349,14 @@ def self_referral_rings(
     )
     rings = []
     for (owner,), group in inner.sort("distributor_id").group_by(["distributor_id"], maintain_order=True):
-        alts = sorted((set(group["account_a"]) | set(group["account_b"])) - {owner})
-        if not alts:
+        linked = nx.Graph(group.select("account_a", "account_b").iter_rows())
+        reaches_owner = owner in linked
+        alts = sorted((nx.node_connected_component(linked, owner) if reaches_owner
+                       else set(linked)) - {owner})
+        invitees = invitee_counts.get(owner, 0)
+        if not alts or not (reaches_owner or len(alts) >= 0.5 * invitees):
             continue
+        most_of_circle = len(alts) >= 4 and len(alts) >= 0.5 * invitees
         alt_rows = [facts.get(a, {}) for a in alts]
         families, families_zh = ["identity"], ["身份关联"]
         times = sorted(r["registered_at"] for r in alt_rows if r.get("registered_at"))
@@ -359,13 +366,13 @@ def self_referral_rings(
         if sum(r.get("arbitrage_orders") or 0 for r in alt_rows):
             families.append("refunds after commission settled")
             families_zh.append("佣金结算后退款")
-        invitees = invitee_counts.get(owner, 0)
-        if len(alts) >= 4 and len(alts) >= 0.5 * invitees:
+        if most_of_circle:
             families.append(f"{len(alts)} of {invitees} invitees/buyers are linked")
             families_zh.append(f"{invitees} 个被邀请人/买家中 {len(alts)} 个相互关联")
         if len(families) < 2:
             continue
-        types = sorted({t for s in group["shared_types"].drop_nulls() for t in s.split(",")})
+        ring_links = group.filter(pl.col("account_a").is_in([owner, *alts]))
+        types = sorted({t for s in ring_links["shared_types"].drop_nulls() for t in s.split(",")})
         rings.append(
             Ring(
                 kind="self_referral",
