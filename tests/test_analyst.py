@@ -168,6 +168,13 @@ def test_investigate_by_device_address_or_shop_finds_the_accounts_behind_it(db):
     assert row["buyer_id"] in set(by_address.why["account_id"])
     shop = analyst.investigate(db, shop_id=row["shop_id"])
     assert set(shop.timeline.filter(pl.col("event") == "order")["shop_id"]) == {row["shop_id"]}
+    # a busy shop cut to a few buyers keeps the riskiest and says how many it left out
+    few = analyst.investigate(db, shop_id=row["shop_id"], max_accounts=3)
+    best = analyst.read(db, "select buyer_id, max(score) as best from intermediate.order_scores "
+                            "where buyer_id in (select buyer_id from staging.orders where shop_id = $s) "
+                            "group by 1 order by best desc, buyer_id", {"s": row["shop_id"]})
+    assert few.query["accounts_found"] == best.height > 3 and few.query["accounts_shown"] == 3
+    assert sorted(few.why["account_id"]) == sorted(best["buyer_id"].head(3))
     nobody = analyst.investigate(db, account_id="no-such-account")
     assert nobody.timeline.is_empty() and nobody.why["explanation"][0].startswith("not flagged")
     with pytest.raises(ValueError, match="exactly one"):

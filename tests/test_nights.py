@@ -784,3 +784,19 @@ def test_a_rescanned_night_continues_the_rings_of_the_nights_before_it_not_after
     assert ring_ids.stabilise(con, [ring], "2026-10-15")[0].ring_id == "BR-first"
     ring = graphs.Ring("brushing", tuple(first), 1.0, "evidence")
     assert ring_ids.stabilise(con, [ring], "2026-10-21")[0].ring_id == hashed  # drifted away
+
+
+def test_investigating_an_account_shows_its_window_orders_not_only_tonight_s(scanned_nights):
+    """An analyst looking up a ring member on a nightly warehouse sees the orders of the
+    lookback window; tonight's export holds only the last day's orders and updates."""
+    from orderguard import analyst
+
+    member = analyst.read(
+        scanned_nights["db"],
+        "select buyer_id, count(*) as orders from intermediate.order_scores group by 1 "
+        "having bool_or(ring_id is not null) and not bool_or(is_tonight) "
+        "order by orders desc, buyer_id limit 1").row(0, named=True)
+    case = analyst.investigate(scanned_nights["db"], account_id=member["buyer_id"])
+    assert case.timeline.filter(pl.col("event") == "order").height == member["orders"]
+    why = case.why.row(0, named=True)
+    assert why["orders"] == member["orders"] and why["flagged"]

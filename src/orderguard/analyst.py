@@ -20,6 +20,7 @@ when the scan is done). Each DataFrame-returning helper states its grain.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,8 @@ from matplotlib.figure import Figure
 
 from orderguard import config, feedback, graphs, health, warehouse
 from orderguard.rules import load_rules
+
+log = logging.getLogger(__name__)
 
 DB_ENV = "ORDERGUARD_DB"
 LABELS_ENV = "ORDERGUARD_LABELS"
@@ -373,7 +376,7 @@ class Investigation:
     chain: one row per account up the inviter chain and per direct invitee; why: one row
     per account with the reason it was or was not flagged."""
 
-    query: dict
+    query: dict  # what was asked, plus accounts_found and accounts_shown when a cap applied
     accounts: pl.DataFrame
     timeline: pl.DataFrame
     linked: pl.DataFrame
@@ -399,6 +402,8 @@ def example_account(db: str | Path | None = None) -> str | None:
 
 
 def _resolve_accounts(con, account_id, device, address_key, shop_id) -> list[str]:
+    """The accounts asked about, riskiest first (highest order score in the window), so a
+    cap on a busy shop or hub address keeps the ones worth a look."""
     if account_id:
         return [account_id]
     if device:
@@ -413,7 +418,11 @@ def _resolve_accounts(con, account_id, device, address_key, shop_id) -> list[str
     else:
         sql = "select distinct buyer_id as account_id from staging.orders where shop_id = $v"
         value = shop_id
-    return sorted(warehouse.query(con, sql, {"v": value})["account_id"].to_list())
+    ranked = (f"with found as ({sql}) select f.account_id from found f "
+              "left join (select buyer_id, max(score) as best from intermediate.order_scores "
+              "group by 1) s on s.buyer_id = f.account_id "
+              "order by s.best desc nulls last, f.account_id")
+    return warehouse.query(con, ranked, {"v": value})["account_id"].to_list()
 
 
 def investigate(db: str | Path | None = None, *, account_id: str | None = None, device: str | None = None,
@@ -422,14 +431,21 @@ def investigate(db: str | Path | None = None, *, account_id: str | None = None, 
     """Everything the warehouse knows about one account, or the accounts behind one device,
     address (a normalised key from order_keys or the address as written) or shop. For a
     shop the timeline holds the shop's own orders and commissions; the other frames cover
-    its buyers (the first `max_accounts`)."""
+    its buyers. Orders are the lookback window's (intermediate.order_scores), not only
+    tonight's export. When more than `max_accounts` accounts match, the riskiest are kept
+    and `query` says how many were found and shown (a warning is logged too)."""
     given = {k: v for k, v in {"account_id": account_id, "device": device,
                                "address_key": address_key, "shop_id": shop_id}.items() if v}
     if len(given) != 1:
         raise ValueError("give exactly one of account_id, device, address_key, shop_id")
     flag = thresholds(db)["flag"]
     with reading(db) as con:
-        ids = _resolve_accounts(con, account_id, device, address_key, shop_id)[:max_accounts]
+        found = _resolve_accounts(con, account_id, device, address_key, shop_id)
+        ids = found[:max_accounts]
+        if len(found) > max_accounts:
+            log.warning("%d accounts match %s; showing the %d with the highest order scores "
+                        "(max_accounts)", len(found), given, len(ids))
+            given |= {"accounts_found": len(found), "accounts_shown": len(ids)}
         p = {"ids": ids, "shop": shop_id}
         accounts = warehouse.query(
             con,
@@ -443,7 +459,8 @@ def investigate(db: str | Path | None = None, *, account_id: str | None = None, 
             con,
             """
             with orders as (
-                select s.*, o.refunded_at, o.refund_amount from marts.order_scores s
+                -- the window's orders: marts.order_scores holds tonight's export only
+                select s.*, o.refunded_at, o.refund_amount from intermediate.order_scores s
                 join staging.orders o using (order_id)
                 where case when $shop is null then list_contains($ids::varchar[], s.buyer_id)
                            else s.shop_id = $shop end
@@ -506,7 +523,8 @@ def investigate(db: str | Path | None = None, *, account_id: str | None = None, 
                 select buyer_id as account_id, max(score) as max_score,
                        arg_max(reason_codes, score) as top_reasons, count(*) as orders,
                        count(*) filter (where risk_level <> 'low') as flagged_orders
-                from marts.order_scores where list_contains($ids::varchar[], buyer_id) group by 1
+                from intermediate.order_scores where list_contains($ids::varchar[], buyer_id)
+                group by 1
             ),
             ids as (select unnest($ids::varchar[]) as account_id)
             select i.account_id, f.account_id is not null as flagged, round(f.score, 4) as account_score,
@@ -529,7 +547,7 @@ def investigate(db: str | Path | None = None, *, account_id: str | None = None, 
         .then(pl.format("flagged: an order scored {} >= threshold {}", pl.col("max_order_score"),
                         pl.lit(flag)))
         .when(pl.col("orders").is_null())
-        .then(pl.lit("not flagged: no orders as a buyer tonight"))
+        .then(pl.lit("not flagged: no orders as a buyer in the lookback window"))
         .otherwise(pl.format("not flagged: highest order score {} < threshold {}", pl.col("max_order_score"),
                              pl.lit(flag)))
         .alias("explanation")
