@@ -800,3 +800,22 @@ def test_investigating_an_account_shows_its_window_orders_not_only_tonight_s(sca
     assert case.timeline.filter(pl.col("event") == "order").height == member["orders"]
     why = case.why.row(0, named=True)
     assert why["orders"] == member["orders"] and why["flagged"]
+
+
+def test_distribution_health_counts_the_window_s_flags_and_notebook_01_tonight_s_list(scanned_nights):
+    """The scorecards cover the lookback window, so their commission on flagged orders counts
+    every flagged order of the window, not only tonight's export; notebook 01's figure is
+    the commission on the orders support got tonight, as run.json counts it."""
+    from orderguard import analyst
+
+    db = scanned_nights["db"]
+    window, tonight_export, stake = analyst.read(db, """
+        select sum(l.amount) filter (where s.risk_level <> 'low')::double,
+               sum(l.amount) filter (where s.risk_level <> 'low' and s.is_tonight)::double,
+               (select sum(commission_at_stake) from marts.distributor_sales)::double
+        from marts.commission_ledger l join intermediate.order_scores s using (order_id)
+        where l.status <> 'reversed'""").row(0)
+    assert window > tonight_export and stake == pytest.approx(window)
+    run = json.loads((scanned_nights["out"] / "run.json").read_text("utf-8"))
+    assert analyst.tonight(db).money["commission_on_flagged_orders"] == pytest.approx(
+        run["summary"]["commission_flagged"])

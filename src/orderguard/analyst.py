@@ -145,16 +145,17 @@ def tonight(db: str | Path | None = None) -> Tonight:
             "select run_date, orders_scored, orders_flagged, accounts_flagged, rings, quarantined_rows "
             "from ops.runs order by run_date",
         ) if warehouse.table_exists(con, "ops", "runs") else pl.DataFrame()
-        commission = warehouse.scalar(
-            con,
-            "select coalesce(sum(amount), 0)::double from marts.commission_ledger "
-            "where order_flagged and status <> 'reversed'",
-        ) if warehouse.table_exists(con, "marts", "commission_ledger") else 0.0
-        pending = warehouse.scalar(
-            con,
-            "select coalesce(sum(amount), 0)::double from marts.commission_ledger "
-            "where order_flagged and status = 'pending'",
-        ) if warehouse.table_exists(con, "marts", "commission_ledger") else 0.0
+        # on the orders support got tonight (late flags too), as run.json counts it; the
+        # ledger's order_flagged is the whole window's, for the scorecards
+        late_ids = "union all select order_id from marts.late_flags " if late else ""
+        listed_commission = (
+            "select coalesce(sum(c.amount), 0)::double from marts.commission_ledger c "
+            "where c.order_id in (select order_id from marts.order_scores where risk_level <> 'low' "
+            + late_ids + ") and c.status ")
+        commission = warehouse.scalar(con, listed_commission + "<> 'reversed'") \
+            if warehouse.table_exists(con, "marts", "commission_ledger") else 0.0
+        pending = warehouse.scalar(con, listed_commission + "= 'pending'") \
+            if warehouse.table_exists(con, "marts", "commission_ledger") else 0.0
         ring_gmv = warehouse.scalar(  # each order once, though it may be in two rings
             con, "select gmv::double from marts.ring_totals"
         ) if warehouse.table_exists(con, "marts", "ring_totals") else float(rings["gmv"].sum() or 0)

@@ -20,8 +20,8 @@ rates as (
 products as (
     select product_id, cost from staging.products
 ),
-scores as (
-    select order_id, risk_level, ring_id, ring_kind from marts.order_scores
+scores as (  -- the window's: marts.order_scores holds tonight's export only
+    select order_id, risk_level, ring_id, ring_kind from intermediate.order_scores
 ),
 climb_chain(order_id, shop_id, level, beneficiary_id) as (
     select order_id, shop_id, 1, referrer_id

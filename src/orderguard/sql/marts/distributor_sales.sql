@@ -9,8 +9,8 @@ with orders as (
         status = 'cancelled' as is_cancel
     from staging.orders
 ),
-scores as (
-    select order_id, risk_level from marts.order_scores
+scores as (  -- the window's: marts.order_scores holds tonight's export only
+    select order_id, risk_level from intermediate.order_scores
 ),
 ledger as (
     select * from marts.commission_ledger
