@@ -179,6 +179,41 @@ def test_a_verdict_row_that_cannot_be_used_is_named_by_file_row_and_column(scann
     assert cli.main(["feedback", "--verdicts", str(verdicts), "--db", str(db)]) == 2  # rows refused
 
 
+def test_verdict_files_as_support_really_saves_them_read_or_fail_with_the_reason(
+        scanned_world, tmp_path, capsys):
+    """Excel for Mac ends lines in a bare CR; a European-locale Excel separates with ';';
+    staff write 正常 or 确认刷单, mark a row 待定, and a second person overturns a verdict."""
+    import duckdb
+
+    from orderguard import cli
+
+    db = _copy_warehouse(scanned_world, tmp_path)
+    ids = _scanned_order_ids(db, 6)
+    mac = tmp_path / "mac.csv"
+    words = ["确认刷单", "正常", "False Positive", "ＦＰ", "待定", "yes"]
+    mac.write_bytes(("order_id,verdict,note\r" + "".join(
+        f"{o},{w},\r" for o, w in zip(ids, words, strict=True))).encode("utf-8"))
+    with duckdb.connect(str(db)) as con:
+        result = feedback.load_verdicts(con, mac)
+    assert (result["stored"], result["rejected"], result["undecided"]) == (5, 0, 1)
+    assert _stored(db) == {ids[0]: "confirmed", ids[1]: "false_positive", ids[2]: "false_positive",
+                           ids[3]: "false_positive", ids[5]: "confirmed"}
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text(f"order_id;verdict\n{ids[1]};误报\n{ids[0]};误判\n", "utf-8")
+    with duckdb.connect(str(db)) as con:
+        overturned = feedback.load_verdicts(con, semicolons)
+    assert overturned["stored"] == 2 and overturned["changed"] == 1
+    assert overturned["notes"] == [f"{ids[0]} was confirmed ({mac}, row 1), now false_positive (row 2)"]
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text(f"order_id,verdict\n{ids[0]},确认,note,extra,more\n", "utf-8")
+    assert cli.main(["feedback", "--verdicts", str(ragged), "--db", str(db)]) == 2
+    assert f"{ragged}: not a readable CSV" in capsys.readouterr().err
+    titled = tmp_path / "titled.csv"
+    titled.write_text(f"客服核实结果 2026-10-05\norder_id,verdict\n{ids[0]},确认\n", "utf-8")
+    assert cli.main(["feedback", "--verdicts", str(titled), "--db", str(db)]) == 2
+    assert "its first line is '客服核实结果 2026-10-05'" in capsys.readouterr().err
+
+
 def test_feedback_on_a_missing_or_empty_file_is_an_input_error(tmp_path, capsys):
     import duckdb
 

@@ -587,11 +587,21 @@ def test_per_rule_precision_counts_verdicts_on_earlier_nights_orders(scanned_nig
         verdicts = tmp_path / "verdicts.csv"
         verdicts.write_text("order_id,verdict\n" + "".join(f"{o},confirmed\n" for o in earlier), "utf-8")
         feedback.load_verdicts(con, verdicts)
+        # the reasons support was sent the orders with, not tonight's rescoring of them
         codes = con.execute("select count(*) from (select unnest(reason_codes) "
-                            "from intermediate.order_scores where list_contains($ids, order_id))",
+                            "from ops.published_flags where list_contains($ids, order_id))",
                             {"ids": earlier}).fetchall()[0][0]
         precision = feedback.rule_precision(con)
-    assert int(precision["verdicts"].sum()) == codes > 0
+        assert int(precision["verdicts"].sum()) == codes > 0
+        # verdicts on orders never sent (a sample for recall) leave the rules' precision alone
+        never_sent = [r[0] for r in con.execute(
+            "select order_id from intermediate.order_scores where risk_level = 'low' and order_id "
+            "not in (select order_id from ops.published_flags) order by order_id limit 30").fetchall()]
+        sample = tmp_path / "sample.csv"
+        sample.write_text("order_id,verdict\n" + "".join(f"{o},false_positive\n" for o in never_sent),
+                          "utf-8")
+        feedback.load_verdicts(con, sample)
+        assert feedback.rule_precision(con).equals(precision)
 
 
 def test_the_reports_tables_count_the_orders_its_headline_and_support_s_csv_count(scanned_nights):
@@ -819,3 +829,35 @@ def test_distribution_health_counts_the_window_s_flags_and_notebook_01_tonight_s
     run = json.loads((scanned_nights["out"] / "run.json").read_text("utf-8"))
     assert analyst.tonight(db).money["commission_on_flagged_orders"] == pytest.approx(
         run["summary"]["commission_flagged"])
+
+
+def test_orders_support_already_judged_come_back_marked_and_off_the_template(
+        nightly_world, scanned_nights, tmp_path):
+    """An order listed again (its status changed) carries support's earlier verdict; one
+    judged a false positive is only watched, and neither is asked about again."""
+    import shutil
+
+    from orderguard import feedback, warehouse
+
+    night = nightly_world["nights"][-1]
+    last = pl.read_csv(scanned_nights["out"] / "flagged_orders.csv", infer_schema=False)
+    again = last.filter(pl.col("first_listed") < night).sort("order_id")["order_id"].head(2).to_list()
+    assert len(again) == 2, "the nightly world re-sends orders whose status changed"
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_nights["db"], db)
+    verdicts = tmp_path / "verdicts.csv"
+    verdicts.write_text(f"order_id,verdict\n{again[0]},误报\n{again[1]},确认\n", "utf-8")
+    with warehouse.connect(db) as con:
+        feedback.load_verdicts(con, verdicts)
+    run = scan_night(nightly_world, night, db, tmp_path / "out", scanned_nights["models"])
+    rescanned = pl.read_csv(tmp_path / "out" / "flagged_orders.csv", infer_schema=False)
+    judged = dict(rescanned.filter(pl.col("order_id").is_in(again))
+                  .select("order_id", "prior_verdict").iter_rows())
+    assert judged == {again[0]: "false_positive", again[1]: "confirmed"}
+    actions = dict(rescanned.select("order_id", "recommended_action").iter_rows())
+    assert actions[again[0]] == "观察"
+    assert actions[again[1]] == dict(last.select("order_id", "recommended_action").iter_rows())[again[1]]
+    template = pl.read_csv(tmp_path / "out" / "verdicts_template.csv", infer_schema=False)
+    assert set(template["order_id"]) == set(rescanned["order_id"]) - set(again)
+    assert run["summary"]["orders_already_judged"] == 2
+    assert run["summary"]["orders_new_cases"] == rescanned.filter(pl.col("first_listed") == night).height

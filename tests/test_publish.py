@@ -127,9 +127,14 @@ def test_recommended_action_follows_ring_status_money_and_confidence():
                 "commission_settled": pl.Float64, "want": pl.String, "referrer_id": pl.String,
                 "reason_codes": pl.List(pl.String)},
         orient="row",
-    )
+    ).with_columns(pl.lit(None, pl.String).alias("prior_verdict"))
     got = cases.select(publish.recommended_action(0.6, 0.8).alias("a"))["a"].to_list()
     assert got == cases["want"].to_list()
+    # an order support already judged a false positive is only watched, whatever its ring;
+    # a confirmed one gets its usual action
+    judged = cases.head(3).with_columns(pl.Series("prior_verdict", ["false_positive", "confirmed", None]))
+    got = judged.select(publish.recommended_action(0.6, 0.8).alias("a"))["a"].to_list()
+    assert got == ["观察", *cases["want"].to_list()[1:3]]
 
 
 def test_evidence_names_every_measured_fact_in_chinese(scanned_world):

@@ -248,13 +248,16 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         scored = warehouse.table_exists(con, "marts", "order_scores")
         precision = feedback.rule_precision(con) if scored else None
     print(f"stored {result['stored']} verdicts ({result['confirmed']} confirmed, "
-          f"{result['false_positive']} false positive), rejected {result['rejected']}")
+          f"{result['false_positive']} false positive), rejected {result['rejected']}, "
+          f"undecided (skipped) {result['undecided']}, changed {result['changed']}")
     for line in result["problems"]:
         print("  " + line)
     if result["rejected"] > len(result["problems"]):
         print(f"  ... and {result['rejected'] - len(result['problems'])} more")
     for line in result["notes"]:
         print("  note: " + line)
+    if result["more_notes"]:
+        print(f"  ... and {result['more_notes']} more notes")
     if precision is not None and precision.height:
         print("per-rule precision among orders with verdicts (code, orders with a verdict, precision):")
         for code, verdicts, share in precision.iter_rows():

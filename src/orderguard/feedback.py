@@ -28,13 +28,21 @@ from orderguard import scoring, warehouse
 log = logging.getLogger(__name__)
 
 VERDICTS = ("confirmed", "false_positive")
+# matched after NFKC (full-width letters), lower case, and spaces or hyphens read as "_"
 _VERDICT_WORDS = {
     "confirmed": "confirmed", "fraud": "confirmed", "是": "confirmed", "确认": "confirmed",
-    "欺诈": "confirmed", "1": "confirmed", "true": "confirmed",
+    "欺诈": "confirmed", "1": "confirmed", "true": "confirmed", "yes": "confirmed", "y": "confirmed",
+    "confirm": "confirmed", "确认刷单": "confirmed", "刷单": "confirmed", "确认欺诈": "confirmed",
+    "属实": "confirmed", "违规": "confirmed", "作弊": "confirmed",
     "false_positive": "false_positive", "fp": "false_positive", "误报": "false_positive",
     "否": "false_positive", "0": "false_positive", "false": "false_positive",
-    "honest": "false_positive",
+    "honest": "false_positive", "no": "false_positive", "n": "false_positive",
+    "not_fraud": "false_positive", "正常": "false_positive", "误判": "false_positive",
+    "误杀": "false_positive", "非欺诈": "false_positive", "不是": "false_positive",
 }
+# a row support could not decide yet: skipped like a blank verdict, and counted
+_UNDECIDED_WORDS = {"uncertain", "unsure", "unknown", "pending", "tbd", "?", "？", "待定", "不确定",
+                    "未知", "待核实", "核实中"}
 MODEL_NAME = "supervised"
 # not learned from: ids and text, and days_since_shipped, which counts to the scan's date
 # (verdicts on earlier nights' orders would teach "older means fraud")
@@ -80,15 +88,46 @@ def _problem(path: Path, row: int, column: str, text: str) -> str:
 
 def _verdict_text(path: Path) -> str:
     """The file as text: UTF-8 (with or without BOM) or, as Excel saves CSV on Chinese
-    Windows, GBK/GB18030; anything else is refused rather than read as garbled verdicts."""
+    Windows, GBK/GB18030; anything else is refused rather than read as garbled verdicts.
+    Lines end in \n: Excel's "CSV (Macintosh)" ends them in a bare \r, which a CSV reader
+    takes for one long line."""
     raw = path.read_bytes()
     for codec in ("utf-8-sig", "gb18030"):
         try:
-            return raw.decode(codec)
+            text = raw.decode(codec)
+            break
         except UnicodeDecodeError as exc:
             problem = exc
-    raise VerdictError(f"{path}: neither UTF-8 nor GBK text (undecodable bytes at byte {problem.start}); "
-                       "save it as CSV UTF-8")
+    else:
+        raise VerdictError(f"{path}: neither UTF-8 nor GBK text (undecodable bytes at byte "
+                           f"{problem.start}); save it as CSV UTF-8")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _delimiter(text: str) -> str:
+    """Comma, or the tab or semicolon of a sheet saved as "Text (Tab delimited)" or in a
+    locale whose list separator is ';', judged by the header line."""
+    header = text.split("\n", 1)[0]
+    if "," in header:
+        return ","
+    return max(("\t", ";"), key=header.count) if ("\t" in header or ";" in header) else ","
+
+
+def _normalise_word(expr: pl.Expr) -> pl.Expr:
+    return (expr.str.normalize("NFKC").str.strip_chars().str.to_lowercase()
+            .str.replace_all(r"[\s\-]+", "_"))
+
+
+# stored verdicts a received one overturns, in the order they were received
+_CHANGED_VERDICTS = """
+select coalesce(r.order_id, r.account_id) as judged, v.verdict as before, v.source_file as before_file,
+       v.source_row as before_row, r.verdict as after, r.source_row as after_row
+from received_verdicts r join ops.verdicts v
+  on (r.order_id is not null and v.order_id = r.order_id)
+  or (r.order_id is null and v.order_id is null and v.account_id = r.account_id)
+where v.verdict <> r.verdict
+order by r.source_row
+"""
 
 
 def load_verdicts(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
@@ -99,22 +138,35 @@ def load_verdicts(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
     back (file, row, column) and not stored; of one id repeated in a file the last row counts."""
     if not Path(path).is_file():
         raise VerdictError(f"{path}: no such file")
+    text = _verdict_text(Path(path))
     try:
-        frame = pl.read_csv(io.StringIO(_verdict_text(Path(path))), infer_schema=False)
+        frame = pl.read_csv(io.StringIO(text), infer_schema=False, separator=_delimiter(text))
     except pl.exceptions.NoDataError:
         raise VerdictError(f"{path}: the file is empty (expected a header: order_id,verdict,note)") from None
+    except pl.exceptions.PolarsError as exc:  # a ragged row, an unclosed quote
+        first = str(exc).strip().splitlines()[0]
+        header = text.split("\n", 1)[0][:80]
+        raise VerdictError(f"{path}: not a readable CSV ({first}; its first line is {header!r}, "
+                           "expected order_id,verdict,note); save it from Excel as CSV UTF-8, "
+                           "one verdict per row") from None
     frame = frame.rename({c: c.strip().lower().lstrip("\ufeff") for c in frame.columns})
     if "verdict" not in frame.columns or not ({"order_id", "account_id"} & set(frame.columns)):
-        raise VerdictError(f"{path}: needs a 'verdict' column and an 'order_id' or 'account_id' column")
+        found = ", ".join(repr(c) for c in frame.columns[:8])
+        raise VerdictError(f"{path}: needs a 'verdict' column and an 'order_id' or 'account_id' "
+                           f"column in its first line; found {found} (a title row above the "
+                           "header, or another layout than verdicts_template.csv?)")
     for col in ("order_id", "account_id", "note"):
         if col not in frame.columns:
             frame = frame.with_columns(pl.lit(None, pl.String).alias(col))
-    # rows support left blank in the pre-filled template are not verdicts: skip them
-    frame = frame.with_row_index("source_row", offset=1).filter(
-        pl.col("verdict").fill_null("").str.strip_chars() != ""
+    # rows support left blank in the pre-filled template, or marked undecided, are not
+    # verdicts: skip them
+    frame = frame.with_row_index("source_row", offset=1).with_columns(
+        _normalise_word(pl.col("verdict").fill_null("")).alias("verdict_word"))
+    undecided = frame.filter(pl.col("verdict_word").is_in(list(_UNDECIDED_WORDS))).height
+    frame = frame.filter(
+        (pl.col("verdict_word") != "") & ~pl.col("verdict_word").is_in(list(_UNDECIDED_WORDS))
     ).with_columns(
-        pl.col("verdict").str.strip_chars().str.to_lowercase()
-        .replace_strict(_VERDICT_WORDS, default=None).alias("verdict_norm"),
+        pl.col("verdict_word").replace_strict(_VERDICT_WORDS, default=None).alias("verdict_norm"),
         pl.col("order_id").str.strip_chars().str.strip_prefix("'").replace("", None),
         pl.col("account_id").str.strip_chars().str.strip_prefix("'").replace("", None),
     )
@@ -158,6 +210,7 @@ def load_verdicts(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
     _ensure_table(con)
     con.register("received_verdicts", rows.to_arrow())
     try:
+        changed = warehouse.query(con, _CHANGED_VERDICTS)
         con.execute(
             "delete from ops.verdicts v using received_verdicts r "
             "where (r.order_id is not null and v.order_id = r.order_id) "
@@ -166,10 +219,14 @@ def load_verdicts(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
         con.execute("insert into ops.verdicts select * from received_verdicts")
     finally:
         con.unregister("received_verdicts")
+    # two people (or one, twice) judging an order differently is worth a second look
+    notes += [f"{r['judged']} was {r['before']} ({r['before_file']}, row {r['before_row']}), "
+              f"now {r['after']} (row {r['after_row']})" for r in changed.iter_rows(named=True)]
     confirmed = int((rows["verdict"] == "confirmed").sum())
     return {"stored": rows.height, "rejected": len(bad_rows),
             "confirmed": confirmed, "false_positive": rows.height - confirmed,
-            "problems": problems[:50], "notes": notes[:50]}
+            "undecided": undecided, "changed": changed.height,
+            "problems": problems[:50], "notes": notes[:50], "more_notes": max(0, len(notes) - 50)}
 
 
 def labelled_orders(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -296,15 +353,25 @@ def supervised_points(features: pl.DataFrame, model, columns: list[str], max_poi
 
 
 def rule_precision(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """grain: one row per reason code: hits among orders with verdicts and their precision."""
+    """grain: one row per reason code: orders support was sent with that reason and has
+    judged, and the share judged confirmed. The reasons are those on the order's first
+    listing (ops.published_flags), not tonight's rescoring of it; verdicts on orders never
+    sent (a sample of unflagged orders, for recall) say nothing about a rule's precision."""
     labels = labelled_orders(con)
-    if labels.is_empty():
+    if labels.is_empty() or not warehouse.table_exists(con, "ops", "published_flags"):
         return pl.DataFrame(schema={"code": pl.String, "verdicts": pl.Int64, "precision": pl.Float64})
-    # the window's scores: support judges earlier nights' orders too (late flags among them),
-    # while marts.order_scores holds tonight's export only
+    # rows listed before published_flags kept reasons (a warehouse not scanned since, too)
+    # fall back to the window's scores
     window = warehouse.table_exists(con, "intermediate", "order_scores")
-    scores = warehouse.query(con, "select order_id, reason_codes from intermediate.order_scores" if window
-                             else "select order_id, reason_codes from marts.order_scores")
+    kept = warehouse.scalar(con, "select count(*) from information_schema.columns where table_schema = "
+                            "'ops' and table_name = 'published_flags' and column_name = 'reason_codes'")
+    scores = warehouse.query(
+        con,
+        f"select p.order_id, coalesce({'p.reason_codes' if kept else 'null'}, s.reason_codes) "
+        "as reason_codes "
+        "from ops.published_flags p left join "
+        + ("intermediate.order_scores" if window else "marts.order_scores")
+        + " s using (order_id)")
     return (
         scores.join(labels, on="order_id").explode("reason_codes").drop_nulls("reason_codes")
         .group_by(pl.col("reason_codes").alias("code"))

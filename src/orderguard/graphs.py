@@ -307,11 +307,12 @@ def self_referral_rings(
     An alt is an invitee/buyer linked to the distributor, directly or through other alts.
     Invitees linked only among themselves point at the distributor only when they are at
     least half of its circle (households and colleagues among a viral distributor's
-    thousands of fans are a sliver of it). A link needs one identifier rare enough to point at a person or a household
-    (an office floor's address and IP are shared too widely). A ring needs that identity
-    evidence plus one more independent family: registrations minutes apart, commission
-    arbitrage, or alts making up most of the distributor's circle. A household member buying
-    through a relative's link, even on one device or payer, has only the first."""
+    thousands of fans are a sliver of it). A link needs one identifier rare enough to point
+    at a person or a household (an office floor's address and IP are shared too widely).
+    A ring needs that identity evidence plus one more independent family: registrations
+    minutes apart, commission arbitrage, or alts making up most of the distributor's circle.
+    A household member buying through a relative's link, even on one device or payer, has
+    only the first."""
     if relations.is_empty() or links.is_empty():
         return []
     # each distributor's circle (itself and everyone it invited or earned on), joined to the

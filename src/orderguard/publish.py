@@ -124,7 +124,9 @@ def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
     """What support should do with a flagged order, from its ring, status, money and score.
 
     Needs columns ring_kind, status, risk_level, score, reason_codes (a list), commission_pending,
-    commission_settled, referrer_id.
+    commission_settled, referrer_id, prior_verdict (null when support has not judged it).
+    - judged a false positive by support before (prior_verdict): 观察 (support cleared it;
+      it is listed again only because it is still at the threshold)
     - cancelled or refunded but its commission already settled: 追回佣金 (the commission was
       paid out on an order that was undone, the 佣金套利 pattern: claw it back)
     - commission fraud (self-referral, chains past the allowed depth): 冻结佣金 while its
@@ -151,8 +153,10 @@ def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
     firm = kind.is_in(["brushing", "malicious"]) | (pl.col("risk_level") == "high")
     commission_fraud = (kind.is_in(["self_referral", "deep_chain"])
                         | pl.col("reason_codes").list.contains("COMMISSION_TO_SELF"))
+    cleared = (pl.col("prior_verdict") == "false_positive").fill_null(False)
     return (
-        pl.when(undone & settled).then(pl.lit("追回佣金"))
+        pl.when(cleared).then(pl.lit("观察"))
+        .when(undone & settled).then(pl.lit("追回佣金"))
         .when(commission_fraud & (pending | to_come))
         .then(pl.lit("冻结佣金"))
         .when(kind.is_in(["self_referral", "deep_chain"])).then(pl.lit("人工核实"))

@@ -333,7 +333,7 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
                 run["summary"] = summary
                 run["finished_at"] = datetime.now().isoformat(timespec="seconds")
                 record_run(con, run)
-                record_published_flags(con, run["run_date"], flagged["order_id"], opts.keep_days)
+                record_published_flags(con, run["run_date"], flagged, opts.keep_days)
                 feedback.record_rule_hits(con, run["run_date"])
                 report.write_report(con, staged / "report.html", run, ruleset,
                                     extra_sections=[problems_section(run.get("problems", {})),
@@ -371,7 +371,9 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
         staged / "order_scores.parquet",
     )
     publish.write_csv(flagged, staged / "flagged_orders.csv")
-    publish.write_verdict_template(flagged["order_id"], staged / "verdicts_template.csv")
+    # only what support has not judged yet: a re-sent order keeps its verdict
+    publish.write_verdict_template(flagged.filter(pl.col("prior_verdict").is_null())["order_id"],
+                                   staged / "verdicts_template.csv")
     accounts = warehouse.query(
         con,
         "select account_id, score, ring_id, ring_kind, ring_role, flagged_orders, reasons "
@@ -420,6 +422,9 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
         "orders_scored": orders_scored,
         "orders_flagged": flagged.height,
         "orders_flagged_late": int(flagged["flagged_late"].sum()),
+        # support's new work: orders first sent tonight; and those it has judged already
+        "orders_new_cases": int((flagged["first_listed"] == night).sum()),
+        "orders_already_judged": int(flagged["prior_verdict"].is_not_null().sum()),
         "flagged_by_level": dict(flagged.group_by("risk_level").len().sort("risk_level").iter_rows()),
         "flagged_by_kind": dict(
             flagged.group_by(pl.col("ring_kind").fill_null("none")).len().sort("ring_kind").iter_rows()
@@ -450,6 +455,26 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
         "xlsx_rows_left_out": xlsx_left_out,  # flagged orders only in the CSV (publish.XLSX_MAX_ROWS)
         "top_reasons": {r: n for r, n in top_reasons.iter_rows()},
     }
+
+
+# support's verdicts stored before tonight, by order and by account (an order's own wins);
+# empty before the first `orderguard feedback`
+_PRIOR_VERDICTS_SQL = {
+    True: """prior_order_verdicts as (
+            select order_id, arg_max(verdict, received_at) as verdict from ops.verdicts
+            where order_id is not null group by 1
+        ),
+        prior_account_verdicts as (
+            select account_id, arg_max(verdict, received_at) as verdict from ops.verdicts
+            where order_id is null group by 1
+        )""",
+    False: """prior_order_verdicts as (
+            select null::varchar as order_id, null::varchar as verdict where false
+        ),
+        prior_account_verdicts as (
+            select null::varchar as account_id, null::varchar as verdict where false
+        )""",
+}
 
 
 def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None = None) -> pl.DataFrame:
@@ -487,7 +512,8 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
         ),
         listed_before as (  -- an order of tonight's export listed on an earlier night already
             select order_id, night as first_listed from ops.published_flags where night < $night
-        )
+        ),
+        """ + _PRIOR_VERDICTS_SQL[warehouse.table_exists(con, "ops", "verdicts")] + """
         select s.order_id, s.shop_id, s.buyer_id, s.referrer_id, s.amount, s.created_at, s.status,
                s.risk_level,
                s.score, s.reason_codes, s.ring_id, s.ring_kind,
@@ -497,7 +523,8 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
                coalesce(c.commission_pending, 0) as commission_pending,
                coalesce(c.commission_settled, 0) as commission_settled,
                o.receiver_phone, a.city, a.district, a.compound, x.other_rings, s.flagged_late,
-               coalesce(lb.first_listed, $night) as first_listed
+               coalesce(lb.first_listed, $night) as first_listed,
+               coalesce(pv.verdict, pa.verdict) as prior_verdict
         from flagged s
         join flagged_orders o using (order_id)
         left join (select distinct on (address) * from intermediate.norm_address) a
@@ -506,6 +533,8 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
         left join commission c using (order_id)
         left join other_rings x using (order_id)
         left join listed_before lb using (order_id)
+        left join prior_order_verdicts pv using (order_id)
+        left join prior_account_verdicts pa on pa.account_id = s.buyer_id
         order by s.score desc, s.order_id
         """,
         {"night": night},
@@ -559,6 +588,12 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
         # the night support was first sent the order: an order of tonight's export listed
         # before (it changed status since) is one support may already be handling
         "first_listed",
+        # support's latest verdict on the order (else on its buyer) sent back before tonight:
+        # a re-sent order already judged is not a new case; one judged a false positive is
+        # only watched (观察)
+        "prior_verdict",
+        # what 冻结佣金 freezes (元, pending on the order) and whose link the order came through
+        "commission_pending", "referrer_id",
     )
 
 
@@ -594,27 +629,33 @@ def open_published_flags(con) -> None:
     the orders flagged in its window now as published on their own night (else its first
     night would list a month of old flags as new)."""
     if warehouse.table_exists(con, "ops", "published_flags"):
+        # reason_codes came later: rows listed before it keep null (the window's codes stand in)
+        con.execute("alter table ops.published_flags add column if not exists reason_codes varchar[]")
         return
-    con.execute("create table ops.published_flags (order_id varchar, night varchar)")
+    con.execute("create table ops.published_flags (order_id varchar, night varchar, reason_codes varchar[])")
     if warehouse.table_exists(con, "ops", "runs"):
         con.execute(
-            "insert into ops.published_flags select s.order_id, h._night "
+            "insert into ops.published_flags select s.order_id, h._night, null "
             "from intermediate.order_scores s join staging.orders_history h using (order_id) "
             "where not s.is_tonight and s.risk_level <> 'low'")
 
 
-def record_published_flags(con, night: str, order_ids: pl.Series, keep_days: int) -> None:
-    """Tonight's CSV rows into ops.published_flags (a rerun of the night replaces its rows);
+def record_published_flags(con, night: str, flagged: pl.DataFrame, keep_days: int) -> None:
+    """Tonight's CSV rows (order_id, reason_codes joined by ';') into ops.published_flags with
+    the reasons support was shown, which per-rule precision judges (a rerun of the night
+    replaces its rows);
     rows first listed before the kept history (--keep-days) are dropped with their orders
     (unless tonight's export updates the order: the history keeps it, and so do we).
     Not at the lookback window's start: an update to an older order (a refund a month on) is
     scored again, and a rescanned earlier night's window reaches back before the newest's;
     either would list an order support was already sent as a new case."""
     con.execute("delete from ops.published_flags where night = $night", {"night": night})
-    con.register("published_tonight", pl.DataFrame({"order_id": order_ids}).to_arrow())
+    listed = flagged.select("order_id", pl.col("reason_codes").str.split(";"))
+    con.register("published_tonight", listed.to_arrow())
     try:
-        con.execute("insert into ops.published_flags select order_id, $night from published_tonight "
-                    "anti join ops.published_flags using (order_id)", {"night": night})
+        con.execute("insert into ops.published_flags select order_id, $night, reason_codes "
+                    "from published_tonight anti join ops.published_flags using (order_id)",
+                    {"night": night})
     finally:
         con.unregister("published_tonight")
     con.execute("delete from ops.published_flags where night < $start::date::varchar "
