@@ -211,6 +211,31 @@ def test_recall_stays_empty_when_only_support_s_own_list_has_outcomes(db, labels
     assert analyst.budget_curve(db, labels, (50, 500))["recall"].is_not_null().all()
 
 
+def test_recall_from_a_sample_of_unflagged_orders_counts_what_the_sample_stands_for():
+    """Support judged all 100 flagged orders (all fraud) and a random 10 of 1,000 unflagged
+    ones, one of them fraud: about 100 frauds were missed, so recall is a half, not 100/101."""
+    frame = pl.DataFrame({
+        "order_id": [f"O{i}" for i in range(1100)],
+        "score": [0.9] * 100 + [0.1] * 1000,
+        "risk_level": ["high"] * 100 + ["low"] * 1000,
+        "alertable": [True] * 1100,
+        "label": [1] * 100 + [1] + [0] * 9 + [None] * 990,
+    }, schema_overrides={"label": pl.Int8})
+    figures = analyst._precision_recall(pl.col("score") >= 0.6, frame)
+    assert (figures["precision"], figures["recall"]) == (1.0, 0.5)
+
+
+def test_a_nightly_warehouse_s_budget_is_one_night_s_list(tmp_path, db, labels):
+    """Scanned night by night, tonight's export (new orders and updates to older ones) is
+    one night's work for support, whatever days its orders were made on."""
+    copy = tmp_path / "wh.duckdb"
+    shutil.copy(db, copy)
+    with warehouse.connect(copy) as con:  # an earlier night in the warehouse's history
+        con.execute("insert into ops.runs select * replace ('2000-01-01' as run_date) from ops.runs")
+    curve = analyst.budget_curve(copy, labels, (50,))
+    assert curve.row(0, named=True)["days"] == 1 and curve.row(0, named=True)["selected"] == 50
+
+
 def test_threshold_figures_leave_out_what_the_allow_list_keeps_from_support(db, labels, tmp_path):
     """At tonight's threshold the notebook's list is the one support received: orders an
     allow-list entry kept low are not in it, and a verdict on one of them is no outcome of

@@ -68,6 +68,20 @@ def test_overlapping_candidates_of_one_kind_merge_and_ids_are_stable():
     assert [r.ring_id for r in merged] == [r.ring_id for r in again]
 
 
+def test_rings_that_grow_into_each_other_while_merging_end_as_one():
+    """Two farms' candidates each absorb others until the two groups share half the smaller:
+    one ring, not a 20-account ring published beside the 40-account one holding half of it."""
+    def accounts(prefix):
+        return tuple(f"{prefix}{i}" for i in range(10))
+
+    a, b, c, x = accounts("A"), accounts("B"), accounts("C") + accounts("D"), accounts("X")
+    candidates = [graphs.Ring("brushing", a, 10, "r1"), graphs.Ring("brushing", b, 9, "r2"),
+                  graphs.Ring("brushing", a[:5] + c, 8, "r3"), graphs.Ring("brushing", b + x, 7, "r4"),
+                  graphs.Ring("brushing", a + x, 6, "r5")]
+    merged = graphs.merge_rings(candidates)
+    assert [set(r.members) for r in merged] == [set(a + b + c + x)]
+
+
 def test_deep_chain_ring_holds_accounts_below_the_allowed_levels():
     tree = pl.DataFrame({
         "account_id": ["R", "L1", "L2", "L3", "L4", "L5"],

@@ -96,6 +96,9 @@ def test_recommended_action_follows_ring_status_money_and_confidence():
         # nothing pending on a standing order: nothing to freeze, ask for proof
         ("self_referral", "completed", "high", 0.95, 0.0, 0.0, "人工核实", "D1"),
         ("self_referral", "delivered", "high", 0.95, 0.0, 6.0, "人工核实", "D1"),
+        # undone with nothing settled or pending: nothing left to freeze or claw back
+        ("self_referral", "refunded", "high", 0.95, 0.0, 0.0, "观察", "D1"),
+        ("deep_chain", "cancelled", "medium", 0.65, 0.0, 0.0, "观察", "D1"),
         ("fake_shipping", "shipped", "high", 0.9, 0.0, 0.0, "人工核实", "D1"),
         ("brushing", "paid", "medium", 0.65, 0.0, 0.0, "取消订单", "D1"),
         ("brushing", "completed", "high", 0.9, 12.0, 0.0, "冻结佣金", "D1"),

@@ -580,44 +580,54 @@ def deep_chain_rings(tree: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
 
 
 def merge_rings(candidates: list[Ring]) -> list[Ring]:
-    """Union candidates of one kind that share at least half of the smaller one's members."""
+    """Union candidates of one kind that share at least half of the smaller one's members,
+    until no two rings of a kind do: two groups that each grew by absorbing candidates can
+    come to overlap (a 23-account brushing ring inside a 36-account one, published as two)."""
     merged: list[Ring] = []
     for kind in RING_KINDS:
-        # the evidence breaks the last ties, so the order candidates arrive in never decides
-        # which of them a merged ring quotes (a rerun quoted other products for 15 of 5,988)
-        pool = sorted(
-            (r for r in candidates if r.kind == kind),
-            key=lambda r: (-r.strength, r.members, r.evidence, r.evidence_zh),
-        )
-        groups: list[Ring] = []
-        group_members: list[set[str]] = []
-        groups_of: dict[str, list[int]] = {}  # account -> the groups holding it, oldest first
-        for ring in pool:
-            members = set(ring.members)
-            overlaps = Counter(g for m in members for g in groups_of.get(m, ()))
-            target = next((g for g in sorted(overlaps)
-                           if overlaps[g] >= 0.5 * min(len(group_members[g]), len(members))), None)
-            if target is None:
-                groups.append(Ring(**{**ring.__dict__, "meta": dict(ring.meta)}))
-                group_members.append(members)
-                for m in members:
-                    groups_of.setdefault(m, []).append(len(groups) - 1)
-                continue
-            group = groups[target]
-            for m in members - group_members[target]:
-                groups_of.setdefault(m, []).append(target)
-            group_members[target] |= members
-            group.members = tuple(sorted(group_members[target]))
-            group.shops = tuple(sorted(set(group.shops) | set(ring.shops)))
-            group.products = tuple(sorted(set(group.products) | set(ring.products)))
-            group.strength = max(group.strength, ring.strength)
-            if ring.evidence not in group.evidence and group.evidence.count(";") < 3:
-                group.evidence += "; " + ring.evidence
-                group.evidence_zh += "；" + ring.evidence_zh
-        merged.extend(groups)
+        groups = [r for r in candidates if r.kind == kind]
+        while True:
+            fewer = _merge_pass(groups)
+            if len(fewer) == len(groups):
+                break
+            groups = fewer
+        merged.extend(fewer)
     for ring in merged:
         ring.ring_id = ring_id_for(ring.kind, ring.members)
     return sorted(merged, key=lambda r: (RING_KINDS.index(r.kind), -r.strength, r.ring_id))
+
+
+def _merge_pass(rings: list[Ring]) -> list[Ring]:
+    """One pass of merge_rings over rings of one kind, strongest first."""
+    # the evidence breaks the last ties, so the order candidates arrive in never decides
+    # which of them a merged ring quotes (a rerun quoted other products for 15 of 5,988)
+    pool = sorted(rings, key=lambda r: (-r.strength, r.members, r.evidence, r.evidence_zh))
+    groups: list[Ring] = []
+    group_members: list[set[str]] = []
+    groups_of: dict[str, list[int]] = {}  # account -> the groups holding it, oldest first
+    for ring in pool:
+        members = set(ring.members)
+        overlaps = Counter(g for m in members for g in groups_of.get(m, ()))
+        target = next((g for g in sorted(overlaps)
+                       if overlaps[g] >= 0.5 * min(len(group_members[g]), len(members))), None)
+        if target is None:
+            groups.append(Ring(**{**ring.__dict__, "meta": dict(ring.meta)}))
+            group_members.append(members)
+            for m in members:
+                groups_of.setdefault(m, []).append(len(groups) - 1)
+            continue
+        group = groups[target]
+        for m in members - group_members[target]:
+            groups_of.setdefault(m, []).append(target)
+        group_members[target] |= members
+        group.members = tuple(sorted(group_members[target]))
+        group.shops = tuple(sorted(set(group.shops) | set(ring.shops)))
+        group.products = tuple(sorted(set(group.products) | set(ring.products)))
+        group.strength = max(group.strength, ring.strength)
+        if ring.evidence not in group.evidence and group.evidence.count(";") < 3:
+            group.evidence += "; " + ring.evidence
+            group.evidence_zh += "；" + ring.evidence_zh
+    return groups
 
 
 def fraudar_weights(cols: np.ndarray, n_cols: int) -> np.ndarray:

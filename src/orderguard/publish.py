@@ -132,7 +132,9 @@ def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
     - commission fraud (self-referral, chains past the allowed depth): 冻结佣金 while its
       commission is pending or still to come (the order is open and came through a
       distributor's link), else 人工核实 (nothing left to freeze on the order; the commission
-      already settled on it is shown beside). An order outside any ring whose commission
+      already settled on it is shown beside; 观察 when the order was cancelled or refunded
+      with nothing settled or pending: nothing is left to freeze or claw back, as for the
+      other kinds below). An order outside any ring whose commission
       flows to the buyer's own other account (COMMISSION_TO_SELF) is self-referral too:
       its pending commission is frozen the same way
     - a shop faking its waybills: 人工核实 (the shop, not the buyer, is in question)
@@ -159,6 +161,7 @@ def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
         .when(undone & settled).then(pl.lit("追回佣金"))
         .when(commission_fraud & (pending | to_come))
         .then(pl.lit("冻结佣金"))
+        .when(kind.is_in(["self_referral", "deep_chain"]) & undone).then(pl.lit("观察"))
         .when(kind.is_in(["self_referral", "deep_chain"])).then(pl.lit("人工核实"))
         .when(kind == "fake_shipping").then(pl.lit("人工核实"))
         .when(undone & pending).then(pl.lit("冻结佣金"))
