@@ -271,3 +271,19 @@ def test_a_scheduled_scan_log_has_no_duckdb_progress_bars(tmp_path, capfd):
         warehouse.query(con, "select count(*) from range(50000000) t(i) where i % 7 = 3")
     captured = capfd.readouterr()
     assert "%" not in captured.out + captured.err
+
+
+def test_every_ring_names_the_shops_its_orders_were_at(scanned_world):
+    """A risk lead asking which shops self-referral rings hit reads marts.rings: account
+    rings (self-referral, chains) name the shops of their orders; shop-anchored rings keep
+    the shops their detector targeted."""
+    import duckdb
+
+    with duckdb.connect(str(scanned_world["db"]), read_only=True) as con:
+        rings = con.execute(
+            "select r.kind, r.shops, string_agg(distinct o.shop_id, ';' order by o.shop_id) "
+            "from marts.rings r join intermediate.ring_orders ro using (ring_id) "
+            "join staging.orders o using (order_id) group by r.ring_id, r.kind, r.shops").fetchall()
+    account_rings = [(shops, at) for kind, shops, at in rings if kind in ("self_referral", "deep_chain")]
+    assert account_rings and all(shops == at for shops, at in account_rings)
+    assert all(shops for _, shops, _ in rings)
