@@ -861,3 +861,25 @@ def test_orders_support_already_judged_come_back_marked_and_off_the_template(
     assert set(template["order_id"]) == set(rescanned["order_id"]) - set(again)
     assert run["summary"]["orders_already_judged"] == 2
     assert run["summary"]["orders_new_cases"] == rescanned.filter(pl.col("first_listed") == night).height
+
+
+def test_a_warehouse_from_before_published_flags_learns_what_was_sent_from_the_night_folders(
+        nightly_world, scanned_nights, tmp_path):
+    """A version before ops.published_flags wrote the same night folders: upgrading, the
+    first night reads what support was sent from their CSVs, so no order sent before comes
+    back as a new case and no order never sent is taken for one (rescoring the window with
+    the new rules would say otherwise)."""
+    import shutil
+
+    import duckdb
+
+    db, out = tmp_path / "wh.duckdb", tmp_path / "out"
+    shutil.copy(scanned_nights["db"], db)
+    shutil.copytree(scanned_nights["out"], out, symlinks=True)
+    with duckdb.connect(str(db)) as con:
+        sent = dict(con.execute("select order_id, night from ops.published_flags").fetchall())
+        con.execute("drop table ops.published_flags")
+    scan_night(nightly_world, nightly_world["nights"][-1], db, out, scanned_nights["models"])
+    assert (out / "flagged_orders.csv").read_bytes() == scanned_nights["last_night"]["flagged_orders.csv"]
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert dict(con.execute("select order_id, night from ops.published_flags").fetchall()) == sent

@@ -314,7 +314,7 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
     try:
         with (warehouse.connect(opts.db_path, memory_limit=config.DUCKDB_MEMORY_BESIDE_PYTHON) as con,
               ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlsx") as beside):
-            open_published_flags(con)
+            open_published_flags(con, Path(opts.out_dir))
             # the marts and the night's bookkeeping (ops.runs, ring and flag history, rule hits)
             # commit only once its folder is swapped in: a night that fails to publish is not
             # recorded as one, and the marts still hold the night the files show
@@ -622,22 +622,55 @@ def record_run(con, run: dict) -> None:
     con.execute("delete from ops.quarantine where run_id not in (select run_id from ops.runs)")
 
 
-def open_published_flags(con) -> None:
+def open_published_flags(con, out_dir: Path) -> None:
     """ops.published_flags, grain: one row per order_id support's CSV has listed as flagged,
     with the night it was first listed; marts.late_flags lists the window's other orders
-    that reach the threshold tonight. A warehouse scanned before this table existed counts
-    the orders flagged in its window now as published on their own night (else its first
-    night would list a month of old flags as new)."""
+    that reach the threshold tonight. A warehouse scanned by a version before this table
+    reads what was sent from the night folders' flagged_orders.csv in `out_dir`; without
+    them it counts the orders flagged in its window now as published on their own night
+    (else its first night would list a month of old flags as new)."""
     if warehouse.table_exists(con, "ops", "published_flags"):
         # reason_codes came later: rows listed before it keep null (the window's codes stand in)
         con.execute("alter table ops.published_flags add column if not exists reason_codes varchar[]")
         return
     con.execute("create table ops.published_flags (order_id varchar, night varchar, reason_codes varchar[])")
-    if warehouse.table_exists(con, "ops", "runs"):
-        con.execute(
-            "insert into ops.published_flags select s.order_id, h._night, null "
-            "from intermediate.order_scores s join staging.orders_history h using (order_id) "
-            "where not s.is_tonight and s.risk_level <> 'low'")
+    if not warehouse.table_exists(con, "ops", "runs"):
+        return
+    sent = published_before(out_dir)
+    if sent.height:
+        con.register("sent_before", sent.to_arrow())
+        try:
+            con.execute("insert into ops.published_flags select * from sent_before")
+        finally:
+            con.unregister("sent_before")
+        log.info("ops.published_flags: %d orders read from %s's earlier flagged_orders.csv",
+                 sent.height, out_dir)
+        return
+    con.execute(
+        "insert into ops.published_flags select s.order_id, h._night, null "
+        "from intermediate.order_scores s join staging.orders_history h using (order_id) "
+        "where not s.is_tonight and s.risk_level <> 'low'")
+
+
+def published_before(out_dir: Path) -> pl.DataFrame:
+    """grain: one row per order_id in any nights/<date>/flagged_orders.csv under `out_dir`:
+    the first night it was listed and the reason codes it was listed with then."""
+    frames = []
+    night = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
+    for path in sorted((out_dir / "nights").glob(f"{night}/flagged_orders.csv")):
+        listed = pl.read_csv(path, infer_schema=False)
+        listed = listed.rename({c: c.lstrip("\ufeff") for c in listed.columns})
+        if "order_id" not in listed.columns:
+            continue
+        codes = (pl.col("reason_codes").str.split(";") if "reason_codes" in listed.columns
+                 else pl.lit(None, pl.List(pl.String)))
+        frames.append(listed.select(pl.col("order_id").str.strip_prefix("'"),
+                                    pl.lit(path.parent.name).alias("night"), codes.alias("reason_codes")))
+    if not frames:
+        return pl.DataFrame(schema={"order_id": pl.String, "night": pl.String,
+                                    "reason_codes": pl.List(pl.String)})
+    return pl.concat(frames).sort("night", maintain_order=True).unique("order_id", keep="first",
+                                                                     maintain_order=True)
 
 
 def record_published_flags(con, night: str, flagged: pl.DataFrame, keep_days: int) -> None:
