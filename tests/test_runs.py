@@ -358,6 +358,31 @@ def test_allow_takes_an_address_as_support_copies_it_from_the_order(scanned_worl
     assert "no address '杭州市|西湖区|无此花园|B9|U9|R909' in the last scan's window" in note
 
 
+def test_an_address_entry_stored_as_written_by_an_older_version_keeps_clearing_its_flat(
+        scanned_world, tmp_path):
+    """Older versions stored an address entry as typed and the scan now matches keys: the
+    entry is keyed when scoring reads it, instead of silently matching nothing."""
+    from datetime import datetime
+
+    import duckdb
+    import polars as pl
+
+    from orderguard import allowlist
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_world["db"], db)
+    orders = pl.read_csv(scanned_world["input"] / "orders.csv", infer_schema=False)
+    order = orders.filter(pl.col("address").str.contains(r"室$")).sort("order_id").row(0, named=True)
+    with duckdb.connect(str(db)) as con:
+        allowlist.ensure_table(con)
+        con.execute("insert into ops.allowlist values ('address', $v, 'family flat', "
+                    "'2099-01-01', 'support', '2026-01-01')", {"v": order["address"]})
+        assert order["order_id"] not in allowlist.suppressed_orders(con, datetime.now())["order_id"]
+        changed = allowlist.key_older_address_entries(con)
+        assert changed == [(order["address"], allowlist.address_key(order["address"]))]
+        assert order["order_id"] in allowlist.suppressed_orders(con, datetime.now())["order_id"]
+
+
 @pytest.mark.parametrize("command", [
     ["train"], ["backtest", "--config", "rules.toml", "--from", "2026-10-01", "--to", "2026-10-02"],
     ["feedback", "--verdicts", "verdicts.csv"], ["allow", "--account", "U1", "--reason", "checked"],

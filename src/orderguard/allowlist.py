@@ -8,12 +8,15 @@ and carry `suppressed_by`; the report lists what was suppressed.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 import duckdb
 import polars as pl
 
 from orderguard import config, warehouse
+
+log = logging.getLogger(__name__)
 
 ENTITY_TYPES = ("account", "device", "address", "shop")
 
@@ -48,6 +51,31 @@ def address_key(text: str) -> str:
             "never a whole compound. Give the receiver address as on the order, with its "
             "building (and room), e.g. 杭州市西湖区文三路138号阳光花园3幢2单元1202室")
     return key
+
+
+def key_older_address_entries(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """Address entries stored as written (by versions that matched the text, which the scan
+    no longer does) are turned into the key add() stores, so they keep clearing their flat.
+    Returns (old value, key) per entry changed; one naming no building is left and logged."""
+    written = [r[0] for r in con.execute(
+        "select entity_value from ops.allowlist where entity_type = 'address' "
+        "and not contains(entity_value, '|') order by 1").fetchall()]
+    changed = []
+    for text in written:
+        try:
+            key = address_key(text)
+        except AllowListError as exc:
+            log.warning("allow-list address entry %r matches no order: %s", text, exc)
+            continue
+        # a keyed entry for the same flat already there wins: it is the newer
+        con.execute("update ops.allowlist set entity_value = $k where entity_type = 'address' "
+                    "and entity_value = $t and not exists (select 1 from ops.allowlist where "
+                    "entity_type = 'address' and entity_value = $k)", {"k": key, "t": text})
+        con.execute("delete from ops.allowlist where entity_type = 'address' and entity_value = $t",
+                    {"t": text})
+        log.info("allow-list address entry %r now matches its key %s", text, key)
+        changed.append((text, key))
+    return changed
 
 
 def add(con: duckdb.DuckDBPyConnection, entity_type: str, value: str, reason: str,

@@ -298,6 +298,7 @@ def run_scoring_stage(
     # entities support cleared (ops.allowlist) keep their score but raise no alert
     as_of = warehouse.scalar(con, "select max(created_at) from staging.orders")
     allowlist.ensure_table(con)
+    allowlist.key_older_address_entries(con)
     suppressed = allowlist.suppressed_orders(con, as_of)
 
     def finish(scored: pl.DataFrame) -> pl.DataFrame:
