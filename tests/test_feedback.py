@@ -155,6 +155,28 @@ def test_each_night_the_same_template_name_adds_verdicts_and_a_resent_file_corre
         assert con.execute("select count(*) from ops.verdicts").fetchone()[0] == 8
 
 
+def test_verdicts_an_older_version_stored_twice_keep_only_the_latest(scanned_world, tmp_path):
+    """Versions before the one-row-per-order rule appended a changed verdict beside the old
+    one: the next feedback leaves each order's latest, as the table documents."""
+    import duckdb
+
+    db = _copy_warehouse(scanned_world, tmp_path)
+    ids = _scanned_order_ids(db, 2)
+    with duckdb.connect(str(db)) as con:
+        feedback._ensure_table(con)
+        con.execute("insert into ops.verdicts values "
+                    "($a, null, 'confirmed', null, 'old.csv', 1, '2026-10-01 09:00'), "
+                    "($a, null, 'false_positive', null, 'old.csv', 1, '2026-10-02 09:00'), "
+                    "(null, 'U1', 'confirmed', null, 'old.csv', 2, '2026-10-01 09:00'), "
+                    "(null, 'U1', 'confirmed', null, 'old.csv', 2, '2026-10-03 09:00')", {"a": ids[0]})
+        verdicts = tmp_path / "verdicts.csv"
+        verdicts.write_text(f"order_id,verdict\n{ids[1]},确认\n", "utf-8")
+        feedback.load_verdicts(con, verdicts)
+        rows = con.execute("select coalesce(order_id, account_id), verdict from ops.verdicts "
+                           "order by 1").fetchall()
+    assert rows == sorted([(ids[0], "false_positive"), (ids[1], "confirmed"), ("U1", "confirmed")])
+
+
 def test_a_verdict_row_that_cannot_be_used_is_named_by_file_row_and_column(scanned_world, tmp_path):
     import duckdb
 

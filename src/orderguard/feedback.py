@@ -60,6 +60,16 @@ def _ensure_table(con: duckdb.DuckDBPyConnection) -> None:
             order_id varchar, account_id varchar, verdict varchar, note varchar,
             source_file varchar, source_row bigint, received_at timestamp)"""
     )
+    # older versions appended a verdict beside the one it replaced: keep each id's latest
+    con.execute(
+        """delete from ops.verdicts where rowid in (
+            select rowid from (
+                select rowid, row_number() over (
+                    partition by coalesce('order:' || order_id, 'account:' || account_id)
+                    order by received_at desc, rowid desc) as newest
+                from ops.verdicts)
+            where newest > 1)"""
+    )
 
 
 _KNOWN_IDS = {  # the ids a verdict may name: orders and accounts kept in history
