@@ -166,12 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     for size in sorted(args.sizes):
         for fmt in args.formats:
             folder = work / f"{size}-{fmt}"
-            if not (folder / "in" / f"orders.{fmt}").exists():
+            # a world is reused only when its generation finished (one killed halfway left
+            # orders.csv without accounts.csv, and the next run scanned that)
+            if not (folder / "generated").exists():
                 shutil.rmtree(folder, ignore_errors=True)
                 started = time.perf_counter()
                 generate_to_folders(folder / "in", folder / "labels",
                                     accounts=math.ceil(size / ORDERS_PER_ACCOUNT), seed=5,
                                     preset="hard", fmt=fmt)
+                (folder / "generated").touch()
                 print(f"generated {size:,} orders ({fmt}) in {time.perf_counter() - started:.0f} s",
                       flush=True)
             f = floor(folder / "in" / f"orders.{fmt}")
