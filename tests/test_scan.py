@@ -287,3 +287,21 @@ def test_every_ring_names_the_shops_its_orders_were_at(scanned_world):
     account_rings = [(shops, at) for kind, shops, at in rings if kind in ("self_referral", "deep_chain")]
     assert account_rings and all(shops == at for shops, at in account_rings)
     assert all(shops for _, shops, _ in rings)
+
+
+def test_one_compound_is_one_address_area_however_the_orders_wrote_it(scanned_world, tmp_path):
+    """Support filters the sheet by address_area: '宁波市江北区 绿城桂花园' and '…绿城桂花园小区'
+    are one compound and must filter as one."""
+    import duckdb
+
+    from orderguard.scan import support_orders
+
+    run = json.loads((scanned_world["out"] / "run.json").read_text("utf-8"))
+    with duckdb.connect(str(scanned_world["db"]), read_only=True) as con:
+        areas = support_orders(con, load_rules(), run["run_date"])["address_area"].drop_nulls().unique()
+        written = con.execute("select count(distinct compound) from intermediate.norm_address "
+                              "where compound like '%小区'").fetchone()[0]
+    assert written, "the test world writes some compounds with 小区"
+    assert not areas.str.ends_with("小区").any()
+    bare = set(areas.str.replace(r"(小区)+$", ""))
+    assert len(bare) == areas.len()

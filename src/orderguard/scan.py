@@ -522,7 +522,11 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
                r.commission_at_stake as ring_commission,
                coalesce(c.commission_pending, 0) as commission_pending,
                coalesce(c.commission_settled, 0) as commission_settled,
-               o.receiver_phone, a.city, a.district, a.compound, x.other_rings, s.flagged_late,
+               o.receiver_phone, a.city, a.district,
+               -- the compound as the scan keys it: one flat's orders written '绿城桂花园' and
+               -- '绿城桂花园小区' filter as one area
+               coalesce(list_last(string_split(a.address_compound_key, '|')), a.compound) as compound,
+               x.other_rings, s.flagged_late,
                coalesce(lb.first_listed, $night) as first_listed,
                coalesce(pv.verdict, pa.verdict) as prior_verdict
         from flagged s
