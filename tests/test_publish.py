@@ -130,7 +130,8 @@ def test_recommended_action_follows_ring_status_money_and_confidence():
                 "commission_settled": pl.Float64, "want": pl.String, "referrer_id": pl.String,
                 "reason_codes": pl.List(pl.String)},
         orient="row",
-    ).with_columns(pl.lit(None, pl.String).alias("prior_verdict"))
+    ).with_columns(pl.lit(None, pl.String).alias("prior_verdict"),
+                   pl.lit(None, pl.List(pl.String)).alias("other_ring_kinds"))
     got = cases.select(publish.recommended_action(0.6, 0.8).alias("a"))["a"].to_list()
     assert got == cases["want"].to_list()
     # an order support already judged a false positive is only watched, whatever its ring;
@@ -138,6 +139,17 @@ def test_recommended_action_follows_ring_status_money_and_confidence():
     judged = cases.head(3).with_columns(pl.Series("prior_verdict", ["false_positive", "confirmed", None]))
     got = judged.select(publish.recommended_action(0.6, 0.8).alias("a"))["a"].to_list()
     assert got == ["观察", *cases["want"].to_list()[1:3]]
+    # an open self-referral order that is also in a brushing ring is cancelled, as the
+    # brushing ring's own orders are; undone, its settled commission is still clawed back
+    open_orders = cases.filter(pl.col("ring_kind").is_in(["self_referral", "deep_chain"])
+                               & (pl.col("status") == "paid"))
+    also = open_orders.with_columns(
+        pl.Series("other_ring_kinds", [["brushing"]] * open_orders.height, dtype=pl.List(pl.String)))
+    assert also.height and set(open_orders["want"]) != {"取消订单"}
+    assert set(also.select(publish.recommended_action(0.6, 0.8).alias("a"))["a"]) == {"取消订单"}
+    undone = cases.filter(pl.col("want") == "追回佣金").with_columns(
+        pl.lit(["malicious"], pl.List(pl.String)).alias("other_ring_kinds"))
+    assert set(undone.select(publish.recommended_action(0.6, 0.8).alias("a"))["a"]) == {"追回佣金"}
 
 
 def test_evidence_names_every_measured_fact_in_chinese(scanned_world):

@@ -124,11 +124,14 @@ def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
     """What support should do with a flagged order, from its ring, status, money and score.
 
     Needs columns ring_kind, status, risk_level, score, reason_codes (a list), commission_pending,
-    commission_settled, referrer_id, prior_verdict (null when support has not judged it).
+    commission_settled, referrer_id, prior_verdict (null when support has not judged it),
+    other_ring_kinds (a list: the kinds of the other rings the order is in, or null).
     - judged a false positive by support before (prior_verdict): 观察 (support cleared it;
       it is listed again only because it is still at the threshold)
     - cancelled or refunded but its commission already settled: 追回佣金 (the commission was
       paid out on an order that was undone, the 佣金套利 pattern: claw it back)
+    - an open order of a brushing or flood ring, listed under another (stronger) ring:
+      取消订单, as in its own ring's list (cancelling the order voids its commission too)
     - commission fraud (self-referral, chains past the allowed depth): 冻结佣金 while its
       commission is pending or still to come (the order is open and came through a
       distributor's link), else 人工核实 (nothing left to freeze on the order; the commission
@@ -156,9 +159,12 @@ def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
     commission_fraud = (kind.is_in(["self_referral", "deep_chain"])
                         | pl.col("reason_codes").list.contains("COMMISSION_TO_SELF"))
     cleared = (pl.col("prior_verdict") == "false_positive").fill_null(False)
+    also_fake = (pl.col("other_ring_kinds").list.set_intersection(pl.lit(["brushing", "malicious"]))
+                 .list.len() > 0).fill_null(False)
     return (
         pl.when(cleared).then(pl.lit("观察"))
         .when(undone & settled).then(pl.lit("追回佣金"))
+        .when(also_fake & status.is_in(_OPEN)).then(pl.lit("取消订单"))
         .when(commission_fraud & (pending | to_come))
         .then(pl.lit("冻结佣金"))
         .when(kind.is_in(["self_referral", "deep_chain"]) & undone).then(pl.lit("观察"))

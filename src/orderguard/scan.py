@@ -505,7 +505,8 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
             from staging.orders semi join flagged using (order_id)
         ),
         other_rings as (  -- an order in two rings is listed under the stronger one
-            select ro.order_id, string_agg(ro.ring_id, ';' order by ro.ring_id) as other_rings
+            select ro.order_id, string_agg(ro.ring_id, ';' order by ro.ring_id) as other_rings,
+                   list(distinct ro.kind order by ro.kind) as other_ring_kinds
             from intermediate.ring_orders ro
             join flagged f on f.order_id = ro.order_id and ro.ring_id is distinct from f.ring_id
             group by ro.order_id
@@ -526,7 +527,7 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
                -- the compound as the scan keys it: one flat's orders written '绿城桂花园' and
                -- '绿城桂花园小区' filter as one area
                coalesce(list_last(string_split(a.address_compound_key, '|')), a.compound) as compound,
-               x.other_rings, s.flagged_late,
+               x.other_rings, x.other_ring_kinds, s.flagged_late,
                coalesce(lb.first_listed, $night) as first_listed,
                coalesce(pv.verdict, pa.verdict) as prior_verdict
         from flagged s
