@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -381,6 +382,25 @@ def test_an_address_entry_stored_as_written_by_an_older_version_keeps_clearing_i
         changed = allowlist.key_older_address_entries(con)
         assert changed == [(order["address"], allowlist.address_key(order["address"]))]
         assert order["order_id"] in allowlist.suppressed_orders(con, datetime.now())["order_id"]
+
+
+def test_allow_list_prints_every_entry_whole(scanned_world, tmp_path, capsys):
+    """An operator checking what is cleared reads every entry, long addresses included, not a
+    table cut at ten rows and thirty characters."""
+    import polars as pl
+
+    from orderguard import cli
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_world["db"], db)
+    reason = "verified household of four sharing one broadband line, checked by phone"
+    for i in range(12):
+        assert cli.main(["allow", "--db", str(db), "--account", f"U{i:03d}", "--reason", reason,
+                         "--days", "30"]) == 0
+    capsys.readouterr()
+    assert cli.main(["allow", "--db", str(db), "--list"]) == 0
+    listed = pl.read_csv(io.StringIO(capsys.readouterr().out))
+    assert listed.height == 12 and set(listed["reason"]) == {reason}
 
 
 @pytest.mark.parametrize("command", [

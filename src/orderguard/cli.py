@@ -334,8 +334,8 @@ def cmd_allow(args: argparse.Namespace) -> int:
     from orderguard import allowlist, warehouse
 
     with warehouse.connect(Path(args.db) if args.db else None, must_exist=True) as con:
-        if args.list:
-            print(allowlist.active(con, config.local_now()))
+        if args.list:  # every entry in force, whole values, as CSV to read or pipe on
+            sys.stdout.write(allowlist.active(con, config.local_now()).write_csv())
             return 0
         chosen = [(t, getattr(args, t)) for t in allowlist.ENTITY_TYPES if getattr(args, t)]
         if len(chosen) != 1:
