@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -305,3 +306,16 @@ def test_one_compound_is_one_address_area_however_the_orders_wrote_it(scanned_wo
     assert not areas.str.ends_with("小区").any()
     bare = set(areas.str.replace(r"(小区)+$", ""))
     assert len(bare) == areas.len()
+
+
+def test_run_json_names_the_code_revision_that_scanned_the_night(scanned_world):
+    """The package version stays 0.1.0 between releases: an operator comparing a night before
+    and after an upgrade reads which commit scanned each."""
+    import subprocess
+
+    head = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short=12", "HEAD"],
+                          capture_output=True, text=True)
+    if head.returncode:
+        pytest.skip("not a git checkout")
+    run = json.loads((scanned_world["out"] / "run.json").read_text("utf-8"))
+    assert run["versions"]["orderguard_revision"].removesuffix("-dirty") == head.stdout.strip()

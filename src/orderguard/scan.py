@@ -12,6 +12,7 @@ import html
 import logging
 import os
 import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -715,6 +716,25 @@ def library_versions() -> dict[str, str]:
     return found
 
 
+def source_revision() -> str | None:
+    """The git commit the running code is checked out at (installed from a checkout, as
+    `make demo` installs it), '-dirty' when its package files differ from it; None outside a
+    checkout. The package version stays 0.1.0 between releases, so this is what tells nights
+    scanned by different code apart in run.json (an upgrade rebuilds lookups, may add flags)."""
+    package = Path(__file__).resolve().parent
+    git = ["git", "-C", str(package)]
+    try:
+        head = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode:
+            return None
+        changed = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", "."],
+                                 capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return head.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")
+
+
 def new_run(opts: ScanOptions) -> dict:
     return {
         "run_id": opts.run_id,
@@ -723,7 +743,8 @@ def new_run(opts: ScanOptions) -> dict:
         "input_fingerprint": input_fingerprint(Path(opts.input_dir)),
         "started_at": datetime.now().isoformat(timespec="seconds"),
         "stage_seconds": {},
-        "versions": {**scoring.versions(), **library_versions()},
+        "versions": {**scoring.versions(), "orderguard_revision": source_revision(),
+                     **library_versions()},
     }
 
 
