@@ -103,6 +103,39 @@ def test_the_model_is_used_only_when_it_ranks_later_verdicts_better_than_the_rul
     model, result = feedback.train_supervised(features, labels, tmp_path, 200, 7, baseline=perfect)
     assert model is None and "not used" in result.reason
     assert not (tmp_path / "supervised.meta.json").exists(), "no earlier night's model is left to read"
+    # the same verdicts, all on orders support was sent: they describe the flagged list only
+    model, result = feedback.train_supervised(features, labels, tmp_path, 200, 7, baseline=noise,
+                                              unsent=feedback.MIN_UNSENT_VERDICTS - 1)
+    assert model is None and "judge a random sample of unflagged orders" in result.reason
+    model, _ = feedback.train_supervised(features, labels, tmp_path, 200, 7, baseline=noise,
+                                         unsent=feedback.MIN_UNSENT_VERDICTS)
+    assert model is not None
+
+
+def test_verdicts_on_support_s_list_alone_never_switch_the_model_on(scanned_world, tmp_path):
+    """Support judged every order it was sent (a tenth wrongly cleared) and nothing else: the
+    verdicts say nothing about the orders the rules pass (on a ten-night world, a model
+    learned from such verdicts put 4,223 rows, 88 % honest, on one night's list). The scan
+    does not use it and says why."""
+    import shutil
+
+    import duckdb
+
+    from orderguard.scan import ScanOptions, run_scan
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_world["db"], db)
+    sent = pl.read_csv(scanned_world["out"] / "flagged_orders.csv", infer_schema=False)["order_id"]
+    assert sent.len() >= 200, "enough verdicts for the model"
+    verdicts = tmp_path / "verdicts.csv"
+    verdicts.write_text("order_id,verdict\n" + "".join(
+        f"{o},{'误报' if i % 10 == 0 else '确认'}\n" for i, o in enumerate(sent)), "utf-8")
+    with duckdb.connect(str(db)) as con:
+        feedback.load_verdicts(con, verdicts)
+        assert feedback.unsent_verdicts(con) == 0
+    run = run_scan(ScanOptions(input_dir=scanned_world["input"], out_dir=tmp_path / "out", db_path=db,
+                               models_dir=tmp_path / "models"))
+    assert "orders support was not sent" in run["scoring"]["supervised"]
 
 
 def _copy_warehouse(scanned_world, tmp_path):

@@ -292,7 +292,7 @@ def run_scoring_stage(
     supervised_max = model_max_points(cfg, "supervised_max_points")
     model_sup, sup = feedback.train_supervised(  # is_tonight says when, not what: no feature
         labelled.drop("is_tonight"), labels, models_dir, int(cfg.get("min_verdicts", 200)), seed,
-        baseline=without_model, max_points=supervised_max,
+        baseline=without_model, max_points=supervised_max, unsent=feedback.unsent_verdicts(con),
     )
     flag, high = float(cfg.get("flag_threshold", 0.6)), float(cfg.get("high_threshold", 0.8))
     # entities support cleared (ops.allowlist) keep their score but raise no alert

@@ -292,16 +292,35 @@ class SupervisedResult:
 MIN_AP_GAIN = 0.01
 
 
+# order verdicts on orders support was never sent (a sample of what the rules pass) the
+# supervised model needs before it scores the window: verdicts on the flagged list alone
+# describe that list, and a model learned from them scored the rest of the window as fraud
+# (ten mistaken verdicts among 976 put 4,223 rows, 88 % honest, on one night's list)
+MIN_UNSENT_VERDICTS = 100
+
+
+def unsent_verdicts(con: duckdb.DuckDBPyConnection) -> int:
+    """Order verdicts on orders of the history support was never sent flagged."""
+    if not warehouse.table_exists(con, "ops", "verdicts"):
+        return 0
+    sent = ("and order_id not in (select order_id from ops.published_flags)"
+            if warehouse.table_exists(con, "ops", "published_flags") else "")
+    return int(warehouse.scalar(
+        con, f"select count(distinct order_id) from ops.verdicts where order_id is not null {sent}"))
+
+
 def train_supervised(
     features: pl.DataFrame, labels: pl.DataFrame, models_dir: Path, min_verdicts: int, seed: int,
-    baseline: pl.DataFrame | None = None, max_points: float = 2.0,
+    baseline: pl.DataFrame | None = None, max_points: float = 2.0, unsent: int | None = None,
 ) -> tuple[HistGradientBoostingClassifier | None, SupervisedResult]:
     """Fit on the verdict-labelled orders; measure AP on the latest 30 % (by order time) of
     the verdicts, learned only from the earlier 70 %. With `baseline` (order_id, points: the
     points the model's would be added to), the model is used only when adding its points
     ranks those later verdicts better than the baseline alone: verdicts that the rules
     already separate (support's confirmed flags beside a sample of honest orders) teach it
-    nothing but when and where the orders were, and it then flagged thousands of honest ones."""
+    nothing but when and where the orders were, and it then flagged thousands of honest ones.
+    With `unsent` (unsent_verdicts), it is used only when at least MIN_UNSENT_VERDICTS of
+    the verdicts are on orders support was never sent."""
     data = features.join(labels, on="order_id").sort(["created_at", "order_id"])
     if baseline is not None:
         data = data.join(baseline.rename({"points": "_baseline_points"}), on="order_id", how="left",
@@ -312,6 +331,13 @@ def train_supervised(
         return None, SupervisedResult(
             False, f"{data.height} verdicts ({n_pos} confirmed, {n_neg} false positive); "
             f"needs {min_verdicts} with both outcomes")
+    if unsent is not None and unsent < MIN_UNSENT_VERDICTS:
+        for stale in (f"{MODEL_NAME}.joblib", f"{MODEL_NAME}.meta.json"):  # an earlier night's
+            (models_dir / stale).unlink(missing_ok=True)
+        return None, SupervisedResult(
+            False, f"{data.height} verdicts ({n_pos} confirmed); not used: only {unsent} are on "
+            f"orders support was not sent, {MIN_UNSENT_VERDICTS} needed. Verdicts on the flagged "
+            "list alone describe that list; judge a random sample of unflagged orders too")
     columns = numeric_features(features)
     x, y = matrix(data, columns), data["label"].to_numpy()
     cut = int(len(y) * 0.7)
