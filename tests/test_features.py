@@ -18,13 +18,13 @@ ORDER_COLUMNS = ["order_id", "shop_id", "buyer_id", "product_id", "quantity", "a
 
 
 def build(tmp_path: Path, orders: list[tuple], accounts: list[tuple],
-          order_columns: list[str] = ORDER_COLUMNS) -> duckdb.DuckDBPyConnection:
+          order_columns: list[str] = ORDER_COLUMNS,
+          account_columns: tuple[str, ...] = ("account_id", "registered_at", "device_id"),
+          ) -> duckdb.DuckDBPyConnection:
     folder = tmp_path / "in"
     folder.mkdir()
     pl.DataFrame(orders, schema=order_columns, orient="row").write_csv(folder / "orders.csv")
-    pl.DataFrame(accounts, schema=["account_id", "registered_at", "device_id"], orient="row").write_csv(
-        folder / "accounts.csv"
-    )
+    pl.DataFrame(accounts, schema=list(account_columns), orient="row").write_csv(folder / "accounts.csv")
     opts = ScanOptions(input_dir=folder, out_dir=tmp_path / "out", db_path=tmp_path / "wh.duckdb",
                        models_dir=tmp_path / "models", run_id="t")
     stage_ingest(opts)
@@ -315,3 +315,29 @@ def test_a_brushing_cohort_sharing_no_identifier_is_found_and_an_honest_sale_is_
     assert ring.kind == "brushing" and ring.members == tuple(sorted(f"u{i}" for i in range(10)))
     assert ring.products == ("P1",) and "100% paid seconds after ordering" in ring.evidence
     assert "within 18 minutes" in ring.evidence and "18 分钟内" in ring.evidence_zh
+
+
+def test_invitees_signing_up_together_are_a_burst_on_a_quiet_inviter_not_in_a_livestream(tmp_path):
+    """A distributor's four alts registered within six minutes on a day it invited no one
+    else: a burst. A viral distributor's fans, 600 signing up through the day: every fan has
+    siblings within minutes, and that is the distributor's normal day. (A livestream packing
+    hundreds into an hour is a spike on that day too and still reads as a burst: 0.8 points,
+    never a flag on its own.)"""
+    from datetime import datetime, timedelta
+
+    day = datetime(2026, 10, 1)
+    stamp = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    accounts = [("Q", stamp(day - timedelta(days=30)), "", "DQ")]
+    accounts += [(f"A{i}", stamp(day + timedelta(hours=9, minutes=2 * i)), "Q", f"DA{i}") for i in range(4)]
+    accounts += [("V", stamp(day - timedelta(days=30)), "", "DV")]
+    fans = [day + timedelta(minutes=24 * 60 * i / 600) for i in range(600)]
+    accounts += [(f"F{i}", stamp(t), "V", f"DF{i}") for i, t in enumerate(fans)]
+    buyers = ["A0", "F0"]
+    orders = [order(i, b, stamp(day + timedelta(days=1)), f"DX{i}") for i, b in enumerate(buyers)]
+    con = build(tmp_path, orders, accounts,
+                account_columns=("account_id", "registered_at", "inviter_id", "device_id"))
+    bursts = dict(con.sql("select account_id, siblings_within_10min from intermediate.account_features "
+                          "where inviter_id is not null").fetchall())
+    assert all(bursts[f"A{i}"] == 3 for i in range(4))
+    assert max(bursts[f"F{i}"] for i in range(600)) == 0
+

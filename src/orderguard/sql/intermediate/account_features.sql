@@ -89,12 +89,25 @@ at_once_siblings as (
     left join ordered_at_once x on x.account_id = s.account_id
     group by 1
 ),
-invite_bursts as (
-    select account_id, count(*) over (
-        partition by inviter_id order by registered_at
-        range between interval 10 minutes preceding and interval 10 minutes following
-    ) - 1 as siblings_within_10min
+count_invite_siblings as (
+    select account_id,
+        count(*) over (partition by inviter_id order by registered_at
+            range between interval 10 minutes preceding and interval 10 minutes following) - 1
+            as within_10min,
+        count(*) over (partition by inviter_id order by registered_at
+            range between interval 12 hours preceding and interval 12 hours following) - 1
+            as within_12h
     from accounts where inviter_id is not null
+),
+invite_bursts as (
+    -- a batch of alts is a spike on its inviter's quiet day; a viral distributor's
+    -- livestream lifts the whole day (2,500 fans: half of them had 3 siblings within
+    -- 10 minutes at 250k accounts). The siblings count only when the 20 minutes hold 3x
+    -- what the inviter's day would put there at its own rate (a quiet inviter's 2 count).
+    select account_id,
+        case when within_10min >= 3 * within_12h * 20.0 / 1440.0
+             then within_10min else 0 end as siblings_within_10min
+    from count_invite_siblings
 ),
 assemble as (
     select a.account_id, a.registered_at, a.inviter_id, a.is_distributor,
