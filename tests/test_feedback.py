@@ -210,6 +210,24 @@ def test_verdicts_an_older_version_stored_twice_keep_only_the_latest(scanned_wor
     assert rows == sorted([(ids[0], "false_positive"), (ids[1], "confirmed"), ("U1", "confirmed")])
 
 
+def test_an_order_row_that_also_names_its_buyer_judges_that_order_only(scanned_world, tmp_path):
+    """Support's sheet carries the buyer beside the order: the verdict is on the order, not on
+    every order of the buyer (training and precision read it as the scan's prior_verdict does)."""
+    import duckdb
+
+    db = _copy_warehouse(scanned_world, tmp_path)
+    with duckdb.connect(str(db)) as con:
+        order_id, buyer = con.execute(
+            "select order_id, buyer_id from intermediate.order_keys where buyer_id in (select "
+            "buyer_id from intermediate.order_keys group by 1 having count(*) > 1) "
+            "order by order_id limit 1").fetchone()
+        verdicts = tmp_path / "verdicts.csv"
+        verdicts.write_text(f"order_id,account_id,verdict\n{order_id},{buyer},误报\n", "utf-8")
+        feedback.load_verdicts(con, verdicts)
+        labelled = feedback.labelled_orders(con)
+    assert labelled["order_id"].to_list() == [order_id]
+
+
 def test_a_verdict_row_that_cannot_be_used_is_named_by_file_row_and_column(scanned_world, tmp_path):
     import duckdb
 

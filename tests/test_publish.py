@@ -135,10 +135,15 @@ def test_recommended_action_follows_ring_status_money_and_confidence():
     got = cases.select(publish.recommended_action(0.6, 0.8).alias("a"))["a"].to_list()
     assert got == cases["want"].to_list()
     # an order support already judged a false positive is only watched, whatever its ring;
-    # a confirmed one gets its usual action
+    # a confirmed one gets its usual action (the first two cases freeze commission)
     judged = cases.head(3).with_columns(pl.Series("prior_verdict", ["false_positive", "confirmed", None]))
     got = judged.select(publish.recommended_action(0.6, 0.8).alias("a"))["a"].to_list()
     assert got == ["观察", *cases["want"].to_list()[1:3]]
+    # ... unless nothing is left to stop, freeze or claw back: it is not checked again
+    standing = cases.filter(pl.col("want") == "人工核实").with_columns(
+        pl.lit("confirmed").alias("prior_verdict"))
+    actions = standing.select(publish.recommended_action(0.6, 0.8).alias("a"))["a"]
+    assert standing.height and set(actions) == {"观察"}
     # an open self-referral order that is also in a brushing ring is cancelled, as the
     # brushing ring's own orders are; undone, its settled commission is still clawed back
     open_orders = cases.filter(pl.col("ring_kind").is_in(["self_referral", "deep_chain"])

@@ -254,7 +254,7 @@ def labelled_orders(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         by_account as (
             select o.order_id, arg_max(v.verdict, v.received_at) as verdict
             from ops.verdicts v join intermediate.order_keys o on o.buyer_id = v.account_id
-            where v.account_id is not null group by 1
+            where v.order_id is null group by 1  -- a row naming an order judges that order only
         ),
         combine as (
             select coalesce(d.order_id, a.order_id) as order_id,

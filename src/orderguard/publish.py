@@ -127,7 +127,8 @@ def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
     commission_settled, referrer_id, prior_verdict (null when support has not judged it),
     other_ring_kinds (a list: the kinds of the other rings the order is in, or null).
     - judged a false positive by support before (prior_verdict): 观察 (support cleared it;
-      it is listed again only because it is still at the threshold)
+      it is listed again only because it is still at the threshold); judged confirmed, with
+      nothing to stop, freeze or claw back: 观察 too, not 人工核实 (support has checked it)
     - cancelled or refunded but its commission already settled: 追回佣金 (the commission was
       paid out on an order that was undone, the 佣金套利 pattern: claw it back)
     - an open order of a brushing or flood ring, listed under another (stronger) ring:
@@ -159,9 +160,10 @@ def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
     commission_fraud = (kind.is_in(["self_referral", "deep_chain"])
                         | pl.col("reason_codes").list.contains("COMMISSION_TO_SELF"))
     cleared = (pl.col("prior_verdict") == "false_positive").fill_null(False)
+    checked = (pl.col("prior_verdict") == "confirmed").fill_null(False)
     also_fake = (pl.col("other_ring_kinds").list.set_intersection(pl.lit(["brushing", "malicious"]))
                  .list.len() > 0).fill_null(False)
-    return (
+    action = (
         pl.when(cleared).then(pl.lit("观察"))
         .when(undone & settled).then(pl.lit("追回佣金"))
         .when(also_fake & status.is_in(_OPEN)).then(pl.lit("取消订单"))
@@ -180,6 +182,7 @@ def recommended_action(flag_threshold: float, high_threshold: float) -> pl.Expr:
         .when(pl.col("score") < (flag_threshold + high_threshold) / 2).then(pl.lit("观察"))
         .otherwise(pl.lit("人工核实"))
     )
+    return pl.when(checked & (action == "人工核实")).then(pl.lit("观察")).otherwise(action)
 
 
 FEATURE_ZH = {  # the measured fact behind a reason, in words support can read
