@@ -228,6 +228,27 @@ def test_an_order_row_that_also_names_its_buyer_judges_that_order_only(scanned_w
     assert labelled["order_id"].to_list() == [order_id]
 
 
+def test_a_verdict_on_the_buyer_does_not_clear_a_shop_s_fake_shipping(scanned_world, tmp_path):
+    """Support cleared a customer; the shop that sold to them fakes its waybills: the order
+    stays a case about the shop (人工核实), not a cleared customer's order (观察)."""
+    import duckdb
+
+    from orderguard.scan import ScanOptions, run_scan
+
+    flagged = pl.read_csv(scanned_world["out"] / "flagged_orders.csv", infer_schema=False)
+    faked = flagged.filter(pl.col("ring_kind") == "fake_shipping").sort("order_id").row(0, named=True)
+    db = _copy_warehouse(scanned_world, tmp_path)
+    verdicts = tmp_path / "verdicts.csv"
+    verdicts.write_text(f"account_id,verdict\n{faked['buyer_id']},误报\n", "utf-8")
+    with duckdb.connect(str(db)) as con:
+        feedback.load_verdicts(con, verdicts)
+    run_scan(ScanOptions(input_dir=scanned_world["input"], out_dir=tmp_path / "out", db_path=db,
+                         models_dir=tmp_path / "models"))
+    row = pl.read_csv(tmp_path / "out" / "flagged_orders.csv", infer_schema=False).filter(
+        pl.col("order_id") == faked["order_id"]).row(0, named=True)
+    assert row["prior_verdict"] is None and row["recommended_action"] == faked["recommended_action"]
+
+
 def test_a_verdict_row_that_cannot_be_used_is_named_by_file_row_and_column(scanned_world, tmp_path):
     import duckdb
 

@@ -540,7 +540,9 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
         left join other_rings x using (order_id)
         left join listed_before lb using (order_id)
         left join prior_order_verdicts pv using (order_id)
-        left join prior_account_verdicts pa on pa.account_id = s.buyer_id
+        -- a verdict on the buyer says nothing of a shop faking its waybills
+        left join prior_account_verdicts pa
+               on pa.account_id = s.buyer_id and s.ring_kind is distinct from 'fake_shipping'
         order by s.score desc, s.order_id
         """,
         {"night": night},
