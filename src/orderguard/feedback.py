@@ -128,13 +128,14 @@ def _normalise_word(expr: pl.Expr) -> pl.Expr:
             .str.replace_all(r"[\s\-]+", "_"))
 
 
+# a received verdict r and a stored one v on the same order, or on the same account
+_SAME_JUDGED = ("(r.order_id is not null and v.order_id = r.order_id) "
+                "or (r.order_id is null and v.order_id is null and v.account_id = r.account_id)")
 # stored verdicts a received one overturns, in the order they were received
-_CHANGED_VERDICTS = """
+_CHANGED_VERDICTS = f"""
 select coalesce(r.order_id, r.account_id) as judged, v.verdict as before, v.source_file as before_file,
        v.source_row as before_row, r.verdict as after, r.source_row as after_row
-from received_verdicts r join ops.verdicts v
-  on (r.order_id is not null and v.order_id = r.order_id)
-  or (r.order_id is null and v.order_id is null and v.account_id = r.account_id)
+from received_verdicts r join ops.verdicts v on {_SAME_JUDGED}
 where v.verdict <> r.verdict
 order by r.source_row
 """
@@ -221,11 +222,7 @@ def load_verdicts(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
     con.register("received_verdicts", rows.to_arrow())
     try:
         changed = warehouse.query(con, _CHANGED_VERDICTS)
-        con.execute(
-            "delete from ops.verdicts v using received_verdicts r "
-            "where (r.order_id is not null and v.order_id = r.order_id) "
-            "   or (r.order_id is null and v.order_id is null and v.account_id = r.account_id)"
-        )
+        con.execute(f"delete from ops.verdicts v using received_verdicts r where {_SAME_JUDGED}")
         con.execute("insert into ops.verdicts select * from received_verdicts")
     finally:
         con.unregister("received_verdicts")
@@ -239,6 +236,27 @@ def load_verdicts(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
             "problems": problems[:50], "notes": notes[:50], "more_notes": max(0, len(notes) - 50)}
 
 
+def latest_verdicts_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """Two CTEs for a query's WITH list: order_verdicts (order_id, verdict) and
+    account_verdicts (account_id, verdict), each id's latest verdict (a row naming an order
+    judges that order only); empty before the first `orderguard feedback`."""
+    if not warehouse.table_exists(con, "ops", "verdicts"):
+        return """order_verdicts as (
+            select null::varchar as order_id, null::varchar as verdict where false
+        ),
+        account_verdicts as (
+            select null::varchar as account_id, null::varchar as verdict where false
+        )"""
+    return """order_verdicts as (
+            select order_id, arg_max(verdict, received_at) as verdict from ops.verdicts
+            where order_id is not null group by 1
+        ),
+        account_verdicts as (
+            select account_id, arg_max(verdict, received_at) as verdict from ops.verdicts
+            where order_id is null group by 1
+        )"""
+
+
 def labelled_orders(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """grain: one row per order with a verdict (account verdicts apply to all its orders;
     an order's own verdict wins)."""
@@ -246,20 +264,15 @@ def labelled_orders(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         return pl.DataFrame(schema={"order_id": pl.String, "label": pl.Int8})
     return warehouse.query(
         con,
-        """
-        with direct as (
-            select order_id, arg_max(verdict, received_at) as verdict
-            from ops.verdicts where order_id is not null group by 1
-        ),
+        "with " + latest_verdicts_sql(con) + """,
         by_account as (
-            select o.order_id, arg_max(v.verdict, v.received_at) as verdict
-            from ops.verdicts v join intermediate.order_keys o on o.buyer_id = v.account_id
-            where v.order_id is null group by 1  -- a row naming an order judges that order only
+            select o.order_id, v.verdict
+            from account_verdicts v join intermediate.order_keys o on o.buyer_id = v.account_id
         ),
         combine as (
             select coalesce(d.order_id, a.order_id) as order_id,
                    coalesce(d.verdict, a.verdict) as verdict
-            from direct d full join by_account a using (order_id)
+            from order_verdicts d full join by_account a using (order_id)
         )
         select order_id, (verdict = 'confirmed')::tinyint as label from combine
         """,
@@ -309,6 +322,15 @@ def unsent_verdicts(con: duckdb.DuckDBPyConnection) -> int:
         con, f"select count(distinct order_id) from ops.verdicts where order_id is not null {sent}"))
 
 
+def _not_used(models_dir: Path, reason: str, meta: dict | None = None
+              ) -> tuple[None, SupervisedResult]:
+    """The model is not used tonight: an earlier night's files go, so none describes a model
+    that no longer scores."""
+    for stale in (f"{MODEL_NAME}.joblib", f"{MODEL_NAME}.meta.json"):
+        (models_dir / stale).unlink(missing_ok=True)
+    return None, SupervisedResult(False, reason, meta)
+
+
 def train_supervised(
     features: pl.DataFrame, labels: pl.DataFrame, models_dir: Path, min_verdicts: int, seed: int,
     baseline: pl.DataFrame | None = None, max_points: float = 2.0, unsent: int | None = None,
@@ -332,12 +354,10 @@ def train_supervised(
             False, f"{data.height} verdicts ({n_pos} confirmed, {n_neg} false positive); "
             f"needs {min_verdicts} with both outcomes")
     if unsent is not None and unsent < MIN_UNSENT_VERDICTS:
-        for stale in (f"{MODEL_NAME}.joblib", f"{MODEL_NAME}.meta.json"):  # an earlier night's
-            (models_dir / stale).unlink(missing_ok=True)
-        return None, SupervisedResult(
-            False, f"{data.height} verdicts ({n_pos} confirmed); not used: only {unsent} are on "
-            f"orders support was not sent, {MIN_UNSENT_VERDICTS} needed. Verdicts on the flagged "
-            "list alone describe that list; judge a random sample of unflagged orders too")
+        return _not_used(models_dir, f"{data.height} verdicts ({n_pos} confirmed); not used: only "
+                         f"{unsent} are on orders support was not sent, {MIN_UNSENT_VERDICTS} needed. "
+                         "Verdicts on the flagged list alone describe that list; judge a random "
+                         "sample of unflagged orders too")
     columns = numeric_features(features)
     x, y = matrix(data, columns), data["label"].to_numpy()
     cut = int(len(y) * 0.7)
@@ -362,11 +382,9 @@ def train_supervised(
         shown = ("cannot be measured: the later verdicts lack one of the outcomes"
                  if later_ap_with is None else
                  f"{later_ap_with:.3f} with it against {later_ap_without:.3f} without")
-        for stale in (f"{MODEL_NAME}.joblib", f"{MODEL_NAME}.meta.json"):  # an earlier night's
-            (models_dir / stale).unlink(missing_ok=True)
-        return None, SupervisedResult(
-            False, f"{len(y)} verdicts ({n_pos} confirmed); not used: it does not rank the later "
-            f"30 % of them at least {MIN_AP_GAIN} better than the rules do ({shown})", {"metrics": metrics})
+        return _not_used(models_dir, f"{len(y)} verdicts ({n_pos} confirmed); not used: it does "
+                         f"not rank the later 30 % of them at least {MIN_AP_GAIN} better than the "
+                         f"rules do ({shown})", {"metrics": metrics})
     model = HistGradientBoostingClassifier(random_state=seed, max_iter=200).fit(x, y)
     meta = {
         "model": MODEL_NAME, "versions": scoring.versions(), "features": columns, "seed": seed,

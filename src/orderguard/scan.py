@@ -458,26 +458,6 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
     }
 
 
-# support's verdicts stored before tonight, by order and by account (an order's own wins);
-# empty before the first `orderguard feedback`
-_PRIOR_VERDICTS_SQL = {
-    True: """prior_order_verdicts as (
-            select order_id, arg_max(verdict, received_at) as verdict from ops.verdicts
-            where order_id is not null group by 1
-        ),
-        prior_account_verdicts as (
-            select account_id, arg_max(verdict, received_at) as verdict from ops.verdicts
-            where order_id is null group by 1
-        )""",
-    False: """prior_order_verdicts as (
-            select null::varchar as order_id, null::varchar as verdict where false
-        ),
-        prior_account_verdicts as (
-            select null::varchar as account_id, null::varchar as verdict where false
-        )""",
-}
-
-
 def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None = None) -> pl.DataFrame:
     """grain: one row per flagged order, highest score first, for support staff: tonight's
     export's orders at the threshold and earlier nights' orders reaching it only tonight
@@ -515,7 +495,7 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
         listed_before as (  -- an order of tonight's export listed on an earlier night already
             select order_id, night as first_listed from ops.published_flags where night < $night
         ),
-        """ + _PRIOR_VERDICTS_SQL[warehouse.table_exists(con, "ops", "verdicts")] + """
+        """ + feedback.latest_verdicts_sql(con) + """
         select s.order_id, s.shop_id, s.buyer_id, s.referrer_id, s.amount, s.created_at, s.status,
                s.risk_level,
                s.score, s.reason_codes, s.ring_id, s.ring_kind,
@@ -539,9 +519,9 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
         left join commission c using (order_id)
         left join other_rings x using (order_id)
         left join listed_before lb using (order_id)
-        left join prior_order_verdicts pv using (order_id)
+        left join order_verdicts pv using (order_id)
         -- a verdict on the buyer says nothing of a shop faking its waybills
-        left join prior_account_verdicts pa
+        left join account_verdicts pa
                on pa.account_id = s.buyer_id and s.ring_kind is distinct from 'fake_shipping'
         order by s.score desc, s.order_id
         """,
