@@ -78,6 +78,13 @@ def test_ring_drawing_shows_the_members_and_their_shared_identifiers_but_no_valu
     values = [n.split(":", 1)[1] for n, d in graph.nodes(data=True) if d["kind"] != "account"]
     assert values and not any(v in texts for v in values)
     assert graph.graph["owner"] in members
+    # who invited whom among the members is drawn too (a self-referral ring is its owner's
+    # invitations), and every such edge matches the accounts table
+    invites = [(u, v) for u, v, d in graph.edges(data=True) if d.get("kind") == "invite"]
+    assert invites and all(u in members and v in members for u, v in invites)
+    inviter = dict(analyst.read(db, "select account_id, inviter_id from staging.accounts "
+                                    "where inviter_id is not null").iter_rows())
+    assert all(inviter.get(u) == v or inviter.get(v) == u for u, v in invites)
     ring_orders = analyst.ring_orders(db, ring["ring_id"])
     assert ring_orders.height == ring["order_count"]
 

@@ -224,6 +224,38 @@ def test_charts_draw_chinese_labels_with_a_cjk_font_and_no_missing_glyphs():
     assert charts.label("中文", "en") == ("中文" if charts.cjk_font() else "en")
 
 
+def test_a_farm_on_shared_identifiers_is_drawn_as_one_group_and_a_large_ring_says_what_it_left_out():
+    import networkx as nx
+    from matplotlib.figure import Figure
+
+    farm = nx.Graph()
+    farm.add_node("U0", kind="account")  # the owner, on the same device: never folded
+    farm.add_node("device:d1", kind="device")
+    farm.add_node("ip:i1", kind="ip")
+    farm.add_edge("U0", "device:d1")
+    for i in range(1, 39):
+        farm.add_node(f"U{i}", kind="account")
+        farm.add_edges_from([(f"U{i}", "device:d1"), (f"U{i}", "ip:i1")])
+    farm.add_node("U39", kind="account")
+    farm.add_edge("U39", "device:d1")
+    farm.add_edge("U0", "U39", kind="invite")
+    folded = charts.fold_alike_accounts(farm, owner="U0")
+    groups = [d for _, d in folded.nodes(data=True) if d["kind"] == "group"]
+    assert [g["size"] for g in groups] == [38]
+    assert {"U0", "U39"} <= set(folded) and folded.edges["U0", "U39"]["kind"] == "invite"
+    assert folded.degree(next(n for n, d in folded.nodes(data=True) if d["kind"] == "group")) == 2
+    ax = Figure().subplots()
+    assert charts.draw_ring(ax, farm, owner="U0", english=True) == ""  # all 40 drawn
+    labels = {t.get_text() for t in ax.texts}
+    assert "38 accounts" in labels and "device 1" in labels and "d1" not in " ".join(labels)
+
+    chain = nx.path_graph([f"U{i:03d}" for i in range(60)])  # 60 accounts, no two alike
+    nx.set_node_attributes(chain, "account", "kind")
+    nx.set_edge_attributes(chain, "invite", "kind")
+    note = charts.draw_ring(Figure().subplots(), chain, english=True)
+    assert note == f"{charts.MAX_DRAWN_ACCOUNTS} of 60 accounts drawn, most connected first"
+
+
 # ----------------------------------------------------------------------------- Prefect artifacts
 
 

@@ -33,7 +33,7 @@ import networkx as nx
 import polars as pl
 from matplotlib.figure import Figure
 
-from orderguard import config, feedback, graphs, health, warehouse
+from orderguard import charts, config, feedback, graphs, health, warehouse
 from orderguard.rules import load_rules
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,10 @@ def ring_orders(db: str | Path | None, ring_id: str) -> pl.DataFrame:
 
 
 def ring_graph(db: str | Path | None, ring_id: str) -> nx.Graph:
-    """graphs.ring_graph for one ring: its accounts and the identifiers two or more share."""
+    """graphs.ring_graph for one ring: its accounts (kind 'account'), the identifiers two or
+    more share (kind: the identifier type) and who invited whom among them (edges of kind
+    'invite'; a deep chain also shows the uplines outside the ring it hangs from, kind
+    'upline')."""
     with reading(db) as con:
         ring = warehouse.query(
             con, "select kind, members from marts.rings where ring_id = $ring_id", {"ring_id": ring_id}
@@ -192,43 +195,31 @@ def ring_graph(db: str | Path | None, ring_id: str) -> nx.Graph:
             raise KeyError(f"no ring {ring_id!r} in marts.rings")
         members = [m for m in (ring["members"][0] or "").split(";") if m]
         identifiers = graphs.member_identifiers(con, members)
+        invites = graphs.member_invites(con, members, uplines=ring["kind"][0] == "deep_chain")
         owners = warehouse.query(
             con, "select account_id from intermediate.ring_members where ring_id = $r and role = 'owner'",
             {"r": ring_id},
         )["account_id"].to_list()
-    graph = graphs.ring_graph(members, identifiers)
+    graph = graphs.ring_graph(members, identifiers, invites)
     graph.graph.update(ring_id=ring_id, kind=ring["kind"][0], owner=owners[0] if owners else None)
     return graph
 
 
 def ring_drawing(db: str | Path | None, ring_id: str) -> Figure:
-    """A drawing of one ring: accounts (circles; the owner red) joined to the identifiers
-    they share (squares labelled by type and number, never by value). Like every figure
-    here it is not registered with pyplot: a notebook shows it once, where it is returned
-    or displayed."""
+    """A drawing of one ring, as the report draws it: accounts (circles; the owner red,
+    uplines grey), the identifiers they share (squares labelled by type and number, never by
+    value) and invitations (dashed red); three or more accounts sharing exactly the same
+    neighbours are one larger circle 'N accounts', and a ring too large to read keeps its
+    most connected part (the title says how much). Like every figure here it is not
+    registered with pyplot: a notebook shows it once, where it is returned or displayed."""
     graph = ring_graph(db, ring_id)
-    owner = graph.graph.get("owner")
-    accounts = sorted(n for n, d in graph.nodes(data=True) if d["kind"] == "account")
-    ids = sorted(n for n, d in graph.nodes(data=True) if d["kind"] != "account")
-    labels, counts = {n: n for n in accounts}, {}
-    for n in ids:
-        kind = graph.nodes[n]["kind"]
-        counts[kind] = counts.get(kind, 0) + 1
-        labels[n] = f"{kind} {counts[kind]}"
     fig = Figure(figsize=(8, 5.5))
     ax = fig.subplots()
-    if graph.number_of_nodes():
-        pos = nx.spring_layout(graph, seed=7, k=2.0 / max(1, graph.number_of_nodes()) ** 0.5)
-        nx.draw_networkx_edges(graph, pos, ax=ax, edge_color="#bbbbbb")
-        nx.draw_networkx_nodes(graph, pos, nodelist=accounts, ax=ax, node_size=140,
-                               node_color=["#c0392b" if n == owner else "#4a78b5" for n in accounts])
-        nx.draw_networkx_nodes(graph, pos, nodelist=ids, ax=ax, node_size=220, node_shape="s",
-                               node_color="#e67e22")
-        nx.draw_networkx_labels(graph, pos, labels=labels, ax=ax, font_size=7)
-    shared = len(ids)
-    ax.set_title(f"{graph.graph['kind']} ring {ring_id}: {len(accounts)} accounts, "
-                 f"{shared} shared identifiers", fontsize=11)
-    ax.axis("off")
+    note = charts.draw_ring(ax, graph, graph.graph.get("owner"), english=True)
+    accounts = sum(1 for _, d in graph.nodes(data=True) if d["kind"] == "account")
+    shared = sum(1 for _, d in graph.nodes(data=True) if d["kind"] not in charts.PERSONS)
+    ax.set_title(f"{graph.graph['kind']} ring {ring_id}: {accounts} accounts, {shared} shared identifiers"
+                 + (f"\n{note}" if note else ""), fontsize=11)
     return fig
 
 

@@ -142,45 +142,113 @@ def trend_chart(nights: Sequence[str], flagged: Sequence[int], high: Sequence[in
         return png(fig)
 
 
-def ring_drawing(graph: nx.Graph, title: str, owner: str | None = None, note: str = "") -> str:
-    """A ring's accounts (circles: the owner red, uplines outside the ring grey) and the
-    identifiers they share (squares coloured by type, labelled by type and number, never by
-    value); dashed red lines: invitations."""
-    words = ID_WORDS_ZH if cjk_font() else ID_WORDS_EN
-    people = ("account", "upline")
-    accounts = sorted(n for n, d in graph.nodes(data=True) if d.get("kind") in people)
-    ids = sorted(n for n, d in graph.nodes(data=True) if d.get("kind") not in people)
+MAX_DRAWN_ACCOUNTS = 40  # account nodes (a folded group is one); past this a drawing is a tangle
+PERSONS = ("account", "group", "upline")
+
+
+def fold_alike_accounts(graph: nx.Graph, owner: str | None = None) -> nx.Graph:
+    """Three or more accounts with exactly the same neighbours (the same shared identifiers,
+    the same inviter) become one node of kind 'group' with their number in `size`: a farm of
+    38 accounts on one address and two IPs is one node, not 38 overlapping labels, and a
+    chain's row of leaf invitees under one account is one node. The owner is never folded."""
+    alike: dict[frozenset, list[str]] = {}
+    for node, data in graph.nodes(data=True):
+        if data.get("kind") == "account" and node != owner:
+            alike.setdefault(frozenset(graph[node]), []).append(node)
+    groups = sorted((sorted(accounts) for accounts in alike.values() if len(accounts) >= 3),
+                    key=lambda accounts: accounts[0])
+    into = {account: f"group:{accounts[0]}" for accounts in groups for account in accounts}
+    folded = graph.copy()
+    folded.remove_nodes_from(into)
+    for accounts in groups:
+        folded.add_node(into[accounts[0]], kind="group", size=len(accounts))
+    for accounts in groups:
+        for neighbour in sorted(graph[accounts[0]]):
+            folded.add_edge(into[accounts[0]], into.get(neighbour, neighbour),
+                            **graph.edges[accounts[0], neighbour])
+    return folded
+
+
+def _keep_most_connected(graph: nx.Graph, limit: int) -> nx.Graph:
+    """At most `limit` account and group nodes: the largest parts first, each walked
+    breadth-first from its best-connected node, so what is drawn stays joined up."""
+    keep: set[str] = set()
+    drawn = 0
+    for part in sorted(nx.connected_components(graph), key=lambda c: (-len(c), min(c))):
+        start = max(sorted(part), key=graph.degree)
+        for node in [start, *(v for _, v in nx.bfs_edges(graph, start, sort_neighbors=sorted))]:
+            person = graph.nodes[node].get("kind") in ("account", "group")
+            if person and drawn >= limit:
+                continue
+            keep.add(node)
+            drawn += person
+    sub = graph.subgraph(keep).copy()
+    # an identifier or upline whose accounts were all left out says nothing
+    lonely = [n for n in sub if sub.degree(n) == 0 and sub.nodes[n].get("kind") not in ("account", "group")]
+    sub.remove_nodes_from(lonely)
+    return sub
+
+
+def _members(graph: nx.Graph) -> int:
+    return sum(d.get("size", 1) for _, d in graph.nodes(data=True) if d.get("kind") in ("account", "group"))
+
+
+def draw_ring(ax, graph: nx.Graph, owner: str | None = None, english: bool = False) -> str:
+    """A ring's accounts (circles: the owner red, uplines outside the ring grey, a folded
+    group of alike accounts larger and labelled with its number) and the identifiers they
+    share (squares coloured by type, labelled by type and number, never by value); dashed red
+    lines: invitations. Returns a note on what a large ring left out ('' when all is drawn)."""
+    chinese = not english and cjk_font()
+    words = ID_WORDS_ZH if chinese else ID_WORDS_EN
+    total = _members(graph)
+    folded = fold_alike_accounts(graph, owner)
+    shown = _keep_most_connected(folded, MAX_DRAWN_ACCOUNTS)
+    people = sorted(n for n, d in shown.nodes(data=True) if d.get("kind") in PERSONS)
+    ids = sorted(n for n, d in shown.nodes(data=True) if d.get("kind") not in PERSONS)
     ordered = nx.Graph()
-    ordered.add_nodes_from((n, graph.nodes[n]) for n in accounts + ids)
-    ordered.add_edges_from(sorted((tuple(sorted((u, v))) + (d,) for u, v, d in graph.edges(data=True)),
+    ordered.add_nodes_from((n, shown.nodes[n]) for n in people + ids)
+    ordered.add_edges_from(sorted((tuple(sorted((u, v))) + (d,) for u, v, d in shown.edges(data=True)),
                                   key=lambda e: (e[0], e[1])))
     numbering: dict[str, int] = {}
     labels = {}
     for n in ids:
         kind = ordered.nodes[n]["kind"]
         numbering[kind] = numbering.get(kind, 0) + 1
-        labels[n] = f"{words.get(kind, kind)}{numbering[kind]}"
-    for n in accounts:
-        labels[n] = n
+        labels[n] = f"{words.get(kind, kind)}{'' if chinese else ' '}{numbering[kind]}"
+    for n in people:
+        size = ordered.nodes[n].get("size")
+        labels[n] = n if size is None else (f"{size} 个账号" if chinese else f"{size} accounts")
+    if ordered.number_of_nodes():
+        pos = nx.spring_layout(ordered, seed=7, k=2.4 / max(1, ordered.number_of_nodes()) ** 0.5,
+                               iterations=200)
+        shared = [(u, v) for u, v, d in ordered.edges(data=True) if d.get("kind") != "invite"]
+        invites = [(u, v) for u, v, d in ordered.edges(data=True) if d.get("kind") == "invite"]
+        nx.draw_networkx_edges(ordered, pos, edgelist=shared, ax=ax, edge_color="#bbbbbb", width=1.0)
+        nx.draw_networkx_edges(ordered, pos, edgelist=invites, ax=ax, edge_color=RED, width=1.6,
+                               style="dashed")
+        colours = [RED if n == owner else GREY if ordered.nodes[n]["kind"] == "upline" else BLUE
+                   for n in people]
+        sizes = [120 * ordered.nodes[n].get("size", 1) ** 0.5 * (1.6 if "size" in ordered.nodes[n] else 1)
+                 for n in people]
+        nx.draw_networkx_nodes(ordered, pos, nodelist=people, ax=ax, node_size=sizes, node_color=colours)
+        nx.draw_networkx_nodes(ordered, pos, nodelist=ids, ax=ax, node_size=220, node_shape="s",
+                               node_color=[ID_COLOURS.get(ordered.nodes[n]["kind"], GREY) for n in ids])
+        font = cjk_font() or "DejaVu Sans"
+        nx.draw_networkx_labels(ordered, pos, labels=labels, ax=ax, font_size=7, font_family=font)
+    ax.axis("off")
+    drawn = _members(shown)
+    if drawn == total:
+        return ""
+    english_note = f"{drawn} of {total} accounts drawn, most connected first"
+    return f"只画出 {drawn} / {total} 个账号 ({english_note})" if chinese else english_note
+
+
+def ring_drawing(graph: nx.Graph, title: str, owner: str | None = None) -> str:
+    """draw_ring as a PNG data URI for the report, with what it left out below."""
     with style():
         fig, ax = plt.subplots(figsize=(8, 5.6))
-        if ordered.number_of_nodes():
-            pos = nx.spring_layout(ordered, seed=7, k=2.4 / max(1, ordered.number_of_nodes()) ** 0.5,
-                                   iterations=200)
-            shared = [(u, v) for u, v, d in ordered.edges(data=True) if d.get("kind") != "invite"]
-            invites = [(u, v) for u, v, d in ordered.edges(data=True) if d.get("kind") == "invite"]
-            nx.draw_networkx_edges(ordered, pos, edgelist=shared, ax=ax, edge_color="#bbbbbb", width=1.0)
-            nx.draw_networkx_edges(ordered, pos, edgelist=invites, ax=ax, edge_color=RED, width=1.6,
-                                   style="dashed")
-            colours = [RED if n == owner else GREY if ordered.nodes[n]["kind"] == "upline" else BLUE
-                       for n in accounts]
-            nx.draw_networkx_nodes(ordered, pos, nodelist=accounts, ax=ax, node_size=120, node_color=colours)
-            nx.draw_networkx_nodes(ordered, pos, nodelist=ids, ax=ax, node_size=220, node_shape="s",
-                                   node_color=[ID_COLOURS.get(ordered.nodes[n]["kind"], GREY) for n in ids])
-            font = cjk_font() or "DejaVu Sans"
-            nx.draw_networkx_labels(ordered, pos, labels=labels, ax=ax, font_size=7, font_family=font)
+        note = draw_ring(ax, graph, owner)
         ax.set_title(title, fontsize=11)
         if note:
             ax.text(0.0, -0.04, note, transform=ax.transAxes, fontsize=8, color="#555555", va="top")
-        ax.axis("off")
         return png(fig)

@@ -138,8 +138,24 @@ def member_identifiers(con: duckdb.DuckDBPyConnection, members: list[str]) -> pl
     )
 
 
-def ring_graph(members: list[str], identifiers: pl.DataFrame) -> nx.Graph:
-    """Bipartite graph of ring accounts and the identifiers they share (for drawings)."""
+def member_invites(con: duckdb.DuckDBPyConnection, members: list[str], uplines: bool) -> pl.DataFrame:
+    """grain: one row per member with an inviter: (account_id, inviter_id), the inviter a
+    member too unless `uplines` (a chain past the allowed depth hangs from accounts outside
+    the ring, and the drawing shows them)."""
+    return warehouse.query(
+        con,
+        "select account_id, inviter_id from staging.accounts "
+        "semi join (select unnest($members::varchar[]) as account_id) using (account_id) "
+        "where inviter_id is not null and ($uplines or list_contains($members, inviter_id)) order by 1, 2",
+        {"members": members, "uplines": uplines},
+    )
+
+
+def ring_graph(members: list[str], identifiers: pl.DataFrame,
+               invites: pl.DataFrame | None = None) -> nx.Graph:
+    """Bipartite graph of ring accounts and the identifiers they share (for drawings), plus
+    invitation edges (kind 'invite', inviter to invitee) when `invites` is given; an inviter
+    outside the ring is a node of kind 'upline'."""
     graph = nx.Graph()
     rows = identifiers.filter(pl.col("account_id").is_in(members))
     shared = rows.group_by(["id_type", "id_value"]).agg(pl.col("account_id").n_unique().alias("n"))
@@ -151,6 +167,10 @@ def ring_graph(members: list[str], identifiers: pl.DataFrame) -> nx.Graph:
         node = f"{row['id_type']}:{row['id_value']}"
         graph.add_node(node, kind=row["id_type"])
         graph.add_edge(row["account_id"], node)
+    for child, parent in (invites.iter_rows() if invites is not None else ()):
+        if parent not in graph:
+            graph.add_node(parent, kind="upline")
+        graph.add_edge(parent, child, kind="invite")
     return graph
 
 

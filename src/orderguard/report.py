@@ -24,7 +24,6 @@ from orderguard.rules import RuleSet
 log = logging.getLogger(__name__)
 
 TOP_RINGS = 6
-MAX_DRAWN_MEMBERS = 40
 
 
 def e(value) -> str:
@@ -204,43 +203,12 @@ def _rule_hits(con, ruleset: RuleSet) -> pl.DataFrame:
     )
 
 
-def _ring_graph(con, ring: dict) -> tuple[nx.Graph, str]:
-    """graphs.ring_graph (accounts and the identifiers they share) plus invitation edges
-    between members; a large ring keeps its most connected parts, MAX_DRAWN_MEMBERS accounts."""
+def _ring_graph(con, ring: dict) -> nx.Graph:
+    """graphs.ring_graph (accounts and the identifiers they share) plus invitations between
+    members; a chain past the allowed depth also shows the uplines its members hang from."""
     members = [m for m in (ring["members"] or "").split(";") if m]
-    identifiers = graphs.member_identifiers(con, members)
-    graph = graphs.ring_graph(members, identifiers)
-    # who invited whom inside the ring; a chain past the allowed depth also shows the
-    # uplines its members hang from
-    upline = ring["kind"] == "deep_chain"
-    invites = warehouse.query(
-        con,
-        "select account_id, inviter_id from staging.accounts where list_contains($members, account_id) "
-        "and inviter_id is not null and ($upline or list_contains($members, inviter_id)) order by 1, 2",
-        {"members": members, "upline": upline},
-    )
-    for child, parent in invites.iter_rows():
-        if parent not in graph:
-            graph.add_node(parent, kind="upline")
-        graph.add_edge(parent, child, kind="invite")
-    if len(members) <= MAX_DRAWN_MEMBERS:
-        return graph, ""
-    keep: set[str] = set()
-    drawn = 0
-    parts = sorted(nx.connected_components(graph), key=lambda c: (-len(c), min(c)))
-    for part in parts:
-        start = max(sorted(part), key=graph.degree)
-        for node in [start, *(v for _, v in nx.bfs_edges(graph, start, sort_neighbors=sorted))]:
-            is_account = graph.nodes[node].get("kind") == "account"
-            if is_account and drawn >= MAX_DRAWN_MEMBERS:
-                continue
-            keep.add(node)
-            drawn += is_account
-    sub = graph.subgraph(keep).copy()
-    lonely = [n for n in sub if sub.degree(n) == 0 and sub.nodes[n].get("kind") != "account"]
-    sub.remove_nodes_from(lonely)
-    note = f"只画出 {drawn} / {len(members)} 个账号 (first {drawn} drawn, most connected first)"
-    return sub, note
+    invites = graphs.member_invites(con, members, uplines=ring["kind"] == "deep_chain")
+    return graphs.ring_graph(members, graphs.member_identifiers(con, members), invites)
 
 
 def _owner(con, ring_id: str) -> str | None:
@@ -379,11 +347,11 @@ def _rings_section(con, rings: pl.DataFrame) -> str:
             drawing = (f"<p class='muted'>店铺层面的团伙（{e(ring['shops'])}），成员是店铺而非账号，"
                        "不画关系图。 (Shop-level ring: no account drawing.)</p>")
         else:
-            graph, note = _ring_graph(con, ring)
+            graph = _ring_graph(con, ring)
             owner = _owner(con, ring["ring_id"])
             title = charts.label(f"{kind_zh(ring['kind'])}团伙 {ring['ring_id']}",
                                  f"{ring['kind']} ring {ring['ring_id']}")
-            drawing = img(charts.ring_drawing(graph, title, owner, note), f"ring {ring['ring_id']}",
+            drawing = img(charts.ring_drawing(graph, title, owner), f"ring {ring['ring_id']}",
                           css="ring-drawing")
         members = (ring["members"] or "").split(";")
         shown = "；".join(members[:30]) + (f" … 共 {len(members)} 个" if len(members) > 30 else "")
@@ -395,7 +363,11 @@ def _rings_section(con, rings: pl.DataFrame) -> str:
             f"<p class='muted'><b>成员 members:</b> {e(shown)}</p></div>"
         )
     legend = ("<p class='muted'>图例：圆点为账号（红色为分销员/团伙主），方块为共用的设备、支付账号、手机、"
-              "IP、地址（只标类型与编号，不显示原值）；红色虚线为邀请关系。</p>")
+              "IP、地址（只标类型与编号，不显示原值）；红色虚线为邀请关系；"
+              "大圆点“N 个账号”是共用完全相同标识的多个账号。"
+              " (Circles: accounts, the owner red; squares: shared identifiers by type and number, never "
+              "their values; dashed red: invitations; a large circle 'N accounts' is N accounts sharing "
+              "exactly the same identifiers.)</p>")
     return section("重点团伙", f"Top {min(TOP_RINGS, rings.height)} rings by GMV", legend, *blocks,
                    anchor="rings")
 
