@@ -64,7 +64,7 @@ class ScanParameters(BaseModel):
 # problems a retry ten seconds later cannot fix: a bad export, a refused night, a warehouse
 # another scan holds (retrying them tripled the time to the error and printed it thrice)
 NOT_TRANSIENT = (ingest.InputError, history.QuietNightError, scan.ScanBusyError,
-                 warehouse.WarehouseBusyError)
+                 warehouse.WarehouseBusyError, warehouse.WarehouseTooNewError)
 
 
 def worth_retrying(task, task_run, state) -> bool:

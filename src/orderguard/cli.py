@@ -555,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
         console.orderguard_cli = True
         logger.addHandler(console)
         logger.propagate = False
-    from orderguard.warehouse import WarehouseBusyError, WarehouseMissingError
+    from orderguard.warehouse import WarehouseBusyError, WarehouseMissingError, WarehouseTooNewError
 
     try:
         return int(args.func(args) or 0)
@@ -568,6 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     except WarehouseMissingError as exc:
         print(f"orderguard: {exc}", file=sys.stderr)
         return 2
+    except WarehouseTooNewError as exc:  # any command, before it changed anything
+        print(f"orderguard: {exc}", file=sys.stderr)
+        return 6
 
 
 if __name__ == "__main__":

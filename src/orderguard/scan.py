@@ -12,7 +12,6 @@ import html
 import logging
 import os
 import shutil
-import subprocess
 import threading
 import time
 import uuid
@@ -698,23 +697,8 @@ def library_versions() -> dict[str, str]:
     return found
 
 
-def source_revision() -> str | None:
-    """The git commit the running code is checked out at (installed from a checkout, as
-    `make demo` installs it), '-dirty' when its package files differ from it; None outside a
-    checkout. The package version stays 0.1.0 between releases, so this is what tells nights
-    scanned by different code apart in run.json (an upgrade rebuilds lookups, may add flags)."""
-    package = Path(__file__).resolve().parent
-    git = ["git", "-C", str(package)]
-    try:
-        head = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                              text=True, timeout=10)
-        if head.returncode:
-            return None
-        changed = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", "."],
-                                 capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return head.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")
+# kept here too: run.json and tests name it as the scan's
+source_revision = warehouse.source_revision
 
 
 def new_run(opts: ScanOptions) -> dict:
@@ -768,6 +752,9 @@ def run_scan(opts: ScanOptions, call_stage=call_directly,
     settings = graph_settings(health.load_programme(opts.programme_path))
     run = new_run(opts)
     with scan_lock(Path(opts.db_path)), StageTimer(run).registered() as timer:
+        # a warehouse a newer version wrote is refused before any stage touches it (a
+        # rollback after a bad release): nothing is ingested, merged or published
+        refuse_newer_warehouse(Path(opts.db_path))
         if on_locked is not None:
             on_locked()
         with timer("ingest"):
@@ -786,6 +773,14 @@ def run_scan(opts: ScanOptions, call_stage=call_directly,
         with timer("publish"):
             run["publish"] = call_stage("publish", stage_publish, opts, ruleset, run)
     return run
+
+
+def refuse_newer_warehouse(db_path: Path) -> None:
+    """warehouse.WarehouseTooNewError when a newer orderguard's schema wrote `db_path`; a
+    new file or one from before schema versions passes, stamped with this version's (its
+    tables are upgraded as the stages reach them)."""
+    with warehouse.connect(db_path):
+        pass  # connect checks the recorded schema version, then records this one
 
 
 _TIMERS: dict[str, StageTimer] = {}  # run_id -> its timer, for stage_publish

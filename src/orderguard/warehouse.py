@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,89 @@ class WarehouseBusyError(RuntimeError):
 
 class WarehouseMissingError(FileNotFoundError):
     """A command that reads what scans wrote was pointed at no warehouse (a wrong --db)."""
+
+
+# The shape of what later nights read back: the persistent ops.* tables and the
+# staging.<table>_history tables, their columns and types. Bumped by hand when one changes
+# (a table or column added, dropped, renamed or retyped), never for code that leaves them
+# alone: an orderguard finding a warehouse written under a higher number refuses it before
+# any work instead of failing in the middle of a night (a rollback after a bad release).
+# tests/test_schema_version.py fails when those columns change and this number does not.
+SCHEMA_VERSION = 1
+
+
+class WarehouseTooNewError(RuntimeError):
+    """The warehouse was written by an orderguard with a newer schema than this one."""
+
+    def __init__(self, path: Path, found: int, written_by: str | None):
+        self.path, self.found, self.written_by = path, found, written_by
+        super().__init__(
+            f"the warehouse {Path(path).absolute()} was written by a newer orderguard "
+            f"(warehouse schema {found}, "
+            f"revision {written_by or 'unknown'}) than this one (schema {SCHEMA_VERSION}, "
+            f"revision {source_revision() or 'unknown'}), which cannot read it safely; nothing "
+            "was changed. Run the newer orderguard on it, or, to stay on this version, restore "
+            "a copy of the warehouse (and its models folder) saved before the upgrade")
+
+
+@cache
+def source_revision() -> str | None:
+    """The git commit the running code is checked out at (installed from a checkout, as
+    `make demo` installs it), '-dirty' when its package files differ from it; None outside a
+    checkout. The package version stays 0.1.0 between releases, so this is what tells nights
+    scanned by different code apart in run.json (an upgrade rebuilds lookups, may add flags).
+    Asked once per process (every connection stamps it into ops.schema_version)."""
+    package = Path(__file__).resolve().parent
+    git = ["git", "-C", str(package)]
+    try:
+        head = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode:
+            return None
+        changed = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", "."],
+                                 capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return head.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")
+
+
+# grain: one row per schema version that has written to the warehouse. Never change these
+# columns: every later version reads them to decide whether it may open the file at all.
+SCHEMA_VERSION_DDL = """create table if not exists ops.schema_version (
+    schema_version integer primary key, orderguard_revision varchar,
+    first_written_at varchar, last_written_at varchar)"""
+
+
+def stored_schema(con: duckdb.DuckDBPyConnection) -> tuple[int, str | None] | None:
+    """The newest schema version that wrote to this warehouse and the revision that last
+    wrote with it; None for a warehouse from before versions were recorded (or a new file)."""
+    if not table_exists(con, "ops", "schema_version"):
+        return None
+    row = con.execute("select schema_version, orderguard_revision from ops.schema_version "
+                      "order by schema_version desc limit 1").fetchone()
+    return (int(row[0]), row[1]) if row else None
+
+
+def check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse a warehouse a newer schema wrote (WarehouseTooNewError). One without a
+    recorded version, or an older one, is upgraded in place as each module touches its
+    tables, as before."""
+    stored = stored_schema(con)
+    if stored is not None and stored[0] > SCHEMA_VERSION:
+        raise WarehouseTooNewError(path, *stored)
+
+
+def record_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Stamp this schema version and revision into ops.schema_version. Done by every
+    connection that may write, before it writes: a newer version's failed night that
+    migrated a table still keeps older versions out."""
+    now = datetime.now().isoformat(timespec="seconds")
+    con.execute(SCHEMA_VERSION_DDL)
+    con.execute(
+        "insert into ops.schema_version values ($v, $rev, $now, $now) on conflict (schema_version) "
+        "do update set orderguard_revision = excluded.orderguard_revision, "
+        "last_written_at = excluded.last_written_at",
+        {"v": SCHEMA_VERSION, "rev": source_revision(), "now": now})
 
 
 # empty strings and placeholder values are not identifiers. og_token_of takes text already
@@ -70,6 +156,12 @@ def connect(db_path: str | Path | None = None, read_only: bool = False,
                 f"the warehouse {path} is in use by another process (is a scan running?): {exc}"
             ) from exc
         raise
+    if str(path) != ":memory:":
+        try:
+            check_schema(con, path)
+        except WarehouseTooNewError:
+            con.close()
+            raise
     con.execute(f"set memory_limit = '{limit}'")
     con.execute(f"set threads = {int(config.DUCKDB_THREADS)}")
     if not _someone_watching():
@@ -79,6 +171,8 @@ def connect(db_path: str | Path | None = None, read_only: bool = False,
     if not read_only:
         for layer in LAYERS:
             con.execute(f"create schema if not exists {layer}")
+        if str(path) != ":memory:":
+            record_schema(con)
     con.execute(OG_TOKEN_MACRO)
     return con
 
