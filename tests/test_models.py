@@ -92,3 +92,33 @@ def test_forest_points_go_to_the_top_share_and_only_a_sliver_orders_everyone_els
     assert points.to_list() == pytest.approx([0.0, 0.025, 0.0485, 0.5495, 1.05])
     untied = ranks.select(scoring.forest_points(pl.col("forest_rank"), 1.0, 0.02)).to_series()
     assert untied.to_list() == pytest.approx([0.0, 0.0, 0.0, 0.5, 1.0])
+
+
+def test_a_forest_an_older_version_left_in_the_shared_folder_is_named_not_loaded(tmp_path):
+    """Versions before 3b7ddff kept every warehouse's forest in the project's models/: after
+    the upgrade a warehouse elsewhere trains its own (every score moves a little, once), and
+    the log and run.json say where the old one is instead of a bare 'no model yet'."""
+    shared = tmp_path / "models"
+    scoring.load_or_train_forest(accounts(), shared, 3, {"training_window": "old"})
+    own = tmp_path / "nightly" / "warehouse.models"
+    loaded = scoring.load_or_train_forest(accounts(), own, 3, {"training_window": "new"},
+                                          earlier_folder=shared)
+    assert loaded.action.startswith(f"trained (no model yet in {own}")
+    assert str(shared) in loaded.action and "copy" in loaded.action
+    assert loaded.meta["training_window"] == "new"  # trained here, the shared one untouched
+    assert json.loads((shared / "isolation_forest.meta.json").read_text("utf-8"))["training_window"] == "old"
+    first = scoring.load_or_train_forest(accounts(), tmp_path / "fresh", 3, {},
+                                         earlier_folder=tmp_path / "none")
+    assert first.action == "trained (no model yet)"
+
+
+def test_the_shared_folder_is_named_only_for_a_warehouse_with_earlier_nights_elsewhere(tmp_path, monkeypatch):
+    from orderguard import detect, warehouse
+
+    monkeypatch.setenv("ORDERGUARD_ROOT", str(tmp_path / "project"))
+    with warehouse.connect(tmp_path / "wh.duckdb") as con:
+        assert detect.earlier_forest_folder(con, tmp_path / "wh.models") is None  # a new warehouse
+        con.execute("create table ops.runs (run_date varchar)")
+        con.execute("insert into ops.runs values ('2026-10-01')")
+        assert detect.earlier_forest_folder(con, tmp_path / "wh.models") == tmp_path / "project" / "models"
+        assert detect.earlier_forest_folder(con, tmp_path / "project" / "models") is None

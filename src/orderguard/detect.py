@@ -236,6 +236,21 @@ def batches_of(reader: pa.RecordBatchReader, rows: int):
         yield pa.Table.from_batches(pending)
 
 
+def earlier_forest_folder(con: duckdb.DuckDBPyConnection, models_dir: Path) -> Path | None:
+    """The project's models/ when this warehouse scanned nights before and keeps its forest
+    elsewhere: versions before 3b7ddff saved every warehouse's forest in models/, so after
+    an upgrade a warehouse other than the project's finds its own folder empty and a new
+    forest is trained (every score moves a little once). Worth naming in the log and
+    run.json; not worth loading (it may be the demo's or a scratch warehouse's)."""
+    legacy = config.project_root() / "models"
+    if Path(models_dir).resolve() == legacy.resolve():
+        return None
+    if not warehouse.table_exists(con, "ops", "runs") or not warehouse.scalar(
+            con, "select count(*) from ops.runs"):
+        return None  # a new warehouse: its first forest is expected
+    return legacy
+
+
 def run_scoring_stage(
     con: duckdb.DuckDBPyConnection,
     ruleset: RuleSet,
@@ -254,7 +269,8 @@ def run_scoring_stage(
         con, "select min(created_at) as start, max(created_at) as end from staging.orders"
     ).row(0, named=True)
     model = scoring.load_or_train_forest(
-        accounts, models_dir, seed, {"training_window": window, "trained_on_accounts": accounts.height}
+        accounts, models_dir, seed, {"training_window": window, "trained_on_accounts": accounts.height},
+        earlier_folder=earlier_forest_folder(con, models_dir),
     )
     anomaly = model.forest.score_samples(accounts, threads=config.DUCKDB_THREADS)
     account_scores = accounts.select("account_id").with_columns(

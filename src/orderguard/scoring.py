@@ -158,10 +158,19 @@ def save_forest(forest: AccountForest, models_dir: Path, meta_extra: dict) -> Pa
 
 
 def load_or_train_forest(accounts: pl.DataFrame, models_dir: Path, seed: int,
-                         meta_extra: dict) -> LoadedModel:
+                         meta_extra: dict, earlier_folder: Path | None = None) -> LoadedModel:
+    """`earlier_folder`: where an older version may have saved this warehouse's forest (see
+    detect.earlier_forest_folder). It is only named, never loaded: that folder was shared by
+    every warehouse, so its forest may be another's."""
     path = models_dir / f"{MODEL_NAME}.joblib"
     meta_path = models_dir / f"{MODEL_NAME}.meta.json"
     reason = "no model yet"
+    if (earlier_folder is not None and not path.exists()
+            and (earlier_folder / f"{MODEL_NAME}.joblib").exists()):
+        reason = (f"no model yet in {models_dir}, though the warehouse has earlier nights; "
+                  f"{earlier_folder} holds a forest, where versions before 3b7ddff (2026-12-05) saved "
+                  "every warehouse's (this one's or another's): to keep scoring with it, copy "
+                  f"its {MODEL_NAME}.joblib and .meta.json into {models_dir} and rescan the night")
     if path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text("utf-8"))
         if not _compatible(meta.get("versions", {})):
@@ -178,7 +187,8 @@ def load_or_train_forest(accounts: pl.DataFrame, models_dir: Path, seed: int,
     forest = AccountForest(random_state=seed).fit(accounts)
     saved = save_forest(forest, models_dir, meta_extra)
     meta = json.loads(meta_path.read_text("utf-8"))
-    action = "trained (no model yet)" if reason == "no model yet" else f"retrained ({reason})"
+    action = (f"trained ({reason})" if reason.startswith("no model yet")
+              else f"retrained ({reason})")
     return LoadedModel(forest, saved, meta, action)
 
 
