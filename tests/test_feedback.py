@@ -197,7 +197,8 @@ def test_verdicts_an_older_version_stored_twice_keep_only_the_latest(scanned_wor
     ids = _scanned_order_ids(db, 2)
     with duckdb.connect(str(db)) as con:
         feedback._ensure_table(con)
-        con.execute("insert into ops.verdicts values "
+        con.execute("insert into ops.verdicts (order_id, account_id, verdict, note, source_file, "
+                    "source_row, received_at) values "
                     "($a, null, 'confirmed', null, 'old.csv', 1, '2026-10-01 09:00'), "
                     "($a, null, 'false_positive', null, 'old.csv', 1, '2026-10-02 09:00'), "
                     "(null, 'U1', 'confirmed', null, 'old.csv', 2, '2026-10-01 09:00'), "
@@ -361,3 +362,71 @@ def test_verdicts_the_rules_already_separate_do_not_let_the_model_flood_support(
     assert (after["supervised_points"] == 0).all()
     assert after.filter(pl.col("risk_level") != "low").height == scores.filter(
         pl.col("risk_level") != "low").height
+
+
+def _clearance_world():
+    """Buyer B cleared (false_positive) on night 2026-10-02, when support had been shown
+    B's order O1 (SHARED_ADDRESS, FAST_PAY); O2 (RING_BRUSHING) was listed only after.
+    C confirmed that night; D cleared by a verdict stored before any night was published."""
+    import duckdb
+
+    con = duckdb.connect()
+    for schema in ("staging", "ops", "intermediate"):
+        con.execute(f"create schema {schema}")
+    con.execute("create table staging.orders_history as select * from (values "
+                "('O1', 'B', '2026-10-02 08:00'::timestamp), ('O2', 'B', '2026-10-04 08:00'), "
+                "('O3', 'C', '2026-10-01 08:00'), ('O4', 'D', '2026-10-01 08:00')) "
+                "t(order_id, buyer_id, created_at)")
+    con.execute("create table ops.published_flags as select * from (values "
+                "('O1', '2026-10-02', ['SHARED_ADDRESS', 'FAST_PAY']), "
+                "('O2', '2026-10-04', ['RING_BRUSHING']), ('O3', '2026-10-02', ['SHARED_DEVICE']), "
+                "('O4', '2026-10-01', ['SHARED_DEVICE'])) t(order_id, night, reason_codes)")
+    con.execute("create table intermediate.order_scores (order_id varchar, reason_codes varchar[])")
+    feedback._ensure_table(con)
+    con.execute("insert into ops.verdicts (order_id, account_id, verdict, received_at, night) values "
+                "(null, 'B', 'false_positive', '2026-10-03 10:00', '2026-10-02'), "
+                "(null, 'C', 'confirmed', '2026-10-03 10:00', '2026-10-02'), "
+                "(null, 'D', 'false_positive', '2026-09-30 10:00', null)")
+    return con
+
+
+def test_a_cleared_account_covers_the_orders_support_saw_not_later_ones_or_new_reasons():
+    """An account judged a false positive mutes (观察) only orders created by its night plus
+    ACCOUNT_CLEARANCE_DAYS flagged for reasons support had been shown on the account; a later
+    order, or a new reason such as a ring, is a new case. A confirmed account covers all."""
+    con = _clearance_world()
+    night_end = datetime(2026, 10, 3) + timedelta(days=feedback.ACCOUNT_CLEARANCE_DAYS)
+    cases = {  # case: (buyer, created_at, reason codes, covered)
+        "same reasons, same night": ("B", datetime(2026, 10, 2, 12), ["SHARED_ADDRESS"], True),
+        "same reasons, within the days": ("B", night_end - timedelta(minutes=1),
+                                          ["FAST_PAY", "SHARED_ADDRESS"], True),
+        "a later order": ("B", night_end, ["SHARED_ADDRESS"], False),
+        "a ring since": ("B", datetime(2026, 10, 2, 12), ["SHARED_ADDRESS", "RING_BRUSHING"], False),
+        "confirmed account": ("C", datetime(2026, 12, 1), ["RING_SELF_REFERRAL"], True),
+        "cleared before any night": ("D", datetime(2026, 10, 1, 9), ["SHARED_DEVICE"], False),
+    }
+    con.register("candidates", pl.DataFrame(
+        [(k, b, t, c) for k, (b, t, c, _) in cases.items()],
+        schema=["case", "buyer_id", "created_at", "reason_codes"], orient="row").to_arrow())
+    covered = dict(con.execute(
+        "with " + feedback.latest_verdicts_sql(con) + ", " + feedback.account_clearances_sql()
+        + " select o.case, " + feedback.covered_by_account("pa", "o.created_at", "o.reason_codes")
+        + " from candidates o join account_clearances pa on pa.account_id = o.buyer_id",
+        {"clearance_days": feedback.ACCOUNT_CLEARANCE_DAYS}).fetchall())
+    assert covered == {k: v[3] for k, v in cases.items()}
+
+
+def test_verdicts_an_older_version_stored_get_the_night_support_judged_from():
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("create schema ops")
+    con.execute("create table ops.runs as select * from (values ('2026-10-01', '2026-10-02T01:00:00'), "
+                "('2026-10-02', '2026-10-03T01:00:00')) t(run_date, finished_at)")
+    con.execute("create table ops.verdicts (order_id varchar, account_id varchar, verdict varchar, "
+                "note varchar, source_file varchar, source_row bigint, received_at timestamp)")
+    con.execute("insert into ops.verdicts values (null, 'B', 'false_positive', null, 'v.csv', 1, "
+                "'2026-10-02 15:00'), (null, 'C', 'false_positive', null, 'v.csv', 2, '2026-10-01 15:00')")
+    feedback.upgrade_verdicts(con)
+    assert dict(con.execute("select account_id, night from ops.verdicts").fetchall()) == {
+        "B": "2026-10-01", "C": None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -858,6 +859,7 @@ def test_orders_support_already_judged_come_back_marked_and_off_the_template(
     assert actions[again[0]] == "观察"
     assert actions[again[1]] == dict(last.select("order_id", "recommended_action").iter_rows())[again[1]]
     template = pl.read_csv(tmp_path / "out" / "verdicts_template.csv", infer_schema=False)
+    template = template.filter(pl.col("carried_from").is_null())  # tonight's, not earlier nights'
     assert set(template["order_id"]) == set(rescanned["order_id"]) - set(again)
     assert run["summary"]["orders_already_judged"] == 2
     assert run["summary"]["orders_new_cases"] == rescanned.filter(pl.col("first_listed") == night).height
@@ -883,3 +885,94 @@ def test_a_warehouse_from_before_published_flags_learns_what_was_sent_from_the_n
     assert (out / "flagged_orders.csv").read_bytes() == scanned_nights["last_night"]["flagged_orders.csv"]
     with duckdb.connect(str(db), read_only=True) as con:
         assert dict(con.execute("select order_id, night from ops.published_flags").fetchall()) == sent
+
+
+def _copy_db(scanned_nights, tmp_path):
+    import shutil
+
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_nights["db"], db)
+    return db
+
+
+def test_orders_left_undecided_or_unanswered_stay_in_the_template_until_judged(
+        nightly_world, scanned_nights, tmp_path):
+    """Earlier nights' orders support has not judged (a 待定 row, or no row) and that are not
+    listed again tonight follow tonight's ids in the template, marked with the night whose
+    CSV holds them; tonight's CSV and its counts of new and judged cases stay as they were."""
+    import duckdb
+
+    from orderguard import feedback, warehouse
+
+    night = nightly_world["nights"][-1]
+    db = _copy_db(scanned_nights, tmp_path)
+    tonight = pl.read_csv(scanned_nights["out"] / "flagged_orders.csv", infer_schema=False)
+    with duckdb.connect(str(db), read_only=True) as con:
+        sent = dict(con.execute("select order_id, night from ops.published_flags where night < $n "
+                                "order by night, order_id", {"n": night}).fetchall())
+    earlier = [o for o in sent if o not in set(tonight["order_id"])]
+    assert len(earlier) >= 3, "the nightly world sends orders that are not listed again"
+    verdicts = tmp_path / "verdicts.csv"
+    verdicts.write_text(f"order_id,verdict\n{earlier[0]},确认\n{earlier[1]},待定\n", "utf-8")
+    with warehouse.connect(db) as con:
+        assert feedback.load_verdicts(con, verdicts)["undecided"] == 1
+    run = scan_night(nightly_world, night, db, tmp_path / "out", scanned_nights["models"])
+    assert (tmp_path / "out" / "flagged_orders.csv").read_bytes() == \
+        scanned_nights["last_night"]["flagged_orders.csv"], "carried cases are not sent again"
+    template = pl.read_csv(tmp_path / "out" / "verdicts_template.csv", infer_schema=False)
+    assert template.columns == ["order_id", "verdict", "note", "carried_from"]
+    carried = template.filter(pl.col("carried_from").is_not_null())
+    assert dict(carried.select("order_id", "carried_from").iter_rows()) == \
+        {o: sent[o] for o in earlier[1:]}
+    assert template.head(template.height - carried.height)["order_id"].to_list() == \
+        tonight.filter(pl.col("prior_verdict").is_null())["order_id"].to_list()
+    before = scanned_nights["runs"][-1]["summary"]
+    for count in ("orders_new_cases", "orders_already_judged", "orders_flagged"):
+        assert run["summary"][count] == before[count], count
+    assert run["summary"]["orders_carried_forward"] == len(earlier) - 1
+
+
+def test_a_buyer_cleared_nights_ago_is_not_a_free_pass_for_its_later_orders(
+        nightly_world, scanned_nights, tmp_path):
+    """A buyer support cleared on the second night comes back with a real action for orders
+    placed days after that; a buyer cleared tonight, flagged for the reasons support saw,
+    is only watched (观察)."""
+    import duckdb
+
+    from orderguard import feedback, warehouse
+
+    nights = nightly_world["nights"]
+    db = _copy_db(scanned_nights, tmp_path)
+    tonight = pl.read_csv(scanned_nights["out"] / "flagged_orders.csv", infer_schema=False).filter(
+        pl.col("ring_kind").fill_null("") != "fake_shipping")
+    beyond = (datetime.fromisoformat(nights[1])
+              + timedelta(days=feedback.ACCOUNT_CLEARANCE_DAYS + 1)).isoformat(sep=" ")
+    with duckdb.connect(str(db), read_only=True) as con:
+        early = {r[0] for r in con.execute(
+            "select distinct h.buyer_id from ops.published_flags p "
+            "join staging.orders_history h using (order_id) where p.night <= $n",
+            {"n": nights[1]}).fetchall()}
+    later = tonight.filter(pl.col("buyer_id").is_in(list(early)) & (pl.col("created_at") >= beyond))
+    assert later.height, "buyers listed on the second night order again on the last"
+    old_buyer = later.sort("order_id")["buyer_id"][0]
+    new_buyer = tonight.filter(~pl.col("buyer_id").is_in(list(early))).sort("order_id")["buyer_id"][0]
+    verdicts = tmp_path / "verdicts.csv"
+    verdicts.write_text(f"account_id,verdict\n{old_buyer},误报\n{new_buyer},误报\n", "utf-8")
+    with warehouse.connect(db) as con:
+        feedback.load_verdicts(con, verdicts)
+        # support judged the old buyer from the second night's list
+        con.execute("update ops.verdicts set night = $n where account_id = $b",
+                    {"n": nights[1], "b": old_buyer})
+    scan_night(nightly_world, nights[-1], db, tmp_path / "out", scanned_nights["models"])
+    rescanned = pl.read_csv(tmp_path / "out" / "flagged_orders.csv", infer_schema=False)
+    back_ids = later.filter(pl.col("buyer_id") == old_buyer)["order_id"].to_list()
+    back = rescanned.filter(pl.col("order_id").is_in(back_ids))
+    assert back.height and back["prior_verdict"].is_null().all()
+    assert (back["buyer_cleared_on"] == nights[1]).all()
+    actions = dict(tonight.select("order_id", "recommended_action").iter_rows())
+    assert all(r["recommended_action"] == actions[r["order_id"]] for r in back.iter_rows(named=True))
+    template = pl.read_csv(tmp_path / "out" / "verdicts_template.csv", infer_schema=False)
+    assert set(back["order_id"]) <= set(template["order_id"])
+    watched = rescanned.filter(pl.col("buyer_id") == new_buyer)
+    assert watched.height and (watched["prior_verdict"] == "false_positive").all()
+    assert (watched["recommended_action"] == "观察").all() and watched["buyer_cleared_on"].is_null().all()

@@ -218,13 +218,13 @@ def test_support_fills_the_verdict_template_and_feedback_reads_it_back(scanned_w
     template = scanned_world["out"] / "verdicts_template.csv"
     assert template.resolve().parent == (scanned_world["out"] / "flagged_orders.csv").resolve().parent
     rows = read_like_excel(template)
-    assert rows[0] == ["order_id", "verdict", "note"]
+    assert rows[0] == ["order_id", "verdict", "note", "carried_from"]
     flagged = read_like_excel(scanned_world["out"] / "flagged_orders.csv")
     assert [r[0] for r in rows[1:]] == [r[0] for r in flagged[1:]], "pre-filled with tonight's flagged ids"
     # support marks every order, in Chinese or English, and saves from Excel (UTF-8 with BOM)
     words = ["确认", "误报", "confirmed", "false_positive"]
-    filled = [rows[0]] + [[oid, words[i % 4], "客服核实：收货人不存在" if i % 4 == 0 else ""]
-                          for i, (oid, _, _) in enumerate(rows[1:])]
+    filled = [rows[0]] + [[oid, words[i % 4], "客服核实：收货人不存在" if i % 4 == 0 else "", ""]
+                          for i, (oid, _, _, _) in enumerate(rows[1:])]
     out = io.StringIO()
     csv.writer(out).writerows(filled)
     back = tmp_path / "verdicts_filled.csv"

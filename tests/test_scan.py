@@ -140,8 +140,8 @@ def test_an_order_in_two_rings_lists_the_weaker_one_in_other_rings(scanned_world
         frame = support_orders(con, load_rules(), run["run_date"])
     row = frame.filter(pl.col("order_id") == order_id).row(0, named=True)
     assert row["ring_id"] == ring_id and row["other_rings"] == "MA-test0001;MA-test0002"
-    assert frame.columns[-6:] == ["other_rings", "flagged_late", "first_listed", "prior_verdict",
-                                  "commission_pending", "referrer_id"], \
+    assert frame.columns[-7:] == ["other_rings", "flagged_late", "first_listed", "prior_verdict",
+                                  "commission_pending", "referrer_id", "buyer_cleared_on"], \
         "new columns go last: support's sheets keep their places"
     others = pl.col("order_id") != order_id
     assert frame.filter(others)["other_rings"].equals(before.filter(others)["other_rings"])

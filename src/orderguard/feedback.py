@@ -58,8 +58,16 @@ def _ensure_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """create table if not exists ops.verdicts (
             order_id varchar, account_id varchar, verdict varchar, note varchar,
-            source_file varchar, source_row bigint, received_at timestamp)"""
+            source_file varchar, source_row bigint, received_at timestamp, night varchar)"""
     )
+    # night came later: a verdict stored before it gets the newest night published by then
+    con.execute("alter table ops.verdicts add column if not exists night varchar")
+    if warehouse.table_exists(con, "ops", "runs"):
+        con.execute(
+            """update ops.verdicts v set night = (
+                select max(r.run_date) from ops.runs r
+                where try_cast(r.finished_at as timestamp) <= v.received_at)
+            where v.night is null""")
     # older versions appended a verdict beside the one it replaced: keep each id's latest
     con.execute(
         """delete from ops.verdicts where rowid in (
@@ -70,6 +78,13 @@ def _ensure_table(con: duckdb.DuckDBPyConnection) -> None:
                 from ops.verdicts)
             where newest > 1)"""
     )
+
+
+def upgrade_verdicts(con: duckdb.DuckDBPyConnection) -> None:
+    """A scan's first step with verdicts: a table stored by an older version gets the
+    columns readers expect (night, filled from ops.runs)."""
+    if warehouse.table_exists(con, "ops", "verdicts"):
+        _ensure_table(con)
 
 
 _KNOWN_IDS = {  # the ids a verdict may name: orders and accounts kept in history
@@ -217,13 +232,15 @@ def load_verdicts(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
         pl.col("verdict_norm").alias("verdict"), "note",
         pl.lit(str(path)).alias("source_file"), pl.col("source_row").cast(pl.Int64),
         pl.lit(datetime.now().replace(microsecond=0)).alias("received_at"),
+        # the night support judged from: an account cleared covers what it had seen by then
+        pl.lit(latest_night(con), pl.String).alias("night"),
     )
     _ensure_table(con)
     con.register("received_verdicts", rows.to_arrow())
     try:
         changed = warehouse.query(con, _CHANGED_VERDICTS)
         con.execute(f"delete from ops.verdicts v using received_verdicts r where {_SAME_JUDGED}")
-        con.execute("insert into ops.verdicts select * from received_verdicts")
+        con.execute("insert into ops.verdicts by name select * from received_verdicts")
     finally:
         con.unregister("received_verdicts")
     # two people (or one, twice) judging an order differently is worth a second look
@@ -236,25 +253,81 @@ def load_verdicts(con: duckdb.DuckDBPyConnection, path: Path) -> dict:
             "problems": problems[:50], "notes": notes[:50], "more_notes": max(0, len(notes) - 50)}
 
 
+def latest_night(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The newest night published (ops.runs), the list support judges from; None before any."""
+    if not warehouse.table_exists(con, "ops", "runs"):
+        return None
+    return warehouse.scalar(con, "select max(run_date) from ops.runs")
+
+
 def latest_verdicts_sql(con: duckdb.DuckDBPyConnection) -> str:
     """Two CTEs for a query's WITH list: order_verdicts (order_id, verdict) and
-    account_verdicts (account_id, verdict), each id's latest verdict (a row naming an order
-    judges that order only); empty before the first `orderguard feedback`."""
+    account_verdicts (account_id, verdict, night: the newest night published when it was
+    stored), each id's latest verdict (a row naming an order judges that order only); empty
+    before the first `orderguard feedback`."""
     if not warehouse.table_exists(con, "ops", "verdicts"):
         return """order_verdicts as (
             select null::varchar as order_id, null::varchar as verdict where false
         ),
         account_verdicts as (
-            select null::varchar as account_id, null::varchar as verdict where false
+            select null::varchar as account_id, null::varchar as verdict, null::varchar as night
+            where false
         )"""
+    # a table from before the night column (read-only here: an analyst's notebook) has none
+    night = ("night" if warehouse.scalar(
+        con, "select count(*) from information_schema.columns where table_schema = 'ops' "
+        "and table_name = 'verdicts' and column_name = 'night'") else "null::varchar")
     return """order_verdicts as (
             select order_id, arg_max(verdict, received_at) as verdict from ops.verdicts
             where order_id is not null group by 1
         ),
         account_verdicts as (
-            select account_id, arg_max(verdict, received_at) as verdict from ops.verdicts
-            where order_id is null group by 1
+            select account_id, arg_max(verdict, received_at) as verdict,
+                   arg_max(""" + night + """, received_at) as night
+            from ops.verdicts where order_id is null group by 1
         )"""
+
+
+# An account support cleared as a false positive (a verdict row naming the account, no
+# order) judges what support saw: it covers the account's orders created up to this many
+# days after the night it judged from (orders placed while support was checking), flagged for
+# no reason beyond those support had been shown on the account. A later order, or a new
+# reason (a ring forming, a shared payer), is a new case with a real action: a cleared
+# account never muted (a ten-night run listed 20 later fraud orders of wrongly cleared
+# buyers as 观察). Clearing an account for longer is the allow-list's job (`orderguard
+# allow --account ID --days N`: named, with a reason and an expiry).
+ACCOUNT_CLEARANCE_DAYS = 3
+
+
+def account_clearances_sql() -> str:
+    """CTEs after latest_verdicts_sql's, for a scan (needs ops.published_flags,
+    staging.orders_history and intermediate.order_scores): account_clearances (account_id,
+    verdict, night, seen_codes: the reason codes support had been shown on the account's
+    orders by the night it judged). Whether a verdict covers an order: covered_by_account()."""
+    return """seen_on_account as (  -- the reasons listed on the account's orders by then
+            select v.account_id, unnest(coalesce(p.reason_codes, s.reason_codes)) as code
+            from account_verdicts v
+            join staging.orders_history h on h.buyer_id = v.account_id
+            join ops.published_flags p on p.order_id = h.order_id and p.night <= v.night
+            left join intermediate.order_scores s on s.order_id = p.order_id
+        ),
+        account_clearances as (
+            select v.account_id, v.verdict, v.night,
+                   coalesce(list(distinct x.code) filter (where x.code is not null), []) as seen_codes
+            from account_verdicts v left join seen_on_account x using (account_id)
+            group by all
+        )"""
+
+
+def covered_by_account(verdict: str, created_at: str, codes: str) -> str:
+    """SQL: whether the account verdict `verdict` (a row of account_clearances) covers an
+    order created at `created_at` flagged with `codes`. A confirmed account covers all its
+    orders (their actions still stop the money); a cleared one (false_positive) only orders
+    created before its night plus $clearance_days days and flagged for no reason beyond those
+    support had seen on the account: a later order, or a new reason, is a new case."""
+    return (f"coalesce({verdict}.verdict = 'confirmed' or ("
+            f"{created_at} < {verdict}.night::date + (cast($clearance_days as integer) + 1) "
+            f"and list_has_all({verdict}.seen_codes, {codes})), false)")
 
 
 def labelled_orders(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:

@@ -272,13 +272,23 @@ def copy_to_parquet(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> int
     return pq.read_metadata(path).num_rows
 
 
-def write_verdict_template(order_ids: pl.Series, path: Path) -> None:
+def write_verdict_template(order_ids: pl.Series, path: Path,
+                           carried: pl.DataFrame | None = None) -> None:
     """verdicts_template.csv beside flagged_orders.csv: support fills verdict (confirmed /
-    false_positive, or 确认 / 误报) and a note; `orderguard feedback --verdicts` reads it."""
+    false_positive, or 确认 / 误报) and a note; `orderguard feedback --verdicts` reads it.
+    `carried` (order_id, first_listed): earlier nights' orders still awaiting a verdict and
+    not in tonight's list, after tonight's, with carried_from naming the night whose
+    flagged_orders.csv holds their row (empty for tonight's orders)."""
     frame = pl.DataFrame(
         {"order_id": order_ids.cast(pl.String)}
-    ).with_columns(pl.lit(None, pl.String).alias("verdict"), pl.lit(None, pl.String).alias("note"))
-    write_csv(frame.select(VERDICT_COLUMNS), path)
+    ).with_columns(pl.lit(None, pl.String).alias("verdict"), pl.lit(None, pl.String).alias("note"),
+                   pl.lit(None, pl.String).alias("carried_from"))
+    if carried is not None and carried.height:
+        frame = pl.concat([frame, carried.select(
+            pl.col("order_id").cast(pl.String), pl.lit(None, pl.String).alias("verdict"),
+            pl.lit(None, pl.String).alias("note"),
+            pl.col("first_listed").cast(pl.String).alias("carried_from"))])
+    write_csv(frame.select(*VERDICT_COLUMNS, "carried_from"), path)
 
 
 # Excel slows to a crawl long before its 1,048,576-row limit with rows of Chinese evidence:

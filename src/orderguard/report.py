@@ -246,6 +246,8 @@ def _summary_section(run: dict, history: pl.DataFrame) -> str:
         card("首次发送 sent for the first time tonight",
              int(s.get("orders_new_cases", s["orders_flagged"]))),
         card("已有核实结论 judged before (the order or its buyer)", int(s.get("orders_already_judged", 0))),
+        card("往日待核实 earlier nights' cases still awaiting a verdict (template only)",
+             int(s.get("orders_carried_forward", 0))),
         card("可疑账号 accounts flagged", s["accounts_flagged"], "accounts_flagged"),
         card("团伙 rings", s["rings"], "rings"),
         card("标记订单金额 GMV flagged", float(s.get("gmv_flagged", 0.0)), "gmv_flagged", money=True),

@@ -315,6 +315,7 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
         with (warehouse.connect(opts.db_path, memory_limit=config.DUCKDB_MEMORY_BESIDE_PYTHON) as con,
               ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlsx") as beside):
             open_published_flags(con, Path(opts.out_dir))
+            feedback.upgrade_verdicts(con)
             # the marts and the night's bookkeeping (ops.runs, ring and flag history, rule hits)
             # commit only once its folder is swapped in: a night that fails to publish is not
             # recorded as one, and the marts still hold the night the files show
@@ -371,9 +372,11 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
         staged / "order_scores.parquet",
     )
     publish.write_csv(flagged, staged / "flagged_orders.csv")
-    # only what support has not judged yet: a re-sent order keeps its verdict
+    # only what support has not judged yet: a re-sent order keeps its verdict; orders sent on
+    # earlier nights and still unjudged (left 待定, or never answered) follow, marked
+    carried = carried_forward(con, night, flagged["order_id"])
     publish.write_verdict_template(flagged.filter(pl.col("prior_verdict").is_null())["order_id"],
-                                   staged / "verdicts_template.csv")
+                                   staged / "verdicts_template.csv", carried)
     accounts = warehouse.query(
         con,
         "select account_id, score, ring_id, ring_kind, ring_role, flagged_orders, reasons "
@@ -425,6 +428,9 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
         # support's new work: orders first sent tonight; and those it has judged already
         "orders_new_cases": int((flagged["first_listed"] == night).sum()),
         "orders_already_judged": int(flagged["prior_verdict"].is_not_null().sum()),
+        # earlier nights' orders not listed tonight, still awaiting a verdict (the template's
+        # carried_from rows)
+        "orders_carried_forward": carried.height,
         "flagged_by_level": dict(flagged.group_by("risk_level").len().sort("risk_level").iter_rows()),
         "flagged_by_kind": dict(
             flagged.group_by(pl.col("ring_kind").fill_null("none")).len().sort("ring_kind").iter_rows()
@@ -455,6 +461,10 @@ def write_outputs(con, staged: Path, ruleset: RuleSet, opts: ScanOptions, night:
         "xlsx_rows_left_out": xlsx_left_out,  # flagged orders only in the CSV (publish.XLSX_MAX_ROWS)
         "top_reasons": {r: n for r, n in top_reasons.iter_rows()},
     }
+
+
+# an account verdict (pa, of feedback.account_clearances_sql) covering the flagged order s
+COVERED = feedback.covered_by_account("pa", "s.created_at", "s.reason_codes")
 
 
 def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None = None) -> pl.DataFrame:
@@ -494,7 +504,7 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
         listed_before as (  -- an order of tonight's export listed on an earlier night already
             select order_id, night as first_listed from ops.published_flags where night < $night
         ),
-        """ + feedback.latest_verdicts_sql(con) + """
+        """ + feedback.latest_verdicts_sql(con) + ",\n" + feedback.account_clearances_sql() + """
         select s.order_id, s.shop_id, s.buyer_id, s.referrer_id, s.amount, s.created_at, s.status,
                s.risk_level,
                s.score, s.reason_codes, s.ring_id, s.ring_kind,
@@ -509,7 +519,10 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
                coalesce(list_last(string_split(a.address_compound_key, '|')), a.compound) as compound,
                x.other_rings, x.other_ring_kinds, s.flagged_late,
                coalesce(lb.first_listed, $night) as first_listed,
-               coalesce(pv.verdict, pa.verdict) as prior_verdict
+               coalesce(pv.verdict, case when """ + COVERED + """ then pa.verdict end)
+                   as prior_verdict,
+               case when pv.verdict is null and pa.verdict = 'false_positive' and not """ + COVERED
+        + """ then pa.night end as buyer_cleared_on
         from flagged s
         join flagged_orders o using (order_id)
         left join (select distinct on (address) * from intermediate.norm_address) a
@@ -520,11 +533,11 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
         left join listed_before lb using (order_id)
         left join order_verdicts pv using (order_id)
         -- a verdict on the buyer says nothing of a shop faking its waybills
-        left join account_verdicts pa
+        left join account_clearances pa
                on pa.account_id = s.buyer_id and s.ring_kind is distinct from 'fake_shipping'
         order by s.score desc, s.order_id
         """,
-        {"night": night},
+        {"night": night, "clearance_days": feedback.ACCOUNT_CLEARANCE_DAYS},
     )
     # only the facts evidence quotes, from the night's stored scoring inputs (reading every
     # stored column of the night's flagged orders was half of this function at 10M orders);
@@ -581,7 +594,41 @@ def support_orders(con, ruleset: RuleSet, night: str, pseudonym_salt: str | None
         "prior_verdict",
         # what 冻结佣金 freezes (元, pending on the order) and whose link the order came through
         "commission_pending", "referrer_id",
+        # the night support cleared the order's buyer, when that clearance does not cover the
+        # order (created over ACCOUNT_CLEARANCE_DAYS later, or flagged for a new reason): a
+        # new case with a real action, not a free pass
+        "buyer_cleared_on",
     )
+
+
+def carried_forward(con, night: str, listed: pl.Series) -> pl.DataFrame:
+    """grain: one row per order support was sent on an earlier night and has not judged
+    (its verdict row left blank or 待定, or the file never sent back), not in tonight's list
+    `listed`, and still open: in tonight's lookback window and not allow-listed since.
+    Columns order_id, first_listed (its row is in nights/<first_listed>/flagged_orders.csv).
+    Without this an undecided order not flagged again dropped out of support's queue."""
+    con.register("listed_tonight", pl.DataFrame({"order_id": listed.cast(pl.String)}).to_arrow())
+    try:
+        return warehouse.query(
+            con,
+            "with " + feedback.latest_verdicts_sql(con) + ",\n" + feedback.account_clearances_sql()
+            + """
+            select p.order_id, p.night as first_listed
+            from ops.published_flags p
+            join intermediate.order_scores s using (order_id)
+            left join order_verdicts pv using (order_id)
+            left join account_clearances pa
+                   on pa.account_id = s.buyer_id and s.ring_kind is distinct from 'fake_shipping'
+            where p.night < $night and pv.verdict is null and s.suppressed_by is null
+              and not """ + feedback.covered_by_account(
+                "pa", "s.created_at", "coalesce(p.reason_codes, s.reason_codes)") + """
+              and p.order_id not in (select order_id from listed_tonight)
+            order by p.night, p.order_id
+            """,
+            {"night": night, "clearance_days": feedback.ACCOUNT_CLEARANCE_DAYS},
+        )
+    finally:
+        con.unregister("listed_tonight")
 
 
 def record_run(con, run: dict) -> None:
