@@ -293,6 +293,25 @@ def test_rule_hits_are_kept_night_after_night(nightly_world, scanned_nights):
     assert (rows["flagged"] <= rows["hits"]).all() and rows["hits"].sum() > 0
 
 
+def test_rule_hits_count_the_list_as_the_report_does_late_flags_included(nightly_world, scanned_nights):
+    """ops.rule_hits.listed counts each code on the night's flagged_orders.csv (late flags
+    too, as the report's rule table); hits and flagged stay counts of the night's export."""
+    import duckdb
+
+    with duckdb.connect(str(scanned_nights["db"]), read_only=True) as con:
+        rows = con.sql("select run_date, code, listed from ops.rule_hits where listed > 0").pl()
+    late_codes = 0
+    for night in nightly_world["nights"]:
+        csv = pl.read_csv(scanned_nights["out"] / "nights" / night / "flagged_orders.csv",
+                          infer_schema=False)
+        codes = csv.select(pl.col("reason_codes").str.split(";"), "flagged_late").explode("reason_codes")
+        late_codes += codes.filter(pl.col("flagged_late") == "true").height
+        expected = dict(codes.group_by("reason_codes").len().iter_rows())
+        assert dict(rows.filter(pl.col("run_date") == night).select("code", "listed").iter_rows()) \
+            == expected, night
+    assert late_codes > 0, "the nightly world flags orders late"
+
+
 def whole_order_keys(con) -> pl.DataFrame:
     """What a first night would write for today's window: order_keys built from nothing."""
     from orderguard import warehouse

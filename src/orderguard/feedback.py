@@ -508,24 +508,44 @@ def rule_precision(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 
 def record_rule_hits(con: duckdb.DuckDBPyConnection, run_date: str) -> int:
-    """ops.rule_hits, grain: one row per (run_date, code): tonight's hits and flagged orders
-    per reason code, and precision among orders with verdicts, so rules can be followed
+    """ops.rule_hits, grain: one row per (run_date, code): hits and flagged orders of
+    tonight's export per reason code, listed (the rows of tonight's flagged_orders.csv with
+    the code: tonight's flagged orders and earlier ones flagged late, as the report's rule
+    table counts them), and precision among orders with verdicts, so rules can be followed
     night after night. A rerun of a night replaces its rows."""
+    late = ("union all select unnest(reason_codes) as code from marts.late_flags"
+            if warehouse.table_exists(con, "marts", "late_flags") else "")
     hits = warehouse.query(
         con,
-        "select code, count(*) as hits, count(*) filter (where risk_level <> 'low') as flagged "
-        "from (select unnest(reason_codes) as code, risk_level from marts.order_scores) "
-        "group by 1 order by 1",
+        f"""
+        with exported as (
+            select code, count(*) as hits, count(*) filter (where risk_level <> 'low') as flagged
+            from (select unnest(reason_codes) as code, risk_level from marts.order_scores)
+            group by 1
+        ),
+        listed as (
+            select code, count(*) as listed from (
+                select unnest(reason_codes) as code from marts.order_scores where risk_level <> 'low'
+                {late})
+            group by 1
+        )
+        select code, coalesce(e.hits, 0) as hits, coalesce(e.flagged, 0) as flagged,
+               coalesce(l.listed, 0) as listed
+        from exported e full join listed l using (code)
+        order by 1
+        """,
     )
     precision = rule_precision(con)
     rows = hits.join(precision, on="code", how="left").select(
         pl.lit(run_date).alias("run_date"), "code", "hits", "flagged",
-        pl.col("verdicts").fill_null(0), "precision",
+        pl.col("verdicts").fill_null(0), "precision", "listed",
     )
     con.execute(
         "create table if not exists ops.rule_hits (run_date varchar, code varchar, hits bigint, "
         "flagged bigint, verdicts bigint, precision double)"
     )
+    # listed came later: earlier nights' rows keep null
+    con.execute("alter table ops.rule_hits add column if not exists listed bigint")
     con.execute("delete from ops.rule_hits where run_date = $d", {"d": run_date})
     con.register("tonight_rule_hits", rows.to_arrow())
     try:

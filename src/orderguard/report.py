@@ -446,12 +446,14 @@ def write_report(con, path: Path, run: dict, ruleset: RuleSet, extra_sections: S
                 img(charts.score_histogram(scores, flag, high), "score distribution"), anchor="scores"),
         section("规则命中与准确率", "Rule hits among flagged orders, precision where verdicts exist",
                 table(hits, {"code": "代码 code", "reason": "原因 reason",
-                             "flagged_orders": "今晚命中 hits tonight",
+                             "flagged_orders": "今晚名单命中 on tonight's list",
                              "verdicts": "已核实 verdicts",
                              "precision": "准确率 precision"}),
                 "<p class='muted'>命中数为今晚名单上的订单；核实数与准确率来自客服回填的核实结果"
                 "（orderguard feedback），按订单首次发送给客服时的原因统计，涵盖以往各晚发送的订单，"
-                "可能多于今晚的命中；没有核实结果的规则留空。 Hits count tonight's list; verdicts "
+                "可能多于今晚的命中；没有核实结果的规则留空。 Hits count tonight's list (tonight's "
+                "flagged orders and earlier ones flagged late: ops.rule_hits.listed; its hits and "
+                "flagged count tonight's export only); verdicts "
                 "and precision count the orders support was sent with that reason on any night "
                 "(by the reasons of their first listing) and has judged, so they can exceed "
                 "tonight's hits.</p>",
