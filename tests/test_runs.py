@@ -397,10 +397,17 @@ def test_allow_list_prints_every_entry_whole(scanned_world, tmp_path, capsys):
     for i in range(12):
         assert cli.main(["allow", "--db", str(db), "--account", f"U{i:03d}", "--reason", reason,
                          "--days", "30"]) == 0
+    assert cli.main(["allow", "--db", str(db), "--account", "U100", "--reason", "=核实 by phone",
+                     "--days", "30", "--by", "王芳"]) == 0
     capsys.readouterr()
     assert cli.main(["allow", "--db", str(db), "--list"]) == 0
-    listed = pl.read_csv(io.StringIO(capsys.readouterr().out))
-    assert listed.height == 12 and set(listed["reason"]) == {reason}
+    out = capsys.readouterr().out
+    assert out.startswith("\ufeff"), "Excel on Chinese Windows reads the reasons as UTF-8"
+    listed = pl.read_csv(io.StringIO(out.removeprefix("\ufeff")))
+    assert listed.columns == ["entity_type", "entity_value", "reason", "expires_at", "added_by", "added_at"]
+    assert listed.height == 13 and set(listed["reason"]) == {reason, "'=核实 by phone"}
+    assert listed.filter(pl.col("entity_value") == "U100")["added_by"].to_list() == ["王芳"]
+    assert listed["added_at"].is_not_null().all()
 
 
 @pytest.mark.parametrize("command", [

@@ -129,10 +129,12 @@ def active(con: duckdb.DuckDBPyConnection, as_of: datetime) -> pl.DataFrame:
     """grain: one row per (entity_type, entity_value) still in force at as_of."""
     if not warehouse.table_exists(con, "ops", "allowlist"):
         return pl.DataFrame(schema={"entity_type": pl.String, "entity_value": pl.String,
-                                    "reason": pl.String, "expires_at": pl.Datetime})
+                                    "reason": pl.String, "expires_at": pl.Datetime,
+                                    "added_by": pl.String, "added_at": pl.Datetime})
+    # who cleared it and when last, so a reviewer can ask them
     return warehouse.query(
         con,
-        "select entity_type, entity_value, reason, expires_at from ops.allowlist "
+        "select entity_type, entity_value, reason, expires_at, added_by, added_at from ops.allowlist "
         "where expires_at > $as_of order by entity_type, entity_value",
         {"as_of": as_of},
     )

@@ -335,7 +335,12 @@ def cmd_allow(args: argparse.Namespace) -> int:
 
     with warehouse.connect(Path(args.db) if args.db else None, must_exist=True) as con:
         if args.list:  # every entry in force, whole values, as CSV to read or pipe on
-            sys.stdout.write(allowlist.active(con, config.local_now()).write_csv())
+            from orderguard.publish import neutralise_formulas
+
+            # with a BOM and no cell Excel would run, as every CSV support opens: the reasons
+            # are typed by people, often in Chinese
+            listed = neutralise_formulas(allowlist.active(con, config.local_now()))
+            sys.stdout.write("\ufeff" + listed.write_csv())
             return 0
         chosen = [(t, getattr(args, t)) for t in allowlist.ENTITY_TYPES if getattr(args, t)]
         if len(chosen) != 1:
