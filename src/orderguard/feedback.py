@@ -289,14 +289,15 @@ def latest_verdicts_sql(con: duckdb.DuckDBPyConnection) -> str:
 
 
 # An account support cleared as a false positive (a verdict row naming the account, no
-# order) judges what support saw: it covers the account's orders created up to this many
-# days after the night it judged from (orders placed while support was checking), flagged for
-# no reason beyond those support had been shown on the account. A later order, or a new
-# reason (a ring forming, a shared payer), is a new case with a real action: a cleared
-# account never muted (a ten-night run listed 20 later fraud orders of wrongly cleared
-# buyers as 观察). Clearing an account for longer is the allow-list's job (`orderguard
-# allow --account ID --days N`: named, with a reason and an expiry).
-ACCOUNT_CLEARANCE_DAYS = 3
+# order) judges what support saw: it covers the account's orders created by the end of the
+# night it judged from plus this many days (the orders placed while support was checking),
+# flagged for no reason beyond those support had been shown on the account. A later order,
+# or a new reason (a ring forming, a shared payer), is a new case with a real action: before,
+# a clearance muted every later order (a ten-night replay listed 27 later fraud orders of 4
+# wrongly cleared buyers as 观察; 2 with one day, 7 with three). Clearing an account for
+# longer is the allow-list's job (`orderguard allow --account ID --days N`: named, with a
+# reason and an expiry).
+ACCOUNT_CLEARANCE_DAYS = 1
 
 
 def account_clearances_sql() -> str:
