@@ -355,6 +355,22 @@ def test_a_flood_is_a_burst_of_undone_orders_not_a_month_of_cancellers_at_one_sh
     assert sorted(r.members for r in rings) == [("C0", "C1", "C2"), ("D0", "D1")]
 
 
+def test_a_customer_whose_occasional_cancellations_fall_in_a_flood_is_not_one_of_it():
+    settings = graphs.GraphSettings()
+    # three competitor accounts: 12 orders within 4 hours, all cancelled, and they come back
+    # to the shop a fortnight later for 12 more
+    flood = [(f"C{i % 3}", "S1", 100 + i / 3, True) for i in range(12)]
+    again = [(f"C{i % 3}", "S1", 440 + i / 3, True) for i in range(12)]
+    # a regular who cancels three of her four orders there over three weeks: two of those
+    # land within the flood's 72 hours (one as it starts, one two days later), two thirds of
+    # her cancellations
+    regular = [("H1", "S1", 100.1, True), ("H1", "S1", 150, True), ("H1", "S1", 420, True),
+               ("H1", "S1", 600, False)]
+    rings = graphs.malicious_rings(_heavy_cancellers(flood + again + regular), settings)
+    assert sorted(r.members for r in rings) == [("C0", "C1", "C2"), ("C0", "C1", "C2")]
+    assert all("H1" not in r.members for r in rings)
+
+
 def test_a_large_shops_lost_parcels_are_no_fake_shipping_but_a_small_shops_are():
     """Couriers lose a few parcels in a thousand: five undelivered of 5,000 shipped is a busy
     honest shop; five of 40 is a shop marking orders shipped that it never sent."""

@@ -53,6 +53,11 @@ class GraphSettings:
     # a flood is a burst: its undone orders fall within a few days, not across the window
     # (accounts that each cancel a lot at one popular shop over a month are not one flood)
     malicious_burst_hours: float = 72.0
+    # ... and each of its accounts undoes this many orders inside the burst: the burst alone
+    # makes it a heavy canceller there. A customer who cancels now and then at a shop she
+    # uses all month has two of them land in some three days; a flooder places a run
+    # (flooders also return to a shop, so its undone orders elsewhere do not clear it)
+    malicious_min_burst_account_orders: int = 3
     fake_shipping_min_orders: int = 3
     # ... and this share of the shop's shipped orders: couriers lose a few parcels in a
     # thousand, so a large honest shop has several undelivered every month
@@ -491,8 +496,9 @@ def malicious_rings(shop_orders: pl.DataFrame, settings: GraphSettings) -> list[
     undone) at that shop: account_id, shop_id, created_at, is_cancel_or_refund.
     In each shop the busiest stretch of malicious_burst_hours holding at least
     malicious_min_orders undone orders of two or more accounts is a flood; its accounts are
-    the ring (an account with a single undone order in the stretch is a bystander). The
-    stretch's orders are then set aside and the next flood looked for."""
+    the ring: those with malicious_min_burst_account_orders undone orders in the stretch (one
+    with fewer is a bystander whose occasional cancellations fell in it). The stretch's orders
+    are then set aside and the next flood looked for."""
     if shop_orders.is_empty():
         return []
     burst = timedelta(hours=settings.malicious_burst_hours)
@@ -507,7 +513,8 @@ def malicious_rings(shop_orders: pl.DataFrame, settings: GraphSettings) -> list[
             start = max(range(len(times)), key=lambda i: (ends[i] - i, -i))
             end = ends[start]
             counts = Counter(accounts[start:end])
-            members = tuple(sorted(a for a, n in counts.items() if n >= 2))
+            members = tuple(sorted(
+                a for a, n in counts.items() if n >= settings.malicious_min_burst_account_orders))
             if end - start < settings.malicious_min_orders or len(members) < 2:
                 break
             first, last = times[start], times[end - 1]
