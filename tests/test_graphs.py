@@ -371,6 +371,16 @@ def test_a_customer_whose_occasional_cancellations_fall_in_a_flood_is_not_one_of
     assert all("H1" not in r.members for r in rings)
 
 
+def test_two_floods_back_to_back_on_one_shop_keep_their_own_accounts():
+    settings = graphs.GraphSettings()
+    # three accounts cancel 9 orders over the first day; four others 20 over the next two.
+    # The fullest 72 hours hold the second flood and the first one's last six orders
+    first = [(f"A{i}", "S1", h + i, True) for i in range(3) for h in (0, 10, 25)]
+    second = [(f"B{i % 4}", "S1", 46 + 34 * i / 19, True) for i in range(20)]
+    rings = graphs.malicious_rings(_heavy_cancellers(first + second), settings)
+    assert sorted(r.members for r in rings) == [("A0", "A1", "A2"), ("B0", "B1", "B2", "B3")]
+
+
 def test_a_large_shops_lost_parcels_are_no_fake_shipping_but_a_small_shops_are():
     """Couriers lose a few parcels in a thousand: five undelivered of 5,000 shipped is a busy
     honest shop; five of 40 is a shop marking orders shipped that it never sent."""

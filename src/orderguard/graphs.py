@@ -497,8 +497,8 @@ def malicious_rings(shop_orders: pl.DataFrame, settings: GraphSettings) -> list[
     In each shop the busiest stretch of malicious_burst_hours holding at least
     malicious_min_orders undone orders of two or more accounts is a flood; its accounts are
     the ring: those with malicious_min_burst_account_orders undone orders in the stretch (one
-    with fewer is a bystander whose occasional cancellations fell in it). The stretch's orders
-    are then set aside and the next flood looked for."""
+    with fewer is a bystander whose occasional cancellations fell in it). The members' orders
+    in the stretch are then set aside and the next flood looked for."""
     if shop_orders.is_empty():
         return []
     burst = timedelta(hours=settings.malicious_burst_hours)
@@ -541,7 +541,11 @@ def malicious_rings(shop_orders: pl.DataFrame, settings: GraphSettings) -> list[
                     shops=(shop,),
                 )
             )
-            del times[start:end], accounts[start:end]
+            # only the flood's own orders are set aside: a bystander's may be those of a flood
+            # that ends as this one's 72 hours begin (two floods back to back on one shop)
+            taken = set(members)
+            kept = [i for i, a in enumerate(accounts) if not (start <= i < end and a in taken)]
+            times, accounts = [times[i] for i in kept], [accounts[i] for i in kept]
     return rings
 
 
