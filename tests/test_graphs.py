@@ -44,6 +44,52 @@ def test_a_rings_evidence_does_not_depend_on_the_order_the_scan_rows_arrive_in()
     assert "P0" in seen.pop()[0]  # the evidence quotes the products in their order
 
 
+def test_a_farms_building_neighbour_buying_its_camouflage_product_stays_out_of_the_ring():
+    """Five farm accounts in one room brush niche P1 and also buy popular P2; a neighbour in
+    the building buys P2 too, so "the building's buyers of P2" lists him beside the farm. He
+    shares no room, device, payer or phone with the farm and must not join its ring; a farm
+    account in another room of the building that shares a device with the farm stays."""
+    farm = [f"F{i}" for i in range(1, 6)]
+
+    def row(id_type, id_value, n, product, rate, buyers):
+        return {"id_type": id_type, "id_value": id_value, "n_accounts": n, "product_id": product,
+                "shop_id": "S1", "co_buyers": len(buyers), "buyer_ids": sorted(buyers),
+                "product_buyers": int(rate * 10000), "product_buyer_rate": rate}
+
+    scan = pl.DataFrame([
+        row("addr_strict", "room-1", 5, "P1", 0.001, farm),
+        row("addr_strict", "room-1", 5, "P2", 0.02, farm),
+        row("addr_building", "building-1", 10, "P2", 0.02, [*farm, "F6", "N1"]),
+    ])
+    identifiers = pl.DataFrame(
+        [(f, "addr_strict", "room-1") for f in farm]
+        + [("F1", "device", "d1"), ("F6", "device", "d1"), ("F6", "addr_strict", "room-7"),
+           ("N1", "addr_strict", "room-9"), ("N1", "device", "d9"), ("N1", "ip", "cgnat")]
+        + [("F2", "ip", "cgnat")],  # a carrier IP is no fine link
+        schema=["account_id", "id_type", "id_value"], orient="row")
+    candidates = graphs.co_buying_rings(scan, graphs.GraphSettings())
+    merged = graphs.merge_rings(candidates)
+    assert [r.members for r in merged] == [(*farm, "F6", "N1")]  # the merge alone takes him in
+    rings = graphs.drop_coarse_joiners(merged, candidates, identifiers)
+    assert [r.members for r in rings] == [(*farm, "F6")]
+    assert rings[0].ring_id == graphs.ring_id_for("brushing", (*farm, "F6"))
+
+
+def test_a_ring_seen_only_through_a_building_keeps_its_strongest_candidate():
+    """With no fine identifier or behaviour candidate, the strongest building candidate is the
+    ring; weaker ones on other products add only accounts linked to it by a fine identifier."""
+    def cand(members, strength, product):
+        return graphs.Ring("brushing", tuple(members), strength, f"building {product}",
+                           products=(product,), meta={"id_type": "addr_building"})
+
+    farm = ("F1", "F2", "F3", "F4", "F5")
+    candidates = [cand(farm, 30, "P1"), cand((*farm[:4], "N1", "F6"), 9, "P2")]
+    identifiers = pl.DataFrame({"account_id": ["F6", "F3"], "id_type": ["payer", "payer"],
+                                "id_value": ["pay-1", "pay-1"]})
+    rings = graphs.drop_coarse_joiners(graphs.merge_rings(candidates), candidates, identifiers)
+    assert [r.members for r in rings] == [(*farm, "F6")]
+
+
 def test_identity_components_need_a_strong_link_or_two_families():
     pairs = pl.DataFrame({
         "account_a": ["A", "B", "X"], "account_b": ["B", "C", "Y"],

@@ -224,6 +224,7 @@ def co_buying_rings(scan: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
                 ),
                 shops=(row["shop_id"],),
                 products=(row["product_id"],),
+                meta={"id_type": row["id_type"]},
             )
         )
     return rings
@@ -661,6 +662,69 @@ def _merge_pass(rings: list[Ring]) -> list[Ring]:
     return groups
 
 
+# identifiers many unrelated households hold (a building, an IP network, a 7-digit phone
+# range): sharing one with a farm is no sign of belonging to it
+COARSE_ID_TYPES = frozenset({"addr_building", "ip_net", "phone_range"})
+# identifiers of one person or one household
+FINE_ID_TYPES = ("addr_strict", "device", "payer", "phone", "receiver")
+
+
+def drop_coarse_joiners(rings: list[Ring], candidates: list[Ring],
+                        identifiers: pl.DataFrame) -> list[Ring]:
+    """Brushing rings without the accounts that joined only as a farm's neighbours.
+
+    A farm also buys popular products (camouflage) and honest shoppers buy what it brushes;
+    in its building some neighbours buy the same things, so "the building's accounts buying
+    product X" lists them beside the farm and merging carries them into the ring. Buying a
+    ring's product is no sign of belonging (brushing is done so that strangers buy it); the
+    resources behind the accounts are. So an account that came in only through a coarse
+    identifier stays only if it shares a fine identifier (room, device, payer, phone) with
+    a member who stays: one found without a coarse identifier (by a fine one, or by
+    behaviour: a dense block, a cohort), or of the strongest candidate when every one is
+    coarse. `candidates` are merge_rings' input; `identifiers` (account_id, id_type,
+    id_value) need only cover the fine types."""
+    rings_of: dict[str, list[int]] = {}
+    for i, ring in enumerate(rings):
+        if ring.kind == "brushing":
+            for m in ring.members:
+                rings_of.setdefault(m, []).append(i)
+    parts: dict[int, list[Ring]] = {}
+    for cand in candidates:
+        if cand.kind != "brushing" or not cand.members:
+            continue
+        for i in rings_of.get(cand.members[0], ()):
+            if set(cand.members) <= set(rings[i].members):
+                parts.setdefault(i, []).append(cand)
+    fine: dict[str, set[tuple[str, str]]] = {}
+    rows = identifiers.filter(pl.col("id_type").is_in(FINE_ID_TYPES))
+    for account, id_type, id_value in rows.select("account_id", "id_type", "id_value").iter_rows():
+        fine.setdefault(account, set()).add((id_type, id_value))
+    changed = False
+    for i, cands in parts.items():
+        coarse = [c for c in cands if c.meta.get("id_type") in COARSE_ID_TYPES]
+        if not coarse:
+            continue
+        anchors = ([c for c in cands if c.meta.get("id_type") not in COARSE_ID_TYPES]
+                   or [min(coarse, key=lambda c: (-c.strength, c.members, c.evidence))])
+        kept = {m for c in anchors for m in c.members}
+        rest = set(rings[i].members) - kept
+        held = set().union(*(fine.get(m, set()) for m in kept))
+        while rest:  # a neighbour's link may run through another account that stays
+            linked = {m for m in rest if fine.get(m, set()) & held}
+            if not linked:
+                break
+            kept |= linked
+            rest -= linked
+            held |= set().union(*(fine[m] for m in linked))
+        if rest:
+            rings[i].members = tuple(sorted(kept))
+            rings[i].ring_id = ring_id_for(rings[i].kind, rings[i].members)
+            changed = True
+    if changed:
+        rings.sort(key=lambda r: (RING_KINDS.index(r.kind), -r.strength, r.ring_id))
+    return rings
+
+
 def fraudar_weights(cols: np.ndarray, n_cols: int) -> np.ndarray:
     """FRAUDAR's column weighting: a cell bought by many down-weighted by 1/log(degree + 5),
     so camouflage purchases of popular items add little density."""
@@ -1052,7 +1116,7 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         + fake_shipping_rings(waybills, shipped_by_shop, settings)
         + deep_chain_rings(tree, settings)
     )
-    rings = merge_rings(candidates)
+    rings = drop_coarse_joiners(merge_rings(candidates), candidates, identifiers)
     annotate_density(rings, pairs_within(con, sorted({m for r in rings for m in r.members})))
     log.info("rings: %d candidates merged into %d", len(candidates), len(rings))
     return rings
