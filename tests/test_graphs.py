@@ -240,6 +240,44 @@ def test_a_small_circle_that_is_one_linked_group_refunding_after_settlement_is_a
     assert "refunds after commission settled" in rings[0].evidence
 
 
+def three_linked_accounts(alt_inviters: list[str]):
+    """Distributor D and two accounts A0, A1 on D's flat and broadband, registered months
+    apart, no refund after settlement; A0 and A1 were invited by `alt_inviters`."""
+    relations = pl.DataFrame({"distributor_id": ["D", "D"], "account_id": ["A0", "A1"]})
+    links = pl.DataFrame({"account_a": ["A0", "A0", "A1"], "account_b": ["A1", "D", "D"],
+                          "max_weight": [0.63] * 3, "shared_types": ["addr_strict,ip"] * 3})
+    facts = pl.DataFrame({"account_id": ["D", "A0", "A1"],
+                          "registered_at": [datetime(2025, 1, 5), datetime(2026, 2, 27),
+                                            datetime(2026, 7, 10)],
+                          "arbitrage_orders": [0, 0, 0], "inviter_id": [None, *alt_inviters]})
+    return relations, links, facts
+
+
+def test_a_chain_of_linked_accounts_paying_its_distributor_level_2_is_a_self_referral_ring():
+    """D invited A0 and A0 invited A1, all three on one flat: D earns level 2 commission on
+    A1 through its own accounts. Three such rings were missed in 250k-account worlds: too
+    few alts for 'most of the circle', no batch, no refund settled yet."""
+    relations, links, facts = three_linked_accounts(["D", "A0"])
+    rings = graphs.self_referral_rings(relations, links, facts, graphs.GraphSettings())
+    assert [r.members for r in rings] == [("D", "A0", "A1")]
+    assert "level 2-3 commission" in rings[0].evidence
+
+
+def test_a_household_each_taking_the_distributor_s_own_link_is_no_self_referral_ring():
+    """The same flat, but D invited both relatives itself: a household buying through a
+    relative's link, identity evidence alone."""
+    relations, links, facts = three_linked_accounts(["D", "D"])
+    assert graphs.self_referral_rings(relations, links, facts, graphs.GraphSettings()) == []
+
+
+def test_a_fan_inviting_her_own_household_builds_no_chain_for_the_distributor():
+    """D's only invitee A0 (sharing nothing with D) invited her husband A1: D earns level 2
+    on a stranger's family, which built no chain."""
+    relations, links, facts = three_linked_accounts(["D", "A0"])
+    links = links.filter(pl.col("account_b") != "D")
+    assert graphs.self_referral_rings(relations, links, facts, graphs.GraphSettings()) == []
+
+
 def identity_group(top_share: float, buyer_rate: float, n: int = 6) -> tuple[pl.DataFrame, ...]:
     ids = [f"A{i}" for i in range(n)]
     components = pl.DataFrame({"account_id": ids, "component": [0] * n})

@@ -330,7 +330,8 @@ def self_referral_rings(
 
     relations: (distributor_id, account_id) from invites and referred orders.
     links: identity links (account_a < account_b, link_weight, strong_weight, shared_types).
-    alt_facts: per account registered_at, arbitrage_orders (refunds soon after settlement).
+    alt_facts: per account registered_at, arbitrage_orders (refunds soon after settlement)
+    and, when known, inviter_id (who invited it: a chain of alts earns level 2-3 commission).
     The commission at stake is not quoted here: marts.rings sums it over the ring's orders,
     without reversed commission, and support's evidence quotes that figure.
     An alt is an invitee/buyer linked to the distributor, directly or through other alts.
@@ -339,7 +340,9 @@ def self_referral_rings(
     thousands of fans are a sliver of it). A link needs one identifier rare enough to point
     at a person or a household (an office floor's address and IP are shared too widely).
     A ring needs that identity evidence plus one more independent family: registrations
-    minutes apart, commission arbitrage, or alts making up most of the distributor's circle.
+    minutes apart, commission arbitrage, alts making up most of the distributor's circle, or
+    alts invited by alts so that the distributor earns level 2-3 commission through its own
+    accounts (a family's members each take the relative's own link: one level).
     A household member buying through a relative's link, even on one device or payer, has
     only the first."""
     if relations.is_empty() or links.is_empty():
@@ -361,10 +364,12 @@ def self_referral_rings(
         relations.filter(pl.col("account_id") != pl.col("distributor_id"))
         .group_by("distributor_id").len().iter_rows()
     )
+    if "inviter_id" not in alt_facts.columns:
+        alt_facts = alt_facts.with_columns(pl.lit(None, pl.String).alias("inviter_id"))
     facts = {
         r["account_id"]: r
         for r in alt_facts.select(
-            "account_id", "registered_at", "arbitrage_orders"
+            "account_id", "registered_at", "arbitrage_orders", "inviter_id"
         ).filter(pl.col("account_id").is_in(pl.concat([inner["account_a"], inner["account_b"]]).implode()))
         .iter_rows(named=True)
     }
@@ -399,6 +404,13 @@ def self_referral_rings(
         if most_of_circle:
             families.append(f"{len(alts)} of {invitees} invitees/buyers are linked")
             families_zh.append(f"{invitees} 个被邀请人/买家中 {len(alts)} 个相互关联")
+        # only alts linked to the distributor itself: a fan who invited her own husband
+        # earns a stranger level 2 commission, and that stranger built nothing
+        if reaches_owner and _chain_through_alts(
+                owner, alts, {a: r.get("inviter_id") for a, r in zip(alts, alt_rows, strict=True)},
+                settings.deep_chain_depth):
+            families.append("alts invited by alts to earn level 2-3 commission")
+            families_zh.append("小号层层邀请以赚取二、三级佣金")
         if len(families) < 2:
             continue
         ring_links = group.filter(pl.col("account_a").is_in([owner, *alts]))
@@ -421,6 +433,20 @@ def self_referral_rings(
             )
         )
     return rings
+
+
+def _chain_through_alts(owner: str, alts: list[str], inviter_of: dict, levels: int) -> bool:
+    """Some alt was invited by another alt, and its invite path climbs to the distributor
+    through alts only, within the levels the programme pays: the distributor earns level 2
+    or 3 commission on its own accounts (自己邀请自己 built into a chain)."""
+    alt_set = set(alts)
+    for alt in alts:
+        cur, steps = alt, 0
+        while cur in alt_set and steps < levels:
+            cur, steps = inviter_of.get(cur), steps + 1
+        if cur == owner and steps >= 2:
+            return True
+    return False
 
 
 def _registered_as_a_batch(alt_times: list, circle_times: list, minutes: int = 30) -> bool:
@@ -1088,7 +1114,7 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         con, "select account_a, account_b, max_weight, shared_types from intermediate.account_pairs "
         "where max_weight >= $min_weight", {"min_weight": settings.self_referral_min_weight})
     alt_facts = warehouse.query(
-        con, "select a.account_id, a.registered_at, "
+        con, "select a.account_id, a.registered_at, a.inviter_id, "
         " count(*) filter (where r.refund_after_settle_h between 0 and $arbitrage_hours)"
         " as arbitrage_orders "
         "from staging.accounts a left join intermediate.referral_checks r on r.buyer_id = a.account_id "
