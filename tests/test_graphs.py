@@ -465,6 +465,33 @@ def test_two_floods_back_to_back_on_one_shop_keep_their_own_accounts():
     assert sorted(r.members for r in rings) == [("A0", "A1", "A2"), ("B0", "B1", "B2", "B3")]
 
 
+def test_a_flood_is_as_long_as_its_orders_and_two_floods_days_apart_are_two():
+    settings = graphs.GraphSettings()
+    # three accounts cancel 18 orders in under three hours; a day later two others cancel 12
+    # in one hour: both fit in one 72-hour window, but they are two competitors' floods
+    first = [(f"C{i % 3}", "S1", 100 + i / 6, True) for i in range(18)]
+    second = [(f"D{i % 2}", "S1", 124 + i / 12, True) for i in range(12)]
+    # a regular's cancellations two days later are no part of either burst's hours
+    regular = [("H1", "S1", 150, True), ("H1", "S1", 160, True)]
+    rings = graphs.malicious_rings(_heavy_cancellers(first + second + regular), settings)
+    assert sorted(r.members for r in rings) == [("C0", "C1", "C2"), ("D0", "D1")]
+    evidence = {r.members: r.evidence for r in rings}
+    assert "18 of them within 3 h" in evidence["C0", "C1", "C2"]
+    assert "12 of them within 55 minutes" in evidence["D0", "D1"]
+
+
+def test_a_busy_honest_day_at_a_shop_hides_no_flood_elsewhere_in_the_month():
+    settings = graphs.GraphSettings()
+    # a sale day: 30 customers each cancel two orders within twelve hours (and one more later
+    # in the month): the shop's busiest stretch of cancellations, but nobody's burst
+    sale = [(f"H{i}", "S1", 240 + i * 0.4 + j * 0.2, True) for i in range(30) for j in range(2)]
+    later = [(f"H{i}", "S1", 400 + i * 10, True) for i in range(30)]
+    # a fortnight later two accounts cancel ten orders within two hours
+    flood = [(f"C{i % 2}", "S1", 560 + i / 5, True) for i in range(10)]
+    rings = graphs.malicious_rings(_heavy_cancellers(sale + later + flood), settings)
+    assert [r.members for r in rings] == [("C0", "C1")]
+
+
 def test_a_large_shops_lost_parcels_are_no_fake_shipping_but_a_small_shops_are():
     """Couriers lose a few parcels in a thousand: five undelivered of 5,000 shipped is a busy
     honest shop; five of 40 is a shop marking orders shipped that it never sent."""

@@ -61,6 +61,10 @@ class GraphSettings:
     # uses all month has two of them land in some three days; a flooder places a run
     # (flooders also return to a shop, so its undone orders elsewhere do not clear it)
     malicious_min_burst_account_orders: int = 3
+    # a flood's longest gap is a few times its median one (at one steady pace the widest of
+    # 60 gaps passes ten medians about one time in twelve): a wider one is a pause between
+    # two floods
+    malicious_pause_ratio: float = 10.0
     fake_shipping_min_orders: int = 3
     # ... and this share of the shop's shipped orders: couriers lose a few parcels in a
     # thousand, so a large honest shop has several undelivered every month
@@ -517,6 +521,49 @@ def behaviour_cohort_rings(cohorts: pl.DataFrame) -> list[Ring]:
     return rings
 
 
+def _flood_bursts(hours: np.ndarray, accounts: list[str],
+                  settings: GraphSettings) -> list[tuple[int, int, tuple[str, ...]]]:
+    """The floods among one shop's undone orders (`hours` sorted, `accounts` beside them) as
+    (first, end, members): runs of consecutive orders, cut where the orders thin out.
+
+    The runs are the single-linkage tree of the times (in one dimension: cut at the widest
+    gap, then again in each part; scipy's linkage would build all n^2 distances first). A run
+    is a flood when it spans at most malicious_burst_hours and holds malicious_min_orders
+    undone orders of which two or more accounts each undo malicious_min_burst_account_orders
+    (its members; a customer with fewer is a bystander whose cancellations fell in it). A
+    flood cut at a pause (malicious_pause_ratio times its median gap) into halves that hold
+    floods of their own, with their own accounts, is those floods (two competitors back to
+    back); otherwise it is one, however it paces itself. Every part
+    of the month is searched: a busy stretch without a flood (an honest sale day) hides none
+    beside it."""
+    longest = settings.malicious_burst_hours
+    done: dict[tuple[int, int], list[tuple[int, int, tuple[str, ...]]]] = {}
+    stack = [(0, len(hours), False)]
+    while stack:  # post-order without recursion: a month of orders can nest deep
+        lo, hi, split = stack.pop()
+        if hi - lo < settings.malicious_min_orders:
+            done[lo, hi] = []
+            continue
+        long = hours[hi - 1] - hours[lo] > longest
+        members = () if long else tuple(sorted(
+            a for a, n in Counter(accounts[lo:hi]).items()
+            if n >= settings.malicious_min_burst_account_orders))
+        if not long and len(members) < 2:
+            done[lo, hi] = []  # neither it nor any part of it is a flood
+            continue
+        gaps = np.diff(hours[lo:hi])
+        cut = lo + 1 + int(np.argmax(gaps))
+        if not split:
+            stack += [(lo, hi, True), (lo, cut, False), (cut, hi, False)]
+            continue
+        parts = done.pop((lo, cut)) + done.pop((cut, hi))
+        theirs = [m for _, _, ms in parts for m in ms]
+        own = (len(parts) >= 2 and len(theirs) == len(set(theirs)) == len(members)
+               and gaps.max() >= settings.malicious_pause_ratio * np.median(gaps))
+        done[lo, hi] = parts if long or own else [(lo, hi, members)]
+    return done[0, len(hours)]
+
+
 def malicious_rings(shop_orders: pl.DataFrame, settings: GraphSettings) -> list[Ring]:
     """A shop flooded by a few accounts whose orders are almost all cancelled or refunded,
     in one burst.
@@ -524,36 +571,29 @@ def malicious_rings(shop_orders: pl.DataFrame, settings: GraphSettings) -> list[
     shop_orders: one row per order of a heavy canceller (an account with at least
     malicious_min_account_orders orders at the shop, malicious_min_cancel_share of them
     undone) at that shop: account_id, shop_id, created_at, is_cancel_or_refund.
-    In each shop the busiest stretch of malicious_burst_hours holding at least
-    malicious_min_orders undone orders of two or more accounts is a flood; its accounts are
-    the ring: those with malicious_min_burst_account_orders undone orders in the stretch (one
-    with fewer is a bystander whose occasional cancellations fell in it). The members' orders
-    in the stretch are then set aside and the next flood looked for."""
+    Each flood among a shop's undone orders (_flood_bursts) is a ring of its members; the
+    evidence quotes the span their undone orders in it take."""
     if shop_orders.is_empty():
         return []
-    burst = timedelta(hours=settings.malicious_burst_hours)
     rings = []
     ordered = shop_orders.sort("shop_id", "created_at", "account_id")
     for (shop,), group in ordered.group_by(["shop_id"], maintain_order=True):
         undone = group.filter(pl.col("is_cancel_or_refund"))
+        if undone.height < settings.malicious_min_orders:
+            continue
         times, accounts = undone["created_at"].to_list(), undone["account_id"].to_list()
-        while len(times) >= settings.malicious_min_orders:
-            # the window starting at each undone order; the fullest one (earliest on a tie)
-            ends = [bisect.bisect_right(times, t + burst) for t in times]
-            start = max(range(len(times)), key=lambda i: (ends[i] - i, -i))
-            end = ends[start]
-            counts = Counter(accounts[start:end])
-            members = tuple(sorted(
-                a for a, n in counts.items() if n >= settings.malicious_min_burst_account_orders))
-            if end - start < settings.malicious_min_orders or len(members) < 2:
-                break
-            first, last = times[start], times[end - 1]
+        hours = (undone["created_at"] - times[0]).dt.total_seconds().to_numpy() / 3600
+        for lo, hi, members in _flood_bursts(hours, accounts, settings):
+            taken = set(members)
+            flood = [t for t, a in zip(times[lo:hi], accounts[lo:hi], strict=True)
+                     if a in taken]
+            first, last = flood[0], flood[-1]
             # the ring owns its accounts' orders at the shop (as rings.csv counts them); the
-            # evidence says how many of them the burst holds
+            # evidence says how many of them the burst holds and how long it took
             theirs = group.filter(pl.col("account_id").is_in(list(members)))
             orders, share = theirs.height, float(theirs["is_cancel_or_refund"].mean())
             in_burst = theirs.filter(pl.col("created_at").is_between(first, last)).height
-            hours = (last - first).total_seconds() / 3600
+            span_en, span_zh = _span_words((last - first).total_seconds() / 3600)
             rings.append(
                 Ring(
                     kind="malicious",
@@ -561,21 +601,16 @@ def malicious_rings(shop_orders: pl.DataFrame, settings: GraphSettings) -> list[
                     strength=float(orders),
                     evidence=(
                         f"{len(members)} accounts placed {orders} orders on shop {shop}, "
-                        f"{in_burst} of them within {hours:.0f} h, and cancelled or refunded "
+                        f"{in_burst} of them within {span_en}, and cancelled or refunded "
                         f"{share:.0%} of them"
                     ),
                     evidence_zh=(
                         f"{len(members)} 个账号于店铺 {shop} 下单 {orders} 笔，其中 {in_burst} 笔"
-                        f"集中在 {hours:.0f} 小时内，取消或退款 {share:.0%}"
+                        f"集中在 {span_zh}内，取消或退款 {share:.0%}"
                     ),
                     shops=(shop,),
                 )
             )
-            # only the flood's own orders are set aside: a bystander's may be those of a flood
-            # that ends as this one's 72 hours begin (two floods back to back on one shop)
-            taken = set(members)
-            kept = [i for i, a in enumerate(accounts) if not (start <= i < end and a in taken)]
-            times, accounts = [times[i] for i in kept], [accounts[i] for i in kept]
     return rings
 
 
