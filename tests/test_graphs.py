@@ -492,6 +492,21 @@ def test_a_busy_honest_day_at_a_shop_hides_no_flood_elsewhere_in_the_month():
     assert [r.members for r in rings] == [("C0", "C1")]
 
 
+def test_alts_refunding_after_their_commission_settles_are_no_flood():
+    settings = graphs.GraphSettings()
+    # a distributor's three alts buy 12 orders through its link over a few hours and refund
+    # each soon after the commission settles (佣金套利): self-referral, not a competitor
+    alts = [(f"A{i % 3}", "S1", 100 + i / 3, True) for i in range(12)]
+    orders = _heavy_cancellers(alts)
+    assert [r.members for r in graphs.malicious_rings(orders, settings)] == [("A0", "A1", "A2")]
+    arbitrage = orders.with_columns(is_arbitrage=pl.lit(True))
+    assert graphs.malicious_rings(arbitrage, settings) == []
+    # a competitor's flood on the same shop beside them is still one
+    flood = _heavy_cancellers([(f"C{i % 2}", "S1", 103 + i / 4, True) for i in range(10)])
+    mixed = pl.concat([arbitrage, flood.with_columns(is_arbitrage=pl.lit(False))])
+    assert [r.members for r in graphs.malicious_rings(mixed, settings)] == [("C0", "C1")]
+
+
 def test_a_large_shops_lost_parcels_are_no_fake_shipping_but_a_small_shops_are():
     """Couriers lose a few parcels in a thousand: five undelivered of 5,000 shipped is a busy
     honest shop; five of 40 is a shop marking orders shipped that it never sent."""

@@ -570,15 +570,20 @@ def malicious_rings(shop_orders: pl.DataFrame, settings: GraphSettings) -> list[
 
     shop_orders: one row per order of a heavy canceller (an account with at least
     malicious_min_account_orders orders at the shop, malicious_min_cancel_share of them
-    undone) at that shop: account_id, shop_id, created_at, is_cancel_or_refund.
+    undone) at that shop: account_id, shop_id, created_at, is_cancel_or_refund and, when
+    known, is_arbitrage (refunded soon after its commission settled, programme.toml's
+    arbitrage_hours). Such a refund is no flood's: a competitor has no commission to wait
+    for, a distributor's alt collecting it (self-referral) does.
     Each flood among a shop's undone orders (_flood_bursts) is a ring of its members; the
     evidence quotes the span their undone orders in it take."""
     if shop_orders.is_empty():
         return []
+    if "is_arbitrage" not in shop_orders.columns:
+        shop_orders = shop_orders.with_columns(is_arbitrage=pl.lit(False))
     rings = []
     ordered = shop_orders.sort("shop_id", "created_at", "account_id")
     for (shop,), group in ordered.group_by(["shop_id"], maintain_order=True):
-        undone = group.filter(pl.col("is_cancel_or_refund"))
+        undone = group.filter(pl.col("is_cancel_or_refund") & ~pl.col("is_arbitrage"))
         if undone.height < settings.malicious_min_orders:
             continue
         times, accounts = undone["created_at"].to_list(), undone["account_id"].to_list()
@@ -1160,11 +1165,14 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         con,
         "with heavy as (select distinct buyer_id, shop_id from intermediate.order_features "
         " where orders_at_shop >= $min_orders and cancel_share_at_shop >= $min_cancel_share) "
-        "select buyer_id as account_id, shop_id, created_at, is_cancel_or_refund "
-        "from intermediate.order_keys semi join heavy using (buyer_id, shop_id) "
-        "order by shop_id, created_at, account_id, order_id",
+        "select k.buyer_id as account_id, k.shop_id, k.created_at, k.is_cancel_or_refund, "
+        " coalesce(r.refund_after_settle_h between 0 and $arbitrage_hours, false) as is_arbitrage "
+        "from intermediate.order_keys k semi join heavy using (buyer_id, shop_id) "
+        "left join intermediate.referral_checks r using (order_id) "
+        "order by k.shop_id, k.created_at, account_id, k.order_id",
         {"min_orders": settings.malicious_min_account_orders,
-         "min_cancel_share": settings.malicious_min_cancel_share},
+         "min_cancel_share": settings.malicious_min_cancel_share,
+         "arbitrage_hours": settings.arbitrage_hours},
     )
     waybills = q(
         "select * from intermediate.waybill_flags where waybill_suspect"
