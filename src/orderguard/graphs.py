@@ -533,9 +533,8 @@ def _flood_bursts(hours: np.ndarray, accounts: list[str],
     (its members; a customer with fewer is a bystander whose cancellations fell in it). A
     flood cut at a pause (malicious_pause_ratio times its median gap) into halves that hold
     floods of their own, with their own accounts, is those floods (two competitors back to
-    back); otherwise it is one, however it paces itself. Every part
-    of the month is searched: a busy stretch without a flood (an honest sale day) hides none
-    beside it."""
+    back); otherwise it is one, however it paces itself. Every part of the month is
+    searched: a busy stretch without a flood (an honest sale day) hides none beside it."""
     longest = settings.malicious_burst_hours
     done: dict[tuple[int, int], list[tuple[int, int, tuple[str, ...]]]] = {}
     stack = [(0, len(hours), False)]
