@@ -238,6 +238,36 @@ def test_other_commands_exit_3_with_a_message_while_a_scan_holds_the_warehouse(t
         holder.wait()
 
 
+
+def test_other_commands_exit_3_between_a_scans_stages_and_leave_the_warehouse_alone(tmp_path, capsys):
+    """Between two stages a scan holds only its lock file, not the DuckDB file: feedback run
+    then stored its verdicts mid-night, and when it still held the file as the next stage
+    opened it, the scan failed halfway (exit 3). They now wait for the scan's lock."""
+    import duckdb
+
+    from orderguard import cli
+
+    db = tmp_path / "wh.duckdb"
+    duckdb.connect(str(db)).close()
+    verdicts = tmp_path / "v.csv"
+    verdicts.write_text("order_id,verdict\nE1,confirmed\n", "utf-8")
+    rules = Path(cli.__file__).parent / "rules.toml"
+    with scan_lock(db):  # a scan between its stages
+        for argv in (["train", "--db", str(db), "--models", str(tmp_path / "m")],
+                     ["feedback", "--verdicts", str(verdicts), "--db", str(db)],
+                     ["allow", "--db", str(db), "--account", "A1", "--reason", "x"],
+                     ["allow", "--db", str(db), "--list"],
+                     ["backtest", "--db", str(db), "--config", str(rules), "--from", "2026-10-01",
+                      "--to", "2026-10-02"]):
+            assert cli.main(argv) == 3, argv
+            assert "a scan (or another orderguard command) is using" in capsys.readouterr().err
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select count(*) from information_schema.tables").fetchone()[0] == 0
+    with scan_lock(db):  # and a scan is refused while one of them runs
+        with pytest.raises(ScanBusyError, match="feedback, allow, train or backtest"):
+            with scan_lock(db):
+                pass
+
 def test_a_scan_pointed_at_a_prefect_server_that_is_down_says_so_and_exits_4(scanned_world, tmp_path,
                                                                            monkeypatch, capsys):
     import socket

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import sys
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from orderguard import config
@@ -236,10 +237,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def scan_free(db: str | None):
+    """feedback, allow, train and backtest take the scans' lock (`<warehouse>.lock`) while
+    they hold the warehouse: a scan opens it afresh for each stage, and a command slipping
+    in between two stages failed the night halfway (exit 3) or wrote into a night being
+    published. A missing warehouse is left to warehouse.connect(must_exist=True) to name."""
+    from orderguard.scan import ScanBusyError, scan_lock
+    from orderguard.warehouse import WarehouseBusyError
+
+    path = Path(db) if db else config.default_db_path()
+    with ExitStack() as held:
+        if path.is_file():
+            try:
+                held.enter_context(scan_lock(path))
+            except ScanBusyError:
+                raise WarehouseBusyError(
+                    f"a scan (or another orderguard command) is using {path} (lock "
+                    f"{path.name}.lock): run this again once it has finished") from None
+        yield
+
+
 def cmd_feedback(args: argparse.Namespace) -> int:
     from orderguard import feedback, warehouse
 
-    with warehouse.connect(Path(args.db) if args.db else None, must_exist=True) as con:
+    with scan_free(args.db), warehouse.connect(Path(args.db) if args.db else None,
+                                               must_exist=True) as con:
         try:
             result = feedback.load_verdicts(con, Path(args.verdicts))
         except feedback.VerdictError as exc:
@@ -269,7 +292,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from orderguard import detect, scoring, warehouse
 
     db = Path(args.db) if args.db else None
-    with warehouse.connect(db, read_only=True, must_exist=True) as con:
+    with scan_free(args.db), warehouse.connect(db, read_only=True, must_exist=True) as con:
         accounts = detect._account_frame(con)
         window = warehouse.query(
             con, "select min(created_at) as start, max(created_at) as end from staging.orders"
@@ -333,7 +356,8 @@ def cmd_allow(args: argparse.Namespace) -> int:
 
     from orderguard import allowlist, warehouse
 
-    with warehouse.connect(Path(args.db) if args.db else None, must_exist=True) as con:
+    with scan_free(args.db), warehouse.connect(Path(args.db) if args.db else None,
+                                               must_exist=True) as con:
         if args.list:  # every entry in force, whole values, as CSV to read or pipe on
             from orderguard.publish import neutralise_formulas
 
@@ -386,7 +410,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         print(f"orderguard: {exc}", file=sys.stderr)
         return 2
     db = Path(args.db) if args.db else None
-    with warehouse.connect(db, read_only=True, must_exist=True) as con:
+    with scan_free(args.db), warehouse.connect(db, read_only=True, must_exist=True) as con:
         try:
             table = run_backtest(con, live, candidate, date.fromisoformat(args.date_from),
                                  date.fromisoformat(args.date_to))

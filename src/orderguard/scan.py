@@ -106,8 +106,8 @@ def scan_lock(db_path: Path):
     except BlockingIOError as exc:
         handle.close()
         raise ScanBusyError(
-            f"another orderguard scan is using {db_path} (lock {lock_path}); "
-            "wait for it to finish or use another --db"
+            f"another orderguard scan (or a feedback, allow, train or backtest command) is "
+            f"using {db_path} (lock {lock_path}); wait for it to finish or use another --db"
         ) from exc
     try:
         yield
