@@ -155,14 +155,18 @@ def stage_validate(opts: ScanOptions) -> dict:
 
 def problems_section(problems: dict) -> str:
     """HTML fragment naming the parts of tonight's export that failed validation."""
+    unrecorded = problems.get("unrecorded_nights", [])
+    note = (f"<p><b>Published but never recorded</b>: {html.escape(', '.join(unrecorded))} "
+            "(a scan killed while recording its night): their flagged orders count as sent; "
+            "rescan each with --run-date to record it.</p>" if unrecorded else "")
     failed = problems.get("failed_shops", [])
     if not problems.get("shops_with_rejected_orders"):
-        return ""
+        return f"<section><h2>运行问题 / Run problems</h2>{note}</section>" if note else ""
     text = (f"<p><b>{len(failed)} shop(s) failed</b>: most of their orders were rejected "
             f"({html.escape(', '.join(failed[:20]))}); the rest of the export was scanned.</p>"
             if failed else "<p>Some orders were rejected; no shop failed as a whole.</p>")
     table = report._table(pl.DataFrame(problems["shops_with_rejected_orders"]))
-    return f"<section><h2>导入问题 / Rejected rows by shop</h2>{text}{table}</section>"
+    return f"<section><h2>导入问题 / Rejected rows by shop</h2>{note}{text}{table}</section>"
 
 
 NO_SHOP = "(no shop id)"
@@ -315,6 +319,8 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
         with (warehouse.connect(opts.db_path, memory_limit=config.DUCKDB_MEMORY_BESIDE_PYTHON) as con,
               ThreadPoolExecutor(max_workers=1, thread_name_prefix="xlsx") as beside):
             open_published_flags(con, Path(opts.out_dir))
+            if adopted := adopt_unrecorded_nights(con, Path(opts.out_dir), run["run_date"]):
+                run.setdefault("problems", {})["unrecorded_nights"] = adopted
             feedback.upgrade_verdicts(con)
             # the marts and the night's bookkeeping (ops.runs, ring and flag history, rule hits)
             # commit only once its folder is swapped in: a night that fails to publish is not
@@ -686,26 +692,76 @@ def open_published_flags(con, out_dir: Path) -> None:
         "where not s.is_tonight and s.risk_level <> 'low'")
 
 
+NIGHT_FOLDER = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
+
+
+def listed_in(path: Path) -> pl.DataFrame | None:
+    """grain: one row per order of one night's flagged_orders.csv (its folder names the
+    night), with the reason codes it was listed with; None for a file without order ids."""
+    listed = pl.read_csv(path, infer_schema=False)
+    listed = listed.rename({c: c.lstrip("\ufeff") for c in listed.columns})
+    if "order_id" not in listed.columns:
+        return None
+    codes = (pl.col("reason_codes").str.split(";") if "reason_codes" in listed.columns
+             else pl.lit(None, pl.List(pl.String)))
+    return listed.select(pl.col("order_id").str.strip_prefix("'"),
+                         pl.lit(path.parent.name).alias("night"), codes.alias("reason_codes"))
+
+
 def published_before(out_dir: Path) -> pl.DataFrame:
     """grain: one row per order_id in any nights/<date>/flagged_orders.csv under `out_dir`:
     the first night it was listed and the reason codes it was listed with then."""
-    frames = []
-    night = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
-    for path in sorted((out_dir / "nights").glob(f"{night}/flagged_orders.csv")):
-        listed = pl.read_csv(path, infer_schema=False)
-        listed = listed.rename({c: c.lstrip("\ufeff") for c in listed.columns})
-        if "order_id" not in listed.columns:
-            continue
-        codes = (pl.col("reason_codes").str.split(";") if "reason_codes" in listed.columns
-                 else pl.lit(None, pl.List(pl.String)))
-        frames.append(listed.select(pl.col("order_id").str.strip_prefix("'"),
-                                    pl.lit(path.parent.name).alias("night"), codes.alias("reason_codes")))
+    frames = [f for path in sorted((out_dir / "nights").glob(f"{NIGHT_FOLDER}/flagged_orders.csv"))
+              if (f := listed_in(path)) is not None]
     if not frames:
         return pl.DataFrame(schema={"order_id": pl.String, "night": pl.String,
                                     "reason_codes": pl.List(pl.String)})
     return pl.concat(frames).sort("night", maintain_order=True).unique("order_id", keep="first",
                                                                      maintain_order=True)
 
+
+def adopt_unrecorded_nights(con, out_dir: Path, night: str) -> list[str]:
+    """The nights before `night` whose folder in `out_dir` holds a run the warehouse never
+    recorded: a scan killed after swapping its folder in but before its bookkeeping
+    committed (or a warehouse restored from an older copy). Support has those files, so
+    their flagged orders go into ops.published_flags as sent: else tonight lists them
+    again, as late flags and new cases (a night killed so: 134 of night 9's 217 new cases
+    had been sent on night 8). Nights from before the warehouse's first recorded one are
+    another warehouse's. The rest of such a night's record (ops.runs, its rings) comes
+    only from rescanning it, which the warning asks for."""
+    if not warehouse.table_exists(con, "ops", "runs"):
+        return []
+    runs = con.execute("select run_id, run_date from ops.runs").fetchall()
+    if not runs:
+        return []
+    recorded = {run_id for run_id, _ in runs}
+    first = min(run_date for _, run_date in runs)
+    adopted = []
+    for path in sorted((out_dir / "nights").glob(f"{NIGHT_FOLDER}/run.json")):
+        folder = path.parent
+        if not first < folder.name < night:
+            continue
+        try:
+            run_id = publish.json.loads(path.read_text("utf-8")).get("run_id")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if run_id in recorded or not (folder / "flagged_orders.csv").is_file():
+            continue
+        sent = listed_in(folder / "flagged_orders.csv")
+        if sent is not None and sent.height:
+            con.register("sent_unrecorded", sent.to_arrow())
+            try:
+                con.execute("insert into ops.published_flags select * from sent_unrecorded "
+                            "anti join ops.published_flags using (order_id)")
+            finally:
+                con.unregister("sent_unrecorded")
+        log.warning("night %s was published (%s, run %s) but this warehouse has no record of "
+                    "it (its scan was killed while recording it, or the warehouse was restored "
+                    "from an older copy): its %d flagged orders count as sent to support; "
+                    "rescan it with --run-date %s to record it", folder.name, folder, run_id,
+                    0 if sent is None else sent.height, folder.name)
+        adopted.append(folder.name)
+    return adopted
 
 def record_published_flags(con, night: str, flagged: pl.DataFrame, keep_days: int) -> None:
     """Tonight's CSV rows (order_id, reason_codes joined by ';') into ops.published_flags with
