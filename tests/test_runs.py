@@ -560,3 +560,31 @@ def test_a_night_published_but_killed_before_its_record_counts_as_sent_the_next_
     caplog.clear()
     assert adopt_unrecorded_nights(con, out, "2026-10-09") == []
     assert "rescan" not in caplog.text
+
+
+def test_a_column_the_last_export_had_and_tonights_lacks_is_named(caplog):
+    """An optional column renamed in the shop system's export (device_id headed "equipment")
+    is read as absent: its signals went quiet with no word. The run now names it."""
+    import duckdb
+
+    from orderguard import contract
+    from orderguard.scan import columns_lost
+
+    con = duckdb.connect()
+    con.execute("create schema ops")
+    con.execute("create schema raw")
+    assert columns_lost(con) == {}  # a first night has nothing to compare with
+    orders = contract.TABLES["orders"].column_names
+    last = {"raw": {"orders": {"columns": orders},
+                    "accounts": {"columns": contract.TABLES["accounts"].column_names}}}
+    con.execute("create table ops.runs (run_date varchar, finished_at varchar, run_json varchar)")
+    con.execute("insert into ops.runs values ('2026-10-04', '2026-10-05T02:10:00', $j)",
+                {"j": json.dumps(last)})
+    tonight = [c for c in orders if c != "device_id"] + ["equipment", "_row", "_file"]
+    con.execute(f"create table raw.orders ({', '.join(f'{c} varchar' for c in tonight)})")
+    con.execute("insert into raw.orders (order_id, _file) values ('E1', 'orders.csv')")
+    con.execute("create table raw.accounts ({})".format(
+        ", ".join(f"{c} varchar" for c in contract.TABLES["accounts"].column_names)))
+
+    assert columns_lost(con) == {"orders": ["device_id"]}
+    assert "orders.csv: column(s) device_id, in the last scanned export, are missing" in caplog.text

@@ -149,9 +149,38 @@ def stage_validate(opts: ScanOptions) -> dict:
     with warehouse.connect(opts.db_path) as con:
         result = validate.stage(con, opts.run_id, known_accounts_table="ops.known_accounts")
         problems = shop_problems(con, opts.run_id)
+        if lost := columns_lost(con):
+            problems["columns_lost"] = lost
         night = open_night(con, opts, result.counts)
     return {**night, "problems": problems}
 
+
+
+def columns_lost(con) -> dict[str, list[str]]:
+    """Contract columns the last scanned export's files had and tonight's lack, per table.
+    An optional column the export no longer names (device_id headed "equipment" after a
+    change to the shop system's export) is read as absent, and its signals go quiet with no
+    error: the run says so instead (problems.columns_lost, the log, the report)."""
+    if not warehouse.table_exists(con, "ops", "runs"):
+        return {}
+    last = warehouse.scalar(con, "select run_json from ops.runs "
+                                 "order by finished_at desc, run_date desc limit 1")
+    before = (publish.json.loads(last) if last else {}).get("raw") or {}
+    lost = {}
+    for name, table in contract.TABLES.items():
+        had = set((before.get(name) or {}).get("columns") or [])
+        if not had:
+            continue
+        has = {r[0] for r in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'raw' and table_name = $t", {"t": name}).fetchall()}
+        if missing := [c for c in table.column_names if c in had and c not in has]:
+            lost[name] = missing
+            file = warehouse.scalar(con, f"select _file from raw.{name} limit 1")  # a contract name
+            log.warning("%s: column(s) %s, in the last scanned export, are missing tonight (read "
+                        "as empty): renamed in the export? (accepted header names: "
+                        "orderguard.ingest.COLUMN_ALIASES)", file or name, ", ".join(missing))
+    return lost
 
 def problems_section(problems: dict) -> str:
     """HTML fragment naming the parts of tonight's export that failed validation."""
@@ -159,6 +188,9 @@ def problems_section(problems: dict) -> str:
     note = (f"<p><b>Published but never recorded</b>: {html.escape(', '.join(unrecorded))} "
             "(a scan killed while recording its night): their flagged orders count as sent; "
             "rescan each with --run-date to record it.</p>" if unrecorded else "")
+    for name, missing in problems.get("columns_lost", {}).items():
+        note += (f"<p><b>Columns missing tonight</b> ({html.escape(name)}), in the last scanned "
+                 f"export: {html.escape(', '.join(missing))} (read as empty).</p>")
     failed = problems.get("failed_shops", [])
     if not problems.get("shops_with_rejected_orders"):
         return f"<section><h2>运行问题 / Run problems</h2>{note}</section>" if note else ""
