@@ -155,7 +155,6 @@ def stage_validate(opts: ScanOptions) -> dict:
     return {**night, "problems": problems}
 
 
-
 def columns_lost(con) -> dict[str, list[str]]:
     """Contract columns the last scanned export's files had and tonight's lack, per table.
     An optional column the export no longer names (device_id headed "equipment" after a
@@ -181,6 +180,7 @@ def columns_lost(con) -> dict[str, list[str]]:
                         "as empty): renamed in the export? (accepted header names: "
                         "orderguard.ingest.COLUMN_ALIASES)", file or name, ", ".join(missing))
     return lost
+
 
 def problems_section(problems: dict) -> str:
     """HTML fragment naming the parts of tonight's export that failed validation."""
@@ -794,6 +794,7 @@ def adopt_unrecorded_nights(con, out_dir: Path, night: str) -> list[str]:
                     0 if sent is None else sent.height, folder.name)
         adopted.append(folder.name)
     return adopted
+
 
 def record_published_flags(con, night: str, flagged: pl.DataFrame, keep_days: int) -> None:
     """Tonight's CSV rows (order_id, reason_codes joined by ';') into ops.published_flags with
