@@ -124,6 +124,28 @@ def test_a_night_far_smaller_than_usual_fails_loudly(nightly_world, scanned_nigh
     assert not (tmp_path / "out" / "order_scores.parquet").exists()
 
 
+def test_an_export_cut_short_loses_the_nights_new_orders_and_is_refused(nightly_world, scanned_nights,
+                                                                       tmp_path):
+    """A file still being copied keeps the older orders' updates (they come first) and
+    loses most of the night's new orders: the row count alone passed it as a whole night."""
+    import shutil
+
+    night = nightly_world["nights"][-1]
+    cut = tmp_path / "cut"
+    shutil.copytree(nightly_world["root"] / "exports" / night, cut)
+    orders = pl.read_csv(cut / "orders.csv", infer_schema=False)
+    new = pl.col("created_at").str.slice(0, 10) == night
+    assert orders.filter(~new).height >= 0.2 * orders.height, "updates alone pass the row count"
+    pl.concat([orders.filter(~new), orders.filter(new).head(orders.filter(new).height // 25)]).write_csv(
+        cut / "orders.csv")
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(scanned_nights["db"], db)
+    with pytest.raises(QuietNightError, match=f"orders created on {night}, far fewer than the usual"):
+        run_scan(ScanOptions(input_dir=cut, out_dir=tmp_path / "out", db_path=db,
+                             models_dir=scanned_nights["models"], run_date=night))
+    assert not (tmp_path / "out" / "order_scores.parquet").exists()
+
+
 def test_a_night_whose_orders_all_fail_says_why_keeps_its_rejects_and_remembers_nothing(
         nightly_world, scanned_nights, tmp_path):
     """A broken export (every status unreadable) is refused: the message says what was wrong
