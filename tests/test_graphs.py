@@ -240,12 +240,13 @@ def test_a_small_circle_that_is_one_linked_group_refunding_after_settlement_is_a
     assert "refunds after commission settled" in rings[0].evidence
 
 
-def three_linked_accounts(alt_inviters: list[str]):
-    """Distributor D and two accounts A0, A1 on D's flat and broadband, registered months
-    apart, no refund after settlement; A0 and A1 were invited by `alt_inviters`."""
+def three_linked_accounts(alt_inviters: list[str], shared: str = "addr_strict,ip,phone_range"):
+    """Distributor D and two accounts A0, A1 on D's flat and broadband, with phone numbers
+    of one range unless `shared` says otherwise, registered months apart, no refund after
+    settlement; A0 and A1 were invited by `alt_inviters`."""
     relations = pl.DataFrame({"distributor_id": ["D", "D"], "account_id": ["A0", "A1"]})
     links = pl.DataFrame({"account_a": ["A0", "A0", "A1"], "account_b": ["A1", "D", "D"],
-                          "max_weight": [0.63] * 3, "shared_types": ["addr_strict,ip"] * 3})
+                          "max_weight": [0.63] * 3, "shared_types": [shared] * 3})
     facts = pl.DataFrame({"account_id": ["D", "A0", "A1"],
                           "registered_at": [datetime(2025, 1, 5), datetime(2026, 2, 27),
                                             datetime(2026, 7, 10)],
@@ -261,6 +262,16 @@ def test_a_chain_of_linked_accounts_paying_its_distributor_level_2_is_a_self_ref
     rings = graphs.self_referral_rings(relations, links, facts, graphs.GraphSettings())
     assert [r.members for r in rings] == [("D", "A0", "A1")]
     assert "level 2-3 commission" in rings[0].evidence
+
+
+def test_a_household_whose_members_invite_one_another_is_no_self_referral_ring():
+    """D invited her daughter A0, who invited her husband A1: one flat, one broadband line,
+    one device or payer at times, each with their own number. D earns level 2 on them as
+    on any downline; a chain on what a household shares is identity evidence alone."""
+    for shared in ("addr_strict,ip", "addr_building,addr_strict,device,ip,ip_net",
+                   "addr_building,addr_strict,ip,ip_net,payer"):
+        relations, links, facts = three_linked_accounts(["D", "A0"], shared)
+        assert graphs.self_referral_rings(relations, links, facts, graphs.GraphSettings()) == []
 
 
 def test_a_household_each_taking_the_distributor_s_own_link_is_no_self_referral_ring():

@@ -346,7 +346,8 @@ def self_referral_rings(
     A ring needs that identity evidence plus one more independent family: registrations
     minutes apart, commission arbitrage, alts making up most of the distributor's circle, or
     alts invited by alts so that the distributor earns level 2-3 commission through its own
-    accounts (a family's members each take the relative's own link: one level).
+    accounts, when the chain shares a phone or phone range (a family's members invite one
+    another too, on one flat, line and sometimes device or payer).
     A household member buying through a relative's link, even on one device or payer, has
     only the first."""
     if relations.is_empty() or links.is_empty():
@@ -410,9 +411,10 @@ def self_referral_rings(
             families_zh.append(f"{invitees} 个被邀请人/买家中 {len(alts)} 个相互关联")
         # only alts linked to the distributor itself: a fan who invited her own husband
         # earns a stranger level 2 commission, and that stranger built nothing
-        if reaches_owner and _chain_through_alts(
-                owner, alts, {a: r.get("inviter_id") for a, r in zip(alts, alt_rows, strict=True)},
-                settings.deep_chain_depth):
+        chain = _chain_through_alts(
+            owner, alts, {a: r.get("inviter_id") for a, r in zip(alts, alt_rows, strict=True)},
+            settings.deep_chain_depth) if reaches_owner else set()
+        if chain and _tied_beyond_a_household(group, {owner, *chain}):
             families.append("alts invited by alts to earn level 2-3 commission")
             families_zh.append("小号层层邀请以赚取二、三级佣金")
         if len(families) < 2:
@@ -439,18 +441,35 @@ def self_referral_rings(
     return rings
 
 
-def _chain_through_alts(owner: str, alts: list[str], inviter_of: dict, levels: int) -> bool:
-    """Some alt was invited by another alt, and its invite path climbs to the distributor
-    through alts only, within the levels the programme pays: the distributor earns level 2
-    or 3 commission on its own accounts (自己邀请自己 built into a chain)."""
-    alt_set = set(alts)
+def _chain_through_alts(owner: str, alts: list[str], inviter_of: dict, levels: int) -> set[str]:
+    """The alts on invite paths that climb from an alt invited by another alt to the
+    distributor through alts only, within the levels the programme pays: the distributor
+    earns level 2 or 3 commission on its own accounts (自己邀请自己 built into a chain).
+    Empty when there is no such path."""
+    alt_set, chain = set(alts), set()
     for alt in alts:
-        cur, steps = alt, 0
+        cur, steps, path = alt, 0, []
         while cur in alt_set and steps < levels:
+            path.append(cur)
             cur, steps = inviter_of.get(cur), steps + 1
         if cur == owner and steps >= 2:
-            return True
-    return False
+            chain.update(path)
+    return chain
+
+
+# a household shares a flat, a broadband line and sometimes one device or payer, and its
+# members invite one another too (mother -> daughter -> son-in-law); one number or
+# consecutive numbers on several of its accounts are SIM cards bought for alts
+BEYOND_HOUSEHOLD_ID_TYPES = frozenset({"phone", "phone_range"})
+
+
+def _tied_beyond_a_household(links: pl.DataFrame, accounts: set[str]) -> bool:
+    """Some link among `accounts` (a chain and its distributor) shares an identifier a
+    household's members do not: an invite chain on one flat and line is a family's too."""
+    inner = links.filter(pl.col("account_a").is_in(list(accounts))
+                         & pl.col("account_b").is_in(list(accounts)))
+    return any(t in BEYOND_HOUSEHOLD_ID_TYPES
+               for s in inner["shared_types"].drop_nulls() for t in s.split(","))
 
 
 def _registered_as_a_batch(alt_times: list, circle_times: list, minutes: int = 30) -> bool:
