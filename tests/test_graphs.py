@@ -240,9 +240,10 @@ def test_a_small_circle_that_is_one_linked_group_refunding_after_settlement_is_a
     assert "refunds after commission settled" in rings[0].evidence
 
 
-def three_linked_accounts(alt_inviters: list[str], shared: str = "addr_strict,ip,phone_range"):
-    """Distributor D and two accounts A0, A1 on D's flat and broadband, with phone numbers
-    of one range unless `shared` says otherwise, registered months apart, no refund after
+def three_linked_accounts(alt_inviters: list[str], shared: str = "addr_strict,ip",
+                          ranges: tuple = ("1596436", "1596436", "1596436")):
+    """Distributor D and two accounts A0, A1 on D's flat and broadband (`shared`),
+    registered months apart with mobile numbers of the 7-digit `ranges`, no refund after
     settlement; A0 and A1 were invited by `alt_inviters`."""
     relations = pl.DataFrame({"distributor_id": ["D", "D"], "account_id": ["A0", "A1"]})
     links = pl.DataFrame({"account_a": ["A0", "A0", "A1"], "account_b": ["A1", "D", "D"],
@@ -250,14 +251,16 @@ def three_linked_accounts(alt_inviters: list[str], shared: str = "addr_strict,ip
     facts = pl.DataFrame({"account_id": ["D", "A0", "A1"],
                           "registered_at": [datetime(2025, 1, 5), datetime(2026, 2, 27),
                                             datetime(2026, 7, 10)],
-                          "arbitrage_orders": [0, 0, 0], "inviter_id": [None, *alt_inviters]})
+                          "arbitrage_orders": [0, 0, 0], "inviter_id": [None, *alt_inviters],
+                          "phone_range": list(ranges)})
     return relations, links, facts
 
 
 def test_a_chain_of_linked_accounts_paying_its_distributor_level_2_is_a_self_referral_ring():
-    """D invited A0 and A0 invited A1, all three on one flat: D earns level 2 commission on
-    A1 through its own accounts. Three such rings were missed in 250k-account worlds: too
-    few alts for 'most of the circle', no batch, no refund settled yet."""
+    """D invited A0 and A0 invited A1, all three on one flat and registered with numbers of
+    one range: D earns level 2 commission on A1 through its own accounts. Three such rings
+    were missed in 250k-account worlds: too few alts for 'most of the circle', no batch, no
+    refund settled yet."""
     relations, links, facts = three_linked_accounts(["D", "A0"])
     rings = graphs.self_referral_rings(relations, links, facts, graphs.GraphSettings())
     assert [r.members for r in rings] == [("D", "A0", "A1")]
@@ -266,11 +269,14 @@ def test_a_chain_of_linked_accounts_paying_its_distributor_level_2_is_a_self_ref
 
 def test_a_household_whose_members_invite_one_another_is_no_self_referral_ring():
     """D invited her daughter A0, who invited her husband A1: one flat, one broadband line,
-    one device or payer at times, each with their own number. D earns level 2 on them as
-    on any downline; a chain on what a household shares is identity evidence alone."""
+    at times one device or payer, parcels sent to one of them (her number on the others'
+    orders), each registered with their own number. D earns level 2 on them as on any
+    downline; a chain on what a household shares is identity evidence alone."""
     for shared in ("addr_strict,ip", "addr_building,addr_strict,device,ip,ip_net",
-                   "addr_building,addr_strict,ip,ip_net,payer"):
-        relations, links, facts = three_linked_accounts(["D", "A0"], shared)
+                   "addr_building,addr_strict,ip,ip_net,payer",
+                   "addr_building,addr_strict,ip,ip_net,phone,phone_range"):
+        relations, links, facts = three_linked_accounts(
+            ["D", "A0"], shared, ("1391234", "1865550", "1770021"))
         assert graphs.self_referral_rings(relations, links, facts, graphs.GraphSettings()) == []
 
 

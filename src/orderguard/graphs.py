@@ -335,7 +335,8 @@ def self_referral_rings(
     relations: (distributor_id, account_id) from invites and referred orders.
     links: identity links (account_a < account_b, link_weight, strong_weight, shared_types).
     alt_facts: per account registered_at, arbitrage_orders (refunds soon after settlement)
-    and, when known, inviter_id (who invited it: a chain of alts earns level 2-3 commission).
+    and, when known, inviter_id (who invited it: a chain of alts earns level 2-3 commission)
+    and phone_range (the 7-digit range of the number it registered with).
     The commission at stake is not quoted here: marts.rings sums it over the ring's orders,
     without reversed commission, and support's evidence quotes that figure.
     An alt is an invitee/buyer linked to the distributor, directly or through other alts.
@@ -346,8 +347,8 @@ def self_referral_rings(
     A ring needs that identity evidence plus one more independent family: registrations
     minutes apart, commission arbitrage, alts making up most of the distributor's circle, or
     alts invited by alts so that the distributor earns level 2-3 commission through its own
-    accounts, when the chain shares a phone or phone range (a family's members invite one
-    another too, on one flat, line and sometimes device or payer).
+    accounts, when two of the chain registered with numbers of one range (a family's members
+    invite one another too, on one flat, line and sometimes device or payer).
     A household member buying through a relative's link, even on one device or payer, has
     only the first."""
     if relations.is_empty() or links.is_empty():
@@ -369,12 +370,13 @@ def self_referral_rings(
         relations.filter(pl.col("account_id") != pl.col("distributor_id"))
         .group_by("distributor_id").len().iter_rows()
     )
-    if "inviter_id" not in alt_facts.columns:
-        alt_facts = alt_facts.with_columns(pl.lit(None, pl.String).alias("inviter_id"))
+    for col in ("inviter_id", "phone_range"):
+        if col not in alt_facts.columns:
+            alt_facts = alt_facts.with_columns(pl.lit(None, pl.String).alias(col))
     facts = {
         r["account_id"]: r
         for r in alt_facts.select(
-            "account_id", "registered_at", "arbitrage_orders", "inviter_id"
+            "account_id", "registered_at", "arbitrage_orders", "inviter_id", "phone_range"
         ).filter(pl.col("account_id").is_in(pl.concat([inner["account_a"], inner["account_b"]]).implode()))
         .iter_rows(named=True)
     }
@@ -414,7 +416,7 @@ def self_referral_rings(
         chain = _chain_through_alts(
             owner, alts, {a: r.get("inviter_id") for a, r in zip(alts, alt_rows, strict=True)},
             settings.deep_chain_depth) if reaches_owner else set()
-        if chain and _tied_beyond_a_household(group, {owner, *chain}):
+        if chain and _bound_numbers_of_one_range([owner, *sorted(chain)], facts):
             families.append("alts invited by alts to earn level 2-3 commission")
             families_zh.append("小号层层邀请以赚取二、三级佣金")
         if len(families) < 2:
@@ -457,19 +459,15 @@ def _chain_through_alts(owner: str, alts: list[str], inviter_of: dict, levels: i
     return chain
 
 
-# a household shares a flat, a broadband line and sometimes one device or payer, and its
-# members invite one another too (mother -> daughter -> son-in-law); one number or
-# consecutive numbers on several of its accounts are SIM cards bought for alts
-BEYOND_HOUSEHOLD_ID_TYPES = frozenset({"phone", "phone_range"})
-
-
-def _tied_beyond_a_household(links: pl.DataFrame, accounts: set[str]) -> bool:
-    """Some link among `accounts` (a chain and its distributor) shares an identifier a
-    household's members do not: an invite chain on one flat and line is a family's too."""
-    inner = links.filter(pl.col("account_a").is_in(list(accounts))
-                         & pl.col("account_b").is_in(list(accounts)))
-    return any(t in BEYOND_HOUSEHOLD_ID_TYPES
-               for s in inner["shared_types"].drop_nulls() for t in s.split(","))
+def _bound_numbers_of_one_range(accounts: list[str], facts: dict) -> bool:
+    """Two of `accounts` (a chain and its distributor) registered with one mobile number or
+    numbers of one 7-digit range: SIM cards bought together for alts. A household's members
+    invite one another too (mother -> daughter -> son-in-law) on one flat, broadband line
+    and sometimes device or payer, each with their own number; parcels sent to one relative
+    put her number on the others' orders, so only the numbers the accounts are bound to count."""
+    ranges = [facts.get(a, {}).get("phone_range") for a in accounts]
+    ranges = [r for r in ranges if r]
+    return len(ranges) > len(set(ranges))
 
 
 def _registered_as_a_batch(alt_times: list, circle_times: list, minutes: int = 30) -> bool:
@@ -1172,10 +1170,11 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         con, "select account_a, account_b, max_weight, shared_types from intermediate.account_pairs "
         "where max_weight >= $min_weight", {"min_weight": settings.self_referral_min_weight})
     alt_facts = warehouse.query(
-        con, "select a.account_id, a.registered_at, a.inviter_id, "
+        con, "select a.account_id, a.registered_at, a.inviter_id, p.phone_prefix7 as phone_range, "
         " count(*) filter (where r.refund_after_settle_h between 0 and $arbitrage_hours)"
         " as arbitrage_orders "
         "from staging.accounts a left join intermediate.referral_checks r on r.buyer_id = a.account_id "
+        "left join intermediate.norm_phone p on p.phone_raw = a.phone "
         "group by all", {"arbitrage_hours": settings.arbitrage_hours})
     # order_features already counts each buyer's orders and cancellations per shop: only the
     # pairs malicious_rings can use are read (a 10M-order window has ~7M pairs, ~1k of these)
