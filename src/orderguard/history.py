@@ -60,7 +60,14 @@ def check_volume(con: duckdb.DuckDBPyConnection, run_date: str, accepted_orders:
             f"usual {usual:,.0f} of recent nights; refusing to publish a quiet night "
             "(scan with --allow-small-export if that is real)"
         )
-    if not warehouse.table_exists(con, "staging", "orders_history"):
+
+
+def check_created_volume(con: duckdb.DuckDBPyConnection, run_date: str, min_ratio: float = 0.2,
+                         nights: int = 7) -> None:
+    """Refuse an export holding far fewer orders created on the night than recent nights
+    (after the checks naming a stale export or a mistyped date, which say more)."""
+    if not (warehouse.table_exists(con, "ops", "runs")
+            and warehouse.table_exists(con, "staging", "orders_history")):
         return
     # A file cut short while still being copied keeps the older orders' updates, which
     # fill the count above, and loses the night's new orders, which come last: 291 of
