@@ -73,8 +73,13 @@ def test_a_ring_split_across_nights_is_found_only_with_the_history(nightly_world
 
 
 def test_rescanning_the_previous_night_then_the_last_gives_identical_last_night_results(
-        nightly_world, scanned_nights):
-    db, out, models = scanned_nights["db"], scanned_nights["out"], scanned_nights["models"]
+        nightly_world, scanned_nights, tmp_path):
+    import shutil
+
+    # on copies: the other tests read the nights as first scanned
+    db, out, models = tmp_path / "wh.duckdb", tmp_path / "out", scanned_nights["models"]
+    shutil.copy(scanned_nights["db"], db)
+    shutil.copytree(scanned_nights["out"], out, symlinks=True)
     *_, previous, last = nightly_world["nights"]
     scan_night(nightly_world, previous, db, out, models)
     scan_night(nightly_world, last, db, out, models)

@@ -295,6 +295,7 @@ def open_night(con, opts: ScanOptions, counts: dict) -> dict:
             history.check_created_on_night(con, run_date, last)
             if opts.run_date is None and run_date is not None:
                 history.check_night_not_named_by_strays(con, run_date)
+            history.check_created_volume(con, run_date)
     except history.QuietNightError as exc:
         details = refused_night_details(con, opts, counts)
         # the refused night's rejects live in refused/<run_id>/quarantine.csv only: the
@@ -798,14 +799,15 @@ def adopt_unrecorded_nights(con, out_dir: Path, night: str) -> list[str]:
 
 def record_published_flags(con, night: str, flagged: pl.DataFrame, keep_days: int) -> None:
     """Tonight's CSV rows (order_id, reason_codes joined by ';') into ops.published_flags with
-    the reasons support was shown, which per-rule precision judges (a rerun of the night
-    replaces its rows);
+    the reasons support was shown, which per-rule precision judges. A rerun of the night
+    adds the orders it lists and keeps those the first run listed: support was sent that
+    file (a rescan of night 7 after night 8 sees later updates and may drop an order near
+    the threshold; night 8 then sent it again as a new case, first listed on the 8th);
     rows first listed before the kept history (--keep-days) are dropped with their orders
     (unless tonight's export updates the order: the history keeps it, and so do we).
     Not at the lookback window's start: an update to an older order (a refund a month on) is
     scored again, and a rescanned earlier night's window reaches back before the newest's;
     either would list an order support was already sent as a new case."""
-    con.execute("delete from ops.published_flags where night = $night", {"night": night})
     listed = flagged.select("order_id", pl.col("reason_codes").str.split(";"))
     con.register("published_tonight", listed.to_arrow())
     try:
