@@ -4,8 +4,6 @@ carry little), and a batch whose orders all share one timestamp."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict
 from pathlib import Path
 
 import duckdb
@@ -343,34 +341,3 @@ def test_invitees_signing_up_together_are_a_burst_on_a_quiet_inviter_not_in_a_li
     assert all(bursts[f"A{i}"] == 3 for i in range(4))
     assert max(bursts[f"F{i}"] for i in range(600)) == 0
 
-
-
-def _phone_range_weight(holders: list[int], ring: int) -> float:
-    """identifier_stats on hand-made identifiers: ranges of `holders` accounts each (the
-    platform's strangers) beside one range holding a ring of `ring` accounts."""
-    rows = []
-    for r, n in enumerate(holders):
-        rows += [(f"U{r}-{i}", "phone_range", f"r{r}", 1) for i in range(n)]
-    rows += [(f"A{i}", "phone_range", "ring-range", 1) for i in range(ring)]
-    con = duckdb.connect()
-    con.execute("create schema intermediate")
-    con.register("_ai", pl.DataFrame(rows, schema=["account_id", "id_type", "id_value", "uses"],
-                                     orient="row").to_arrow())
-    con.execute("create table intermediate.account_identifiers as select * from _ai")
-    con.execute("create table intermediate.order_keys (address_is_hub boolean, "
-                "address_strict_key varchar, address_building_key varchar)")
-    warehouse.build_model(con, "intermediate", "identifier_stats",
-                          asdict(graphs.GraphSettings()))
-    return con.execute("select rarity_weight from intermediate.identifier_stats "
-                       "where id_value = 'ring-range'").fetchone()[0]
-
-
-def test_a_phone_range_is_weighed_by_its_holders_beyond_chance_at_the_platforms_size():
-    """Nine alts with numbers in one 7-digit range, two strangers beside them: on a small
-    platform (ranges of one account, none of two) the range weighs 1/log2(11) as before; on a
-    large one, where one range in three holds two accounts by chance, the strangers chance
-    puts there are taken off and the ring's range links it again (>= 0.3)."""
-    small = _phone_range_weight([1] * 1000, 11)
-    assert small == pytest.approx(1 / math.log2(11))
-    large = _phone_range_weight([1] * 1000 + [2] * 500, 11)
-    assert large >= 0.3 > small

@@ -47,9 +47,6 @@ class GraphSettings:
     dense_block_gate: float = 1.25  # a block must be denser than the graph as a whole
     dense_block_max_share: float = 0.02  # ... and hold at most this share of all buyers
     self_referral_min_weight: float = 0.3
-    # a phone range's holders beyond what chance puts in it at this platform's size weigh it:
-    # chance holders are the count exceeded this rarely (identifier_stats)
-    range_chance_tail: float = 0.01
     malicious_min_orders: int = 8  # a shop's flood: orders of its heavy cancellers together
     malicious_min_account_orders: int = 3  # a heavy canceller: this many orders at the shop
     malicious_min_cancel_share: float = 0.7

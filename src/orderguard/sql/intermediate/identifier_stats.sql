@@ -13,25 +13,6 @@ hub_addresses as (
     select distinct address_building_key, 'addr_building'
     from intermediate.order_keys where address_is_hub and address_building_key is not null
 ),
--- A 7-digit phone range is one of a fixed set, so as the platform grows every range fills
--- with strangers: at 250k accounts half of the ranges self-referral rings share hold some.
--- The accounts a range holds by chance are taken off its count before weighing it. Holders
--- per range are Poisson; its rate is read off the ranges of one and of two accounts
--- (P(2)/P(1) = rate/2; the large clusters we look for sit far above two and move it not),
--- and the chance holders are the count that rate exceeds only $range_chance_tail of the time.
-range_sizes as (
-    select count(*) as n from account_identifiers where id_type = 'phone_range' group by id_value
-),
-range_rate as (
-    select 2.0 * count(*) filter (where n = 2) / count(*) filter (where n = 1) as rate
-    from range_sizes having count(*) filter (where n = 1) > 0
-),
-range_chance as (
-    select coalesce(min(k), 0) as chance_holders
-    from (select t.k, sum(exp(t.k * ln(r.rate) - r.rate - lgamma(t.k + 1))) over (order by t.k) as cdf
-          from range_rate r cross join range(0, 1000) t(k) where r.rate > 0)
-    where cdf >= 1 - $range_chance_tail
-),
 count_accounts as (
     -- account_identifiers has one row per (account, type, value): count(*) counts accounts
     select id_type, id_value,
@@ -54,11 +35,8 @@ weigh as (
         (h.id_value is not null) as is_named_hub,
         -- 1 for an identifier of two accounts, falling towards 0 as it gets common
         case when h.id_value is not null or c.n_accounts > $hub_accounts then 0.0
-             when c.id_type = 'phone_range'
-             then 1.0 / log2(greatest(2, c.n_accounts - r.chance_holders))
              else 1.0 / log2(c.n_accounts) end as rarity_weight
     from count_accounts c
-    cross join (select coalesce(max(chance_holders), 0) as chance_holders from range_chance) r
     left join hub_addresses h on h.id_type = c.id_type and h.id_value = c.id_value
 )
 select * from weigh
