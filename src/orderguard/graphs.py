@@ -551,9 +551,18 @@ def _flood_bursts(hours: np.ndarray, accounts: list[str],
     searched: a busy stretch without a flood (an honest sale day) hides none beside it."""
     longest = settings.malicious_burst_hours
     done: dict[tuple[int, int], list[tuple[int, int, tuple[str, ...]]]] = {}
-    stack = [(0, len(hours), False)]
+    # (lo, hi, None) is a run to look at; (lo, hi, (cut, long, members, paused)) one whose
+    # halves are done and whose own verdict waits on theirs
+    stack: list[tuple] = [(0, len(hours), None)]
     while stack:  # post-order without recursion: a month of orders can nest deep
         lo, hi, split = stack.pop()
+        if split is not None:
+            cut, long, members, paused = split
+            parts = done.pop((lo, cut)) + done.pop((cut, hi))
+            theirs = [m for _, _, ms in parts for m in ms]
+            own = paused and len(parts) >= 2 and len(theirs) == len(set(theirs)) == len(members)
+            done[lo, hi] = parts if long or own else [(lo, hi, members)]
+            continue
         if hi - lo < settings.malicious_min_orders:
             done[lo, hi] = []
             continue
@@ -566,14 +575,8 @@ def _flood_bursts(hours: np.ndarray, accounts: list[str],
             continue
         gaps = np.diff(hours[lo:hi])
         cut = lo + 1 + int(np.argmax(gaps))
-        if not split:
-            stack += [(lo, hi, True), (lo, cut, False), (cut, hi, False)]
-            continue
-        parts = done.pop((lo, cut)) + done.pop((cut, hi))
-        theirs = [m for _, _, ms in parts for m in ms]
-        own = (len(parts) >= 2 and len(theirs) == len(set(theirs)) == len(members)
-               and gaps.max() >= settings.malicious_pause_ratio * np.median(gaps))
-        done[lo, hi] = parts if long or own else [(lo, hi, members)]
+        paused = bool(gaps.max() >= settings.malicious_pause_ratio * np.median(gaps))
+        stack += [(lo, hi, (cut, long, members, paused)), (lo, cut, None), (cut, hi, None)]
     return done[0, len(hours)]
 
 
@@ -708,7 +711,12 @@ def merge_rings(candidates: list[Ring]) -> list[Ring]:
         merged.extend(fewer)
     for ring in merged:
         ring.ring_id = ring_id_for(ring.kind, ring.members)
-    return sorted(merged, key=lambda r: (RING_KINDS.index(r.kind), -r.strength, r.ring_id))
+    return sorted(merged, key=_ring_order)
+
+
+def _ring_order(ring: Ring) -> tuple:
+    """Rings as detect_rings returns them: by kind, strongest first, then by id."""
+    return RING_KINDS.index(ring.kind), -ring.strength, ring.ring_id
 
 
 def _merge_pass(rings: list[Ring]) -> list[Ring]:
@@ -806,7 +814,7 @@ def drop_coarse_joiners(rings: list[Ring], candidates: list[Ring],
             rings[i].ring_id = ring_id_for(rings[i].kind, rings[i].members)
             changed = True
     if changed:
-        rings.sort(key=lambda r: (RING_KINDS.index(r.kind), -r.strength, r.ring_id))
+        rings.sort(key=_ring_order)
     return rings
 
 
@@ -1151,6 +1159,10 @@ def referral_relations(con: duckdb.DuckDBPyConnection, levels: int) -> pl.DataFr
     return warehouse.query(con, _REFERRAL_RELATIONS, {"levels": levels})
 
 
+# an order of referral_checks r refunded soon after its commission settled (佣金套利)
+ARBITRAGE_REFUND = "r.refund_after_settle_h between 0 and $arbitrage_hours"
+
+
 def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
                  components: pl.DataFrame) -> list[Ring]:
     """Run every detector over the intermediate tables and merge their candidates.
@@ -1168,8 +1180,7 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         "where max_weight >= $min_weight", {"min_weight": settings.self_referral_min_weight})
     alt_facts = warehouse.query(
         con, "select a.account_id, a.registered_at, a.inviter_id, p.phone_prefix7 as phone_range, "
-        " count(*) filter (where r.refund_after_settle_h between 0 and $arbitrage_hours)"
-        " as arbitrage_orders "
+        f" count(*) filter (where {ARBITRAGE_REFUND}) as arbitrage_orders "
         "from staging.accounts a left join intermediate.referral_checks r on r.buyer_id = a.account_id "
         "left join intermediate.norm_phone p on p.phone_raw = a.phone "
         "group by all", {"arbitrage_hours": settings.arbitrage_hours})
@@ -1180,7 +1191,7 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
         "with heavy as (select distinct buyer_id, shop_id from intermediate.order_features "
         " where orders_at_shop >= $min_orders and cancel_share_at_shop >= $min_cancel_share) "
         "select k.buyer_id as account_id, k.shop_id, k.created_at, k.is_cancel_or_refund, "
-        " coalesce(r.refund_after_settle_h between 0 and $arbitrage_hours, false) as is_arbitrage "
+        f" coalesce({ARBITRAGE_REFUND}, false) as is_arbitrage "
         "from intermediate.order_keys k semi join heavy using (buyer_id, shop_id) "
         "left join intermediate.referral_checks r using (order_id) "
         "order by k.shop_id, k.created_at, account_id, k.order_id",

@@ -279,15 +279,13 @@ def write_verdict_template(order_ids: pl.Series, path: Path,
     `carried` (order_id, first_listed): earlier nights' orders still awaiting a verdict and
     not in tonight's list, after tonight's, with carried_from naming the night whose
     flagged_orders.csv holds their row (empty for tonight's orders)."""
-    frame = pl.DataFrame(
-        {"order_id": order_ids.cast(pl.String)}
-    ).with_columns(pl.lit(None, pl.String).alias("verdict"), pl.lit(None, pl.String).alias("note"),
-                   pl.lit(None, pl.String).alias("carried_from"))
-    if carried is not None and carried.height:
-        frame = pl.concat([frame, carried.select(
-            pl.col("order_id").cast(pl.String), pl.lit(None, pl.String).alias("verdict"),
-            pl.lit(None, pl.String).alias("note"),
-            pl.col("first_listed").cast(pl.String).alias("carried_from"))])
+    frame = pl.DataFrame({"order_id": order_ids.cast(pl.String)}).with_columns(
+        pl.lit(None, pl.String).alias("carried_from"))
+    if carried is not None:
+        frame = pl.concat([frame, carried.select(pl.col("order_id").cast(pl.String),
+                                                 pl.col("first_listed").cast(pl.String).alias("carried_from"))])
+    frame = frame.with_columns(pl.lit(None, pl.String).alias("verdict"),
+                               pl.lit(None, pl.String).alias("note"))
     write_csv(frame.select(*VERDICT_COLUMNS, "carried_from"), path)
 
 

@@ -711,11 +711,7 @@ def open_published_flags(con, out_dir: Path) -> None:
         return
     sent = published_before(out_dir)
     if sent.height:
-        con.register("sent_before", sent.to_arrow())
-        try:
-            con.execute("insert into ops.published_flags select * from sent_before")
-        finally:
-            con.unregister("sent_before")
+        add_published(con, sent)
         log.info("ops.published_flags: %d orders read from %s's earlier flagged_orders.csv",
                  sent.height, out_dir)
         return
@@ -723,6 +719,17 @@ def open_published_flags(con, out_dir: Path) -> None:
         "insert into ops.published_flags select s.order_id, h._night, null "
         "from intermediate.order_scores s join staging.orders_history h using (order_id) "
         "where not s.is_tonight and s.risk_level <> 'low'")
+
+
+def add_published(con, sent: pl.DataFrame) -> None:
+    """Rows (order_id, night, reason_codes) into ops.published_flags, for orders it does not
+    hold yet: an order's first listing is the one kept."""
+    con.register("sent_to_support", sent.select("order_id", "night", "reason_codes").to_arrow())
+    try:
+        con.execute("insert into ops.published_flags select * from sent_to_support "
+                    "anti join ops.published_flags using (order_id)")
+    finally:
+        con.unregister("sent_to_support")
 
 
 NIGHT_FOLDER = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
@@ -781,13 +788,8 @@ def adopt_unrecorded_nights(con, out_dir: Path, night: str) -> list[str]:
         if run_id in recorded or not (folder / "flagged_orders.csv").is_file():
             continue
         sent = listed_in(folder / "flagged_orders.csv")
-        if sent is not None and sent.height:
-            con.register("sent_unrecorded", sent.to_arrow())
-            try:
-                con.execute("insert into ops.published_flags select * from sent_unrecorded "
-                            "anti join ops.published_flags using (order_id)")
-            finally:
-                con.unregister("sent_unrecorded")
+        if sent is not None:
+            add_published(con, sent)
         log.warning("night %s was published (%s, run %s) but this warehouse has no record of "
                     "it (its scan was killed while recording it, or the warehouse was restored "
                     "from an older copy): its %d flagged orders count as sent to support; "
@@ -808,14 +810,8 @@ def record_published_flags(con, night: str, flagged: pl.DataFrame, keep_days: in
     Not at the lookback window's start: an update to an older order (a refund a month on) is
     scored again, and a rescanned earlier night's window reaches back before the newest's;
     either would list an order support was already sent as a new case."""
-    listed = flagged.select("order_id", pl.col("reason_codes").str.split(";"))
-    con.register("published_tonight", listed.to_arrow())
-    try:
-        con.execute("insert into ops.published_flags select order_id, $night, reason_codes "
-                    "from published_tonight anti join ops.published_flags using (order_id)",
-                    {"night": night})
-    finally:
-        con.unregister("published_tonight")
+    add_published(con, flagged.select("order_id", pl.lit(night).alias("night"),
+                                      pl.col("reason_codes").str.split(";")))
     con.execute("delete from ops.published_flags where night < $start::date::varchar "
                 "and order_id not in (select order_id from ops.tonight_orders)",
                 {"start": history.nights_back(night, keep_days)})
