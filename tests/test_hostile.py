@@ -36,17 +36,25 @@ def test_a_hostile_export_is_scanned_whole_and_published_inert(small_world, tmp_
     huge = hostile.head(1).with_columns(pl.lit("BIG1").alias("order_id"),
                                         pl.lit("x" * 10_000_000).alias("address"))  # a 10 MB field
     pl.concat([hostile, broken, huge]).write_csv(src / "orders.csv")
+    # an address with a comma nobody quoted: one field too many (the CSV reader cannot
+    # split the record, so it is quarantined whole; the night goes on)
+    unquoted = "BAD5," + ",".join(f"{v}" for v in orders.row(0)[1:]) + ",上海市,浦东新区\n"
+    with (src / "orders.csv").open("a", encoding="utf-8") as f:
+        f.write(unquoted)
 
     run_scan(ScanOptions(input_dir=src, out_dir=tmp_path / "out", db_path=tmp_path / "wh.duckdb",
                          models_dir=tmp_path / "models"))
     out = tmp_path / "out"
     run = json.loads((out / "run.json").read_text("utf-8"))
     counts = run["counts"]["orders"]
-    assert counts["read"] == orders.height + 5
-    assert counts["quarantined"] == 5 and counts["read"] == counts["accepted"] + counts["quarantined"]
+    assert counts["read"] == orders.height + 6
+    assert counts["quarantined"] == 6 and counts["read"] == counts["accepted"] + counts["quarantined"]
     assert pl.read_parquet(out / "order_scores.parquet").height == counts["accepted"]
     quarantine = pl.read_csv(out / "quarantine.csv", infer_schema=False)
-    assert quarantine.height == 5 and quarantine["reason"].str.len_chars().min() > 0
+    assert quarantine.height == 6 and quarantine["reason"].str.len_chars().min() > 0
+    last = quarantine.filter(pl.col("row_number") == str(counts["read"])).row(0, named=True)
+    assert last["value"].startswith("BAD5,") and "more fields than the header's 24" in last["reason"]
+    assert run["problems"]["unreadable_records"] == {"orders.csv": 1}
 
     flagged = pl.read_csv(out / "flagged_orders.csv", infer_schema=False)
     assert (flagged["shop_id"] == "'" + FORMULA).any(), "the formula shop is flagged and neutralised"
@@ -57,6 +65,7 @@ def test_a_hostile_export_is_scanned_whole_and_published_inert(small_world, tmp_
             assert not cells.str.contains(r"^[=+\-@\t\r]").any(), (name, col)
     report = (out / "report.html").read_text("utf-8")
     assert SCRIPT not in report  # escaped wherever input text is shown
+    assert "Unreadable records</b> (orders.csv): 1 could not be split" in report
 
 
 def test_a_shop_whose_rows_are_broken_is_named_and_the_rest_is_scanned(small_world, tmp_path):

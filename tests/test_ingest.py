@@ -165,13 +165,11 @@ def test_one_gbk_line_in_a_utf8_file_is_named_by_its_line(con, tmp_path):
     assert "(line 2)" not in str(caught.value) and "that row is the one to fix" in str(caught.value)
 
 
-def test_a_csv_error_in_a_crlf_file_quotes_the_record_apart_from_the_reason(con, tmp_path):
+def test_an_unreadable_record_in_a_crlf_file_is_kept_without_its_line_breaks(con, tmp_path):
     text = HEADER + "\r\nO1,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid\r\nO2,S1,U1,P1,1,10.00,x,y,z,extra\r\n"
-    with pytest.raises(InputError) as caught:
-        load_raw(con, write_inputs(tmp_path / "in", text.encode()))
-    message = str(caught.value)
-    assert "at line 3 (data row 2)" in message
-    assert message.endswith("the record starts 'O2,S1,U1,P1,1,10.00,x,y,z,extra'"), message
+    load_raw(con, write_inputs(tmp_path / "in", text.encode()))
+    assert rows(con, "select _row, record from raw.unreadable_records") == [
+        (2, "O2,S1,U1,P1,1,10.00,x,y,z,extra")]
 
 
 def test_a_transcoded_copy_is_written_beside_the_warehouse_and_never_left_behind(tmp_path, monkeypatch):
@@ -308,15 +306,68 @@ def test_binary_garbage_is_an_input_error_not_a_traceback(con, tmp_path, content
     assert "orders.csv" in str(info.value)
 
 
-def test_a_record_with_too_many_fields_names_the_file_and_line(con, tmp_path):
-    with pytest.raises(InputError, match=r"orders\.csv: .* line 3 \(data row 2\): "
-                                         r"Expected Number of Columns: 9 Found: 10"):
-        load_raw(con, case("malformed_row", tmp_path))
+def test_a_record_with_too_many_fields_is_kept_aside_and_the_rest_keeps_its_record_numbers(con, tmp_path):
+    """One address with a stray comma must not stop the night: the record goes to
+    raw.unreadable_records with its record number and text, and the rows after it keep
+    theirs (a quoted line break before it counts as one record, not two lines)."""
+    text = (HEADER + "\n" + 'O1,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,"paid"\n'
+            'O2,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,"pa\nid"\n'
+            "O3,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid,上海市,浦东新区\n"
+            "O4,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid\n"
+            "O5,S1,U1,P1\n"
+            "O6,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid\n")
+    loaded = load_raw(con, write_inputs(tmp_path / "in", text))
+    assert (loaded["orders"].rows, loaded["orders"].unreadable) == (4, 2)
+    assert rows(con, "select _row, order_id from raw.orders order by _row") == [
+        (1, "O1"), (2, "O2"), (4, "O4"), (6, "O6")]
+    assert rows(con, "select table_name, _file, _row, reason, record from raw.unreadable_records "
+                     "order by _row") == [
+        ("orders", "orders.csv", 3, "the record has more fields than the header's 9 (a comma "
+         "in a value that is not quoted?); nothing of it was loaded",
+         "O3,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid,上海市,浦东新区"),
+        ("orders", "orders.csv", 5, "the record has 4 fields, the header 9 (cut short?); "
+         "nothing of it was loaded", "O5,S1,U1,P1")]
 
 
-def test_an_unterminated_quote_is_an_input_error(con, tmp_path):
-    folder = write_inputs(tmp_path / "in", HEADER + '\nO1,S1,U1,P1,1,"10.00,2026,,paid\n')
-    with pytest.raises(InputError, match=r"orders\.csv: cannot read the CSV"):
+def test_the_next_load_forgets_last_nights_unreadable_records(con, tmp_path):
+    broken = HEADER + "\nO1,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid,extra\n"
+    load_raw(con, write_inputs(tmp_path / "a", broken))
+    load_raw(con, write_inputs(tmp_path / "b", HEADER + "\nO1,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid\n"))
+    assert rows(con, "select count(*) from raw.unreadable_records") == [(0,)]
+
+
+def test_a_file_of_mostly_unreadable_records_is_refused_naming_the_first(con, tmp_path):
+    """A semicolon export or a header from another file breaks every record: that is the
+    file's problem, not thousands of rows' to quarantine."""
+    good = [f"O{i},S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid" for i in range(100)]
+    bad = [f"B{i};S1;U1;P1;1;10.00;2026-10-01 12:00:00;;paid"
+           for i in range(ingest.MAX_UNREADABLE_RECORDS + 1)]
+    first = r"orders\.csv: cannot read the CSV at line 102 \(data row 101\).*the record starts 'B0;S1"
+    with pytest.raises(InputError, match=first) as caught:
+        load_raw(con, write_inputs(tmp_path / "in", "\n".join([HEADER, *good, *bad]) + "\n"))
+    assert str(caught.value).startswith("11 of 111 records cannot be split into the header's 9 fields")
+
+
+def test_a_file_broken_past_what_the_reader_keeps_aside_is_refused(con, tmp_path, monkeypatch):
+    """Records the reader skipped without keeping them would be lost without a word."""
+    monkeypatch.setattr(ingest, "_CSV_OPTIONS", ingest._CSV_OPTIONS.replace(
+        f"rejects_limit = {ingest.MAX_REJECTS_KEPT}", "rejects_limit = 3"))
+    monkeypatch.setattr(ingest, "MAX_REJECTS_KEPT", 3)
+    monkeypatch.setattr(ingest, "MAX_UNREADABLE_SHARE", 0.5)
+    good = [f"O{i},S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid" for i in range(100)]
+    bad = [f"B{i},S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid,extra" for i in range(5)]
+    with pytest.raises(InputError, match=r"^at least 3 of 103 records cannot be split"):
+        load_raw(con, write_inputs(tmp_path / "in", "\n".join([HEADER, *good, *bad]) + "\n"))
+
+
+def test_a_quote_left_open_over_the_next_records_is_an_input_error(con, tmp_path):
+    """Every record after it was read into one value: quarantining that one record would
+    lose the rest of the night without a word."""
+    folder = write_inputs(tmp_path / "in", HEADER + '\nO1,S1,U1,P1,1,"10.00,2026,,paid\n'
+                          "O2,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid\n"
+                          "O3,S1,U1,P1,1,10.00,2026-10-01 12:00:00,,paid\n")
+    with pytest.raises(InputError, match=r"orders\.csv: cannot read the CSV at line 2 \(data row 1\)"
+                                         r".*the quote left open swallowed the records after it"):
         load_raw(con, folder)
 
 

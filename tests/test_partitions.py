@@ -76,6 +76,8 @@ def test_an_order_repeated_in_a_later_partition_is_quarantined_under_that_partit
     broken = orders.tail(10).with_columns(
         pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("abc")).otherwise("amount").alias("amount"))
     pl.concat([broken, orders.slice(2, 1)]).write_csv(later / "orders.csv")
+    with (later / "orders.csv").open("a", encoding="utf-8") as f:  # and a record cut short
+        f.write("E-CUT,S1\n")
     accounts.with_columns(
         pl.when(pl.int_range(pl.len()) == 4).then(pl.lit("13900000000")).otherwise("phone").alias("phone")
     ).write_csv(later / "accounts.csv")
@@ -84,26 +86,28 @@ def test_an_order_repeated_in_a_later_partition_is_quarantined_under_that_partit
     con = warehouse.connect(":memory:")
     counts = partitions.load_partitions(con, [o["out_dir"] for o in outs])
 
-    assert counts["orders"] == {"read": 41, "accepted": 39, "quarantined": 2, "merged": 0}
+    assert counts["orders"] == {"read": 42, "accepted": 39, "quarantined": 3, "merged": 0}
     assert counts["accounts"] == {"read": 2 * accounts.height, "accepted": accounts.height,
                                   "quarantined": 1, "merged": accounts.height - 1}
     staged = warehouse.query(con, "select order_id, _file from staging.orders")
     assert staged["order_id"].n_unique() == staged.height == 39
     assert staged.filter(pl.col("order_id") == orders["order_id"][2])["_file"].to_list() == ["a/orders.csv"]
-    quarantine = warehouse.query(con, "select * from ops.quarantine order by table_name")
+    quarantine = warehouse.query(con, "select * from ops.quarantine order by table_name, row_number")
     assert quarantine.select("run_id", "table_name", "file", "row_number", "column_name").rows() == [
         ("run-1", "accounts", "b/accounts.csv", 5, "account_id"),
         ("run-1", "orders", "b/orders.csv", 1, "amount"),
         ("run-1", "orders", "b/orders.csv", 11, "order_id"),
+        ("run-1", "orders", "b/orders.csv", 12, "buyer_id"),  # the first field missing
     ]
     assert quarantine["reason"][2].endswith("repeats a/orders.csv row 3 of an earlier partition "
                                             "(the first occurrence is kept)")
     assert "differs from its row in a/accounts.csv row 5" in quarantine["reason"][0]
     manifest = json.loads((Path(outs[1]["out_dir"]) / partitions.MANIFEST).read_text("utf-8"))
-    assert manifest["counts"]["orders"] == {"read": 11, "accepted": 10, "quarantined": 1}
+    assert manifest["counts"]["orders"] == {"read": 12, "accepted": 10, "quarantined": 2}
     problems = partitions.combine_problems(partitions.read_manifests(o["out_dir"] for o in outs))
     shop = broken["shop_id"][0]
     assert [r for r in problems["shops_with_rejected_orders"] if r["shop_id"] == shop][0]["quarantined"] == 1
+    assert problems["unreadable_records"] == {"b/orders.csv": 1}
 
 
 def test_partitions_from_different_runs_are_refused(small_world, tmp_path):

@@ -18,8 +18,12 @@ table left over from an earlier night is never reused.
 
 Structural problems raise ``InputError`` naming the file (and the column or line): a
 missing required file or column, both ``.csv`` and ``.parquet`` present, an empty required
-file, binary content, text in no supported encoding, a record the CSV reader cannot split
-into the header's fields. Nothing is loaded row by row in Python: CSV goes through DuckDB's
+file, binary content, text in no supported encoding, a quote left open over the records
+after it, and more records the CSV reader cannot split into the header's fields than
+``MAX_UNREADABLE_RECORDS`` and ``MAX_UNREADABLE_SHARE`` of the file allow. Fewer are those
+rows' problem: each goes to ``raw.unreadable_records`` (its record number, the reader's
+complaint, its text) and validation quarantines it; the rows after it keep their record
+numbers. Nothing is loaded row by row in Python: CSV goes through DuckDB's
 parallel ``read_csv`` (UTF-8 directly; GBK/GB18030 and UTF-16 are first transcoded to a
 temporary UTF-8 file in streaming chunks).
 
@@ -149,6 +153,8 @@ class RawTable:
     columns: list[str]  # raw column names in file order, as mapped to contract names
     # headers read as a contract column under another name (an alias): {"下单时间": "created_at"}
     renamed: dict[str, str] = field(default_factory=dict)
+    # records that could not be split into fields: in raw.unreadable_records, not in rows
+    unreadable: int = 0
 
 
 def load_raw(
@@ -173,6 +179,7 @@ def load_raw(
     plans = [_plan(table, input_dir, encoding) for table in contract.TABLES.values()]
     con.execute("set preserve_insertion_order = true").fetchall()
     scratch = _scratch_prefix(con, scratch_dir)
+    create_unreadable_records(con)
     loaded: dict[str, RawTable] = {}
     for table, plan in zip(contract.TABLES.values(), plans, strict=True):
         if plan is None:
@@ -269,6 +276,7 @@ class _Plan:
     forced: bool  # the caller chose the encoding (no fallback)
     names: list[str]
     headers: list[str] = field(default_factory=list)  # as the file spells them
+    unreadable: int = 0  # records quarantined as unreadable (raw.unreadable_records)
 
     def load(self, con: duckdb.DuckDBPyConnection,
              scratch: tuple[Path | None, str] = (None, "orderguard-ingest-")) -> RawTable:
@@ -294,7 +302,7 @@ class _Plan:
             self._load_transcoded(con, scratch)
         rows = con.execute(f"select count(*) from raw.{self.table.name}").fetchall()[0][0]
         return RawTable(self.table.name, str(self.path), int(rows), self.encoding, self.names,
-                        renamed_headers(self.table, self.headers, self.names))
+                        renamed_headers(self.table, self.headers, self.names), self.unreadable)
 
     def _load_transcoded(self, con: duckdb.DuckDBPyConnection, scratch: tuple[Path | None, str]) -> None:
         with tempfile.TemporaryDirectory(dir=scratch[0], prefix=scratch[1]) as tmp:
@@ -407,11 +415,35 @@ def _transcode(src: Path, codec: str, dest: Path) -> None:
             lines += chunk.count(b"\n")
 
 
+# Records the reader cannot split into the header's fields are kept aside (DuckDB's rejects
+# tables, temporary, named here) instead of stopping the read: see _keep_unreadable_records.
+_REJECTS = "_og_csv_rejects"
+_REJECT_SCANS = "_og_csv_reject_scans"
+# the reader keeps at most this many (a file broken throughout would otherwise copy every
+# record aside before being refused); reaching it refuses the file
+MAX_REJECTS_KEPT = 100_000
 _CSV_OPTIONS = (
     "auto_detect = false, header = true, delim = ',', quote = '\"', escape = '\"', "
     "strict_mode = true, encoding = 'utf-8', columns = $columns, "
-    f"max_line_size = {MAX_LINE_BYTES}"
+    f"max_line_size = {MAX_LINE_BYTES}, store_rejects = true, rejects_limit = {MAX_REJECTS_KEPT}, "
+    f"rejects_table = '{_REJECTS}', rejects_scan = '{_REJECT_SCANS}'"
 )
+# A record that cannot be split into the header's fields (a stray comma in an address, a
+# field missing, a quote inside a value) is that row's problem, not the night's: it goes to
+# quarantine like any bad row and the rest of the export is scanned. Beyond this many, and
+# beyond this share of the file's records, the file itself is wrong (another delimiter, a
+# shifted header) and is refused, naming the first such record.
+MAX_UNREADABLE_RECORDS = 10
+MAX_UNREADABLE_SHARE = 0.01
+
+
+def create_unreadable_records(con: duckdb.DuckDBPyConnection, replace: bool = True) -> None:
+    """raw.unreadable_records, emptied (every load_raw) or only made when missing."""
+    # grain: one row per record of tonight's CSV input that could not be split into fields
+    # (validate.stage quarantines each)
+    create = "create or replace table" if replace else "create table if not exists"
+    con.execute(f"{create} raw.unreadable_records (table_name varchar, _file varchar, "
+                "_row bigint, column_name varchar, reason varchar, record varchar)").fetchall()
 
 
 class _NotUtf8Error(InputError):
@@ -433,6 +465,7 @@ def _create_raw_from_csv(con: duckdb.DuckDBPyConnection, plan: _Plan, path: Path
     )
     params = {"path": str(path), "file": plan.path.name,
               "columns": {name: "VARCHAR" for name in plan.names}}
+    _drop_rejects(con)
     try:
         con.execute(sql, params).fetchall()
     except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException,
@@ -442,7 +475,99 @@ def _create_raw_from_csv(con: duckdb.DuckDBPyConnection, plan: _Plan, path: Path
         if "CSV Error" not in str(exc):
             raise
         raise _csv_error(plan.path.name, exc) from None
-    _number_rows(con, table)
+    try:
+        plan.unreadable = _keep_unreadable_records(con, plan)
+    finally:
+        _drop_rejects(con)
+
+
+def _drop_rejects(con: duckdb.DuckDBPyConnection) -> None:
+    for name in (_REJECTS, _REJECT_SCANS):
+        con.execute(f"drop table if exists temp.{name}").fetchall()
+
+
+def _keep_unreadable_records(con: duckdb.DuckDBPyConnection, plan: _Plan) -> int:
+    """Move the records the reader set aside into raw.unreadable_records and number the
+    loaded rows by their record in the file (skipping the unreadable ones). Refuses the
+    file when they are its problem rather than a few rows': text that is not UTF-8 (the
+    caller may try GB18030), a quote left open over the following lines (every record
+    after it was swallowed into one value), or too many of them. Returns their count."""
+    # DuckDB's "line" counts records, the header being line 1 (a quoted line break does
+    # not count), so the record number is line - 1
+    con.execute(
+        "create or replace temp table _og_unreadable as "
+        "select line - 1 as record, arg_min(error_type, column_idx) as error_type, "
+        "arg_min(column_name, column_idx) as column_name, "
+        r"regexp_replace(arg_min(error_message, column_idx), '\s+', ' ', 'g') as message, "
+        # a CRLF file's record comes with the line break before it
+        "trim(any_value(csv_line), chr(13) || chr(10)) as text "
+        f"from temp.{_REJECTS} group by line").fetchall()
+    try:
+        return _check_and_keep(con, plan.path.name, plan.table.name, len(plan.names))
+    finally:
+        con.execute("drop table if exists temp._og_unreadable").fetchall()
+
+
+def _check_and_keep(con: duckdb.DuckDBPyConnection, label: str, table: str, fields: int) -> int:
+    unreadable = con.execute("select count(*) from _og_unreadable").fetchall()[0][0]
+    if not unreadable:
+        _number_rows(con, table)
+        return 0
+    first = _describe_record(label, *con.execute(
+        "select record, message, text from _og_unreadable order by record limit 1").fetchall()[0])
+    not_utf8 = con.execute("select record, message, text from _og_unreadable "
+                           "where error_type = 'INVALID ENCODING' order by record limit 1").fetchall()
+    if not_utf8:
+        raise _NotUtf8Error(_describe_record(label, *not_utf8[0]))
+    # a quote left open inside one line spoils that record; over the line's end, every
+    # record after it
+    open_quote = con.execute("select record, message, text from _og_unreadable where error_type = "
+                             "'UNQUOTED VALUE' and contains(text, chr(10)) order by record limit 1"
+                             ).fetchall()
+    if open_quote:
+        raise InputError(f"{_describe_record(label, *open_quote[0])}: the quote left open "
+                         "swallowed the records after it")
+    total = unreadable + con.execute(f"select count(*) from raw.{table}").fetchall()[0][0]
+    at_least = "at least " if unreadable >= MAX_REJECTS_KEPT else ""  # more were not kept
+    if at_least or unreadable > max(MAX_UNREADABLE_RECORDS, MAX_UNREADABLE_SHARE * total):
+        raise InputError(
+            f"{at_least}{unreadable} of {total} records cannot be split into the header's {fields} "
+            f"fields, the first: {first} (exported with another delimiter, or a header that "
+            "does not match the rows?)")
+    con.execute(
+        "insert into raw.unreadable_records select $table, $file, record, column_name, "
+        # DuckDB stops counting a record's fields at the first one too many
+        "case when error_type = 'TOO MANY COLUMNS' then 'the record has more fields than the "
+        "header''s ' || regexp_extract(message, 'Columns: ([0-9]+)', 1) || ' (a comma in a "
+        "value that is not quoted?); nothing of it was loaded' "
+        "when error_type = 'MISSING COLUMNS' then 'the record has ' "
+        "|| regexp_extract(message, 'Found: ([0-9]+)', 1) || ' fields, the header ' "
+        "|| regexp_extract(message, 'Columns: ([0-9]+)', 1) || ' (cut short?); nothing of it "
+        "was loaded' else 'the record cannot be read as CSV (' || lower(error_type) || ': ' "
+        "|| left(message, 200) || '); nothing of it was loaded' end, text "
+        "from _og_unreadable order by record", {"table": table, "file": label}).fetchall()
+    # a loaded row's record number is its position among the loaded rows plus the
+    # unreadable records before it: the j-th unreadable record (1-based), at record r, has
+    # r - j loaded rows before it
+    con.execute("create or replace temp table _og_unreadable_before as "
+                "select loaded_before, max(unreadable_so_far) as unreadable_so_far from ("
+                " select record - row_number() over (order by record) as loaded_before,"
+                " row_number() over (order by record) as unreadable_so_far from _og_unreadable"
+                ") group by 1").fetchall()
+    con.execute(f"update raw.{table} set _row = n.record from ("
+                "select r.rowid as loaded_rowid, r.rowid + 1 + coalesce(b.unreadable_so_far, 0) as record "
+                f"from (select rowid from raw.{table}) r asof left join _og_unreadable_before b "
+                f"on r.rowid + 1 > b.loaded_before) n where raw.{table}.rowid = n.loaded_rowid"
+                ).fetchall()
+    con.execute("drop table _og_unreadable_before").fetchall()
+    log.warning("%s: %d record(s) cannot be split into the header's fields; quarantined "
+                "(the first: %s)", label, unreadable, first)
+    return int(unreadable)
+
+
+def _describe_record(label: str, record: int, message: str, text: str) -> str:
+    return (f"{label}: cannot read the CSV at line {record + 1} (data row {record}): "
+            f"{' '.join(message.split())[:300]}; the record starts {text[:120]!r}")
 
 
 def _scratch_prefix(con: duckdb.DuckDBPyConnection,

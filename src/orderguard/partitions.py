@@ -103,6 +103,8 @@ def validate_partition(input_dir: str | Path, out_dir: str | Path, run_id: str,
         raw = ingest.load_raw(con, input_dir, encoding, scratch_dir=out_dir)  # not /tmp: PII
         result = validate.stage(con, run_id, known_accounts_table=known)
         problems = scan.shop_problems(con, run_id)  # needs this partition's raw rows
+        if unreadable := scan.unreadable_records(con, prefix=f"{name}/"):
+            problems["unreadable_records"] = unreadable
         prefix = {"prefix": f"{name}/"}
         for table in contract.TABLES:
             con.sql(f"select * replace ($prefix || _file as _file) from staging.{table}",
@@ -272,7 +274,12 @@ def combine_problems(manifests: list[dict[str, Any]], top: int = 50) -> dict:
     rows = sorted(({"shop_id": k, **v} for k, v in totals.items()),
                   key=lambda r: (-r["quarantined"], r["shop_id"]))
     failed = sorted({s for m in manifests for s in m["problems"]["failed_shops"]})
-    return {"shops_with_rejected_orders": rows[:top], "failed_shops": failed}
+    combined = {"shops_with_rejected_orders": rows[:top], "failed_shops": failed}
+    unreadable = {file: count for m in manifests
+                  for file, count in m["problems"].get("unreadable_records", {}).items()}
+    if unreadable:
+        combined["unreadable_records"] = dict(sorted(unreadable.items()))
+    return combined
 
 
 MapPartitions = Callable[[Callable[..., dict], list[dict[str, Any]]], list[dict]]

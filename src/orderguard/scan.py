@@ -151,8 +151,17 @@ def stage_validate(opts: ScanOptions) -> dict:
         problems = shop_problems(con, opts.run_id)
         if lost := columns_lost(con):
             problems["columns_lost"] = lost
+        if unreadable := unreadable_records(con):
+            problems["unreadable_records"] = unreadable
         night = open_night(con, opts, result.counts)
     return {**night, "problems": problems}
+
+
+def unreadable_records(con, prefix: str = "") -> dict[str, int]:
+    """Tonight's records that could not be split into fields, per file: no shop can be named
+    for them, so the report counts them apart from shop_problems."""
+    return dict(con.execute("select $prefix || _file, count(*) from raw.unreadable_records "
+                            "group by 1 order by 1", {"prefix": prefix}).fetchall())
 
 
 def columns_lost(con) -> dict[str, list[str]]:
@@ -191,6 +200,10 @@ def problems_section(problems: dict) -> str:
     for name, missing in problems.get("columns_lost", {}).items():
         note += (f"<p><b>Columns missing tonight</b> ({html.escape(name)}), in the last scanned "
                  f"export: {html.escape(', '.join(missing))} (read as empty).</p>")
+    for file, count in problems.get("unreadable_records", {}).items():
+        note += (f"<p><b>Unreadable records</b> ({html.escape(file)}): {count} could not be split "
+                 "into the header's fields (a comma in a value that is not quoted?); each is in "
+                 "quarantine.csv with its text, and nothing of it was scanned.</p>")
     failed = problems.get("failed_shops", [])
     if not problems.get("shops_with_rejected_orders"):
         return f"<section><h2>运行问题 / Run problems</h2>{note}</section>" if note else ""

@@ -38,7 +38,9 @@ Accepted spellings
     bools       true/false, t/f, 1/0, yes/no, y/n, 是/否 (any case)
 
 Rejected rows (``ops.quarantine``, one row per bad input row)
-    a required value missing; a value that does not parse as its type; an enum value
+    a record the CSV reader could not split into the header's fields (ingest's
+    ``raw.unreadable_records``: the reader's complaint, the record's text); a required
+    value missing; a value that does not parse as its type; an enum value
     outside the contract; quantity < 1; a negative amount, refund_amount, price, cost or
     commission amount; review_rating outside 1-5; commission level < 1; paid_at more than
     a minute before created_at; refund_amount above amount; a time before 2000, after
@@ -66,7 +68,7 @@ from dataclasses import dataclass
 import duckdb
 
 from orderguard import contract, warehouse
-from orderguard.ingest import create_empty_raw
+from orderguard.ingest import create_empty_raw, create_unreadable_records
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,8 @@ def stage(
             if table.required:
                 raise RuntimeError(f"raw.{table.name} does not exist: run ingest.load_raw first")
             create_empty_raw(con, table)
+    # raw tables made without load_raw (a partition's stand-ins, tests) have none
+    create_unreadable_records(con, replace=False)
     _create_macros(con)
     _create_known_accounts_view(con, known_accounts_table)
     params = {
@@ -162,7 +166,9 @@ def stage(
 
     counts: dict[str, dict[str, int]] = {}
     for name in contract.TABLES:
-        read = warehouse.scalar(con, f"select count(*) from raw.{name}")
+        read = warehouse.scalar(con, f"select count(*) from raw.{name}") + warehouse.scalar(
+            con, "select count(*) from raw.unreadable_records where table_name = $name",
+            {"name": name})
         accepted = warehouse.scalar(con, f"select count(*) from staging.{name}")
         quarantined = warehouse.scalar(
             con, "select count(*) from staging.quarantine where table_name = $name",

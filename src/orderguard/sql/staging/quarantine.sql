@@ -17,11 +17,17 @@ checked_commissions as (
     select 'commissions' as table_name, _file, _row, _column, _value, _reason
     from staging.commissions_checked where _reason is not null
 ),
+unreadable_records as (  -- records ingest could not split into fields: nothing was parsed
+    select table_name, _file, _row, column_name as _column, left(record, 200) as _value,
+           reason as _reason
+    from raw.unreadable_records
+),
 combine_tables as (
     select * from checked_orders
     union all select * from checked_accounts
     union all select * from checked_products
     union all select * from checked_commissions
+    union all select * from unreadable_records
 ),
 label_run as (
     select
