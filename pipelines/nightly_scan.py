@@ -34,7 +34,8 @@ class ScanParameters(BaseModel):
     seed: int = 7
     run_date: str | None = Field(default=None, description="night to scan; input may hold {date}")
     lookback_days: int = Field(default=30, ge=1, description="nights of history features and graphs see")
-    keep_days: int = Field(default=90, ge=1, description="nights of history kept; at least lookback_days")
+    keep_days: int = Field(default=90, ge=1,
+                           description="nights of history and night folders kept; >= lookback_days")
     allow_small_export: bool = Field(default=False, description="scan a far smaller night anyway")
 
     def options(self, run_id: str, flow_run_id: str | None) -> scan.ScanOptions:

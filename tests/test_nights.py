@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -422,8 +422,12 @@ def test_history_older_than_keep_days_is_forgotten_without_changing_any_night(ni
 
     nights = nightly_world["nights"][-4:]
     kept = {}
+    # a night published 40 days ago (its scan's folder, before these nights)
+    old_night = (date.fromisoformat(nights[-1]) - timedelta(days=40)).isoformat()
     for keep_days in (2, 90):
         root = tmp_path / f"keep{keep_days}"
+        (root / "out" / "nights" / old_night).mkdir(parents=True)
+        (root / "out" / "nights" / old_night / "flagged_orders.csv").write_text("order_id\n", "utf-8")
         runs = [scan_night(nightly_world, n, root / "wh.duckdb", root / "out", root / "models",
                            lookback_days=2, keep_days=keep_days) for n in nights]
         with duckdb.connect(str(root / "wh.duckdb"), read_only=True) as con:
@@ -432,8 +436,11 @@ def test_history_older_than_keep_days_is_forgotten_without_changing_any_night(ni
             stored_nights, hit_nights = (
                 sorted(con.sql(f"select distinct run_date from ops.{t}").pl()["run_date"])
                 for t in ("feature_history", "rule_hits"))
+            listed_nights = set(con.sql("select distinct night from ops.published_flags").pl()["night"])
         kept[keep_days] = {"runs": runs, "history": history, "tonight": tonight,
                            "stored_nights": stored_nights, "hit_nights": hit_nights,
+                           "folders": sorted(p.name for p in (root / "out" / "nights").iterdir()),
+                           "listed_nights": listed_nights,
                            "outputs": {name: (root / "out" / name).read_bytes() for name in OUTPUTS}}
     short, whole = kept[2], kept[90]
     for name in OUTPUTS:
@@ -464,6 +471,13 @@ def test_history_older_than_keep_days_is_forgotten_without_changing_any_night(ni
     scored = pl.read_parquet(tmp_path / "keep2" / "out" / "order_scores.parquet")["order_id"]
     assert set(late["order_id"]) <= set(scored)
     assert all(not any(run["window"]["forgotten"].values()) for run in whole["runs"])
+    # the published folders follow the history: a night before it stays only while a kept
+    # listing points support to it (an order first listed then, updated tonight)
+    assert whole["folders"] == [old_night, *nights]
+    assert short["folders"] == sorted(set(nights[-2:]) | (short["listed_nights"] & set(nights)))
+    assert short["runs"][0]["window"]["forgotten"]["night_folders"] >= 1  # the old night
+    assert sum(run["window"]["forgotten"]["night_folders"] for run in short["runs"]) == (
+        len(nights) + 1 - len(short["folders"]))
 
 
 def test_keeping_fewer_nights_than_the_window_reads_is_refused(tmp_path, capsys):

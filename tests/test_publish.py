@@ -349,6 +349,46 @@ def test_rescanning_an_earlier_night_rewrites_its_folder_and_leaves_latest_on_th
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
+def test_night_folders_before_the_kept_history_go_unless_a_kept_row_or_latest_names_them(tmp_path):
+    """--keep-days forgets a night's folder with its history: but not one whose listing
+    support's verdict template still points to (ops.published_flags names it), nor the one
+    `latest` shows (an old night rescanned on a fresh folder); refused runs' folders go
+    after keep_days days untouched. A removal killed half-way is finished by the next run."""
+    import os
+
+    out = tmp_path / "out"
+    for night in ("2026-10-01", "2026-10-02", "2026-10-03", "2026-10-20", "2026-10-21"):
+        staged = publish.staging_folder(out, f"run-{night}")
+        (staged / "run.json").write_text(night, "utf-8")
+        publish.swap_in(out, staged, night)
+    (out / "nights" / "notes").mkdir()  # not a night: never touched
+    now = 1_800_000_000.0
+    for run_id, days_old in (("aged", 31), ("recent", 29)):
+        folder = out / "refused" / run_id
+        folder.mkdir(parents=True)
+        (folder / "quarantine.csv").write_text("x", "utf-8")
+        os.utime(folder, (now - days_old * 86400, now - days_old * 86400))
+
+    forget = publish.folders_to_forget(out, "2026-10-20", {"2026-10-02"}, 30, now)
+    assert [f.name for f in forget["night_folders"]] == ["2026-10-01", "2026-10-03"]
+    assert [f.name for f in forget["refused_folders"]] == ["aged"]
+    # kill the removal of 2026-10-03 half-way: aside, not under its name, and gone next run
+    for folders in forget.values():
+        publish.forget_folders(folders[:1])
+    (out / "nights" / "2026-10-03").rename(out / "nights" / f"{publish.FORGOTTEN}2026-10-03")
+    publish.staging_folder(out, "run-next")
+    assert sorted(p.name for p in (out / "nights").iterdir()) == [
+        "2026-10-02", "2026-10-20", "2026-10-21", "notes"]
+    assert [p.name for p in (out / "refused").iterdir()] == ["recent"]
+    assert (out / "run.json").read_text("utf-8") == "2026-10-21"
+
+    # latest on an old night (rescanned into a fresh folder): its folder stays
+    fresh = tmp_path / "fresh"
+    staged = publish.staging_folder(fresh, "run-old")
+    publish.swap_in(fresh, staged, "2026-09-01")
+    assert publish.folders_to_forget(fresh, "2026-10-20", set(), 30, now)["night_folders"] == []
+
+
 def test_ring_evidence_counts_a_fake_shipping_shop_as_a_shop_and_a_farm_in_accounts():
     """The member of a fake-shipping ring is the shop writing the waybills: support reads
     1 家店铺, never 1 个账号."""

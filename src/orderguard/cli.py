@@ -477,7 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nights of history the features and graphs see (default 30)")
     s.add_argument("--keep-days", type=int, default=90,
                    help="nights of history kept in the warehouse, at least --lookback-days; "
-                   "older orders and scoring inputs are forgotten (default 90)")
+                   "older orders, scoring inputs and published night folders are forgotten "
+                   "(default 90)")
     s.add_argument("--allow-small-export", action="store_true",
                    help="scan a night far smaller than usual instead of failing")
     s.add_argument("--no-prefect", action="store_true", help="run the stages without Prefect")

@@ -414,7 +414,7 @@ def swap_in(out_dir: Path, staged: Path, run_date: str) -> Path:
 
 def staging_folder(out_dir: Path, run_id: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob(".tmp-*"):  # left by a killed run
+    for stale in [*out_dir.glob(".tmp-*"), *out_dir.glob(f"*/{FORGOTTEN}*")]:  # a killed run's
         shutil.rmtree(stale, ignore_errors=True)
     for old in (out_dir / "nights").glob(".old-*"):  # a run killed between swap_in's renames
         night = out_dir / "nights" / old.name.removeprefix(".old-").rsplit("-", 1)[0]
@@ -425,6 +425,38 @@ def staging_folder(out_dir: Path, run_id: str) -> Path:
     folder = out_dir / f".tmp-{run_id}"
     folder.mkdir()
     return folder
+
+
+FORGOTTEN = ".forgotten-"  # a folder being removed: never put back, never read
+_NIGHT_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def folders_to_forget(out_dir: Path, kept_from: str, named: set[str], keep_days: int,
+                      now: float) -> dict[str, list[Path]]:
+    """The published folders the kept history no longer speaks for: nights/<date> before
+    `kept_from` (the first night --keep-days keeps) that no kept row names (`named`: nights
+    ops.published_flags still lists as an order's first, which support's verdict template
+    points to) and that `latest` does not show; refused/<run_id> folders not written to for
+    `keep_days` days. Without this a night's folder (order_scores.parquet alone ~200 MB at
+    10M orders) stays for good, while the warehouse stops growing after --keep-days."""
+    latest = out_dir / "latest"
+    shown = Path(os.readlink(latest)).name if latest.is_symlink() else None
+    nights = [folder for folder in sorted((out_dir / "nights").glob("*"))
+              if folder.is_dir() and _NIGHT_NAME.fullmatch(folder.name)
+              and folder.name < kept_from and folder.name not in named and folder.name != shown]
+    refused = [folder for folder in sorted((out_dir / "refused").glob("*"))
+               if folder.is_dir() and not folder.name.startswith(".")
+               and now - folder.stat().st_mtime > keep_days * 86400]
+    return {"night_folders": nights, "refused_folders": refused}
+
+
+def forget_folders(folders: list[Path]) -> None:
+    """Remove each folder: renamed aside first, so a run killed mid-way leaves no half a
+    night under a night's name (the next run's staging_folder removes what is left)."""
+    for folder in folders:
+        aside = folder.with_name(FORGOTTEN + folder.name)
+        folder.rename(aside)
+        shutil.rmtree(aside)
 
 
 def write_json(path: Path, payload: dict) -> None:

@@ -384,9 +384,12 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
                     run["health"] = health.build_health_marts(con, params)
                 summary = write_outputs(con, staged, ruleset, opts, run["run_date"], flagged, workbook)
                 run["summary"] = summary
+                record_published_flags(con, run["run_date"], flagged, opts.keep_days)
+                forget = folders_to_forget(con, opts, run_date)
+                run.setdefault("window", {}).setdefault("forgotten", {}).update(
+                    {kind: len(folders) for kind, folders in forget.items()})
                 run["finished_at"] = datetime.now().isoformat(timespec="seconds")
                 record_run(con, run)
-                record_published_flags(con, run["run_date"], flagged, opts.keep_days)
                 feedback.record_rule_hits(con, run["run_date"])
                 report.write_report(con, staged / "report.html", run, ruleset,
                                     extra_sections=[problems_section(run.get("problems", {})),
@@ -400,6 +403,15 @@ def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
                 con.rollback()
                 raise
             con.commit()
+        try:  # the night is published: a folder that will not go waits for the next night
+            for kind, folders in forget.items():
+                publish.forget_folders(folders)
+                if folders:
+                    log.info("%d %s before the kept history (--keep-days %d) removed: %s",
+                             len(folders), kind.replace("_", " "), opts.keep_days,
+                             ", ".join(f.name for f in folders[:5]) + (", ..." if len(folders) > 5 else ""))
+        except OSError as exc:
+            log.warning("could not remove an old published folder: %s", exc)
     except BaseException:
         # the unpublished night's files go (after the workbook thread has stopped writing
         # them): a full disk is not left fuller until the next night
@@ -810,6 +822,16 @@ def adopt_unrecorded_nights(con, out_dir: Path, night: str) -> list[str]:
                     0 if sent is None else sent.height, folder.name)
         adopted.append(folder.name)
     return adopted
+
+
+def folders_to_forget(con, opts: ScanOptions, night: str) -> dict[str, list[Path]]:
+    """publish.folders_to_forget for tonight's --keep-days, after ops.published_flags has
+    forgotten its rows before them; counted in run.json (window.forgotten), removed once
+    the night is published."""
+    named = {row[0] for row in con.execute("select distinct night from ops.published_flags").fetchall()}
+    kept_from = history.nights_back(night, opts.keep_days).date().isoformat()
+    return publish.folders_to_forget(Path(opts.out_dir), kept_from, named | {night},
+                                     opts.keep_days, time.time())
 
 
 def record_published_flags(con, night: str, flagged: pl.DataFrame, keep_days: int) -> None:
