@@ -8,6 +8,7 @@ import shutil
 
 import polars as pl
 
+from orderguard import publish
 from orderguard.scan import ScanOptions, run_scan
 
 FORMULA = '=HYPERLINK("http://evil.example","点我")'
@@ -53,7 +54,12 @@ def test_a_hostile_export_is_scanned_whole_and_published_inert(small_world, tmp_
     quarantine = pl.read_csv(out / "quarantine.csv", infer_schema=False)
     assert quarantine.height == 6 and quarantine["reason"].str.len_chars().min() > 0
     last = quarantine.filter(pl.col("row_number") == str(counts["read"])).row(0, named=True)
-    assert last["value"].startswith("BAD5,") and "more fields than the header's 24" in last["reason"]
+    assert "more fields than the header's 24" in last["reason"]
+    # the record's text holds its buyer's phone and address: masked like any personal value
+    assert last["value"].startswith("BA****") and len(last["value"]) == 8, last["value"]
+    published = (out / "quarantine.csv").read_text("utf-8-sig")
+    personal = {k: v for k, v in orders.row(0, named=True).items() if k in publish.PII_COLUMNS and v}
+    assert personal and not [v for v in personal.values() if v in published], personal
     assert run["problems"]["unreadable_records"] == {"orders.csv": 1}
 
     flagged = pl.read_csv(out / "flagged_orders.csv", infer_schema=False)

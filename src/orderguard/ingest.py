@@ -435,6 +435,9 @@ _CSV_OPTIONS = (
 # shifted header) and is refused, naming the first such record.
 MAX_UNREADABLE_RECORDS = 10
 MAX_UNREADABLE_SHARE = 0.01
+# ends every unreadable record's reason: its quarantined value is the record's whole text,
+# personal data included, which quarantine.csv masks as it masks a phone or an address
+UNREADABLE_REASON_END = "; nothing of it was loaded"
 
 
 def create_unreadable_records(con: duckdb.DuckDBPyConnection, replace: bool = True) -> None:
@@ -539,13 +542,14 @@ def _check_and_keep(con: duckdb.DuckDBPyConnection, label: str, table: str, fiel
         # DuckDB stops counting a record's fields at the first one too many
         "case when error_type = 'TOO MANY COLUMNS' then 'the record has more fields than the "
         "header''s ' || regexp_extract(message, 'Columns: ([0-9]+)', 1) || ' (a comma in a "
-        "value that is not quoted?); nothing of it was loaded' "
+        "value that is not quoted?)' "
         "when error_type = 'MISSING COLUMNS' then 'the record has ' "
         "|| regexp_extract(message, 'Found: ([0-9]+)', 1) || ' fields, the header ' "
-        "|| regexp_extract(message, 'Columns: ([0-9]+)', 1) || ' (cut short?); nothing of it "
-        "was loaded' else 'the record cannot be read as CSV (' || lower(error_type) || ': ' "
-        "|| left(message, 200) || '); nothing of it was loaded' end, text "
-        "from _og_unreadable order by record", {"table": table, "file": label}).fetchall()
+        "|| regexp_extract(message, 'Columns: ([0-9]+)', 1) || ' (cut short?)' "
+        "else 'the record cannot be read as CSV (' || lower(error_type) || ': ' "
+        "|| left(message, 200) || ')' end || $unloaded, text "
+        "from _og_unreadable order by record",
+        {"table": table, "file": label, "unloaded": UNREADABLE_REASON_END}).fetchall()
     # a loaded row's record number is its position among the loaded rows plus the
     # unreadable records before it: the j-th unreadable record (1-based), at record r, has
     # r - j loaded rows before it

@@ -203,7 +203,8 @@ def problems_section(problems: dict) -> str:
     for file, count in problems.get("unreadable_records", {}).items():
         note += (f"<p><b>Unreadable records</b> ({html.escape(file)}): {count} could not be split "
                  "into the header's fields (a comma in a value that is not quoted?); each is in "
-                 "quarantine.csv with its text, and nothing of it was scanned.</p>")
+                 "quarantine.csv by its record number (its text masked), and nothing of it was "
+                 "scanned.</p>")
     failed = problems.get("failed_shops", [])
     if not problems.get("shops_with_rejected_orders"):
         return f"<section><h2>运行问题 / Run problems</h2>{note}</section>" if note else ""
@@ -251,7 +252,8 @@ def quarantine_rows(con, run_id: str) -> pl.DataFrame:
         "where run_id = $run_id order by table_name, row_number",
         {"run_id": run_id},
     ).with_columns(
-        pl.when(pl.col("column_name").str.to_lowercase().is_in(list(publish.PII_COLUMNS)))
+        pl.when(pl.col("column_name").str.to_lowercase().is_in(list(publish.PII_COLUMNS))
+                | pl.col("reason").str.ends_with(ingest.UNREADABLE_REASON_END))
         .then(publish.mask_text(pl.col("value"))).otherwise(pl.col("value")).alias("value")
     )
 
