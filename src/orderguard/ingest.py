@@ -564,8 +564,10 @@ def _check_and_keep(con: duckdb.DuckDBPyConnection, label: str, table: str, fiel
                 f"on r.rowid + 1 > b.loaded_before) n where raw.{table}.rowid = n.loaded_rowid"
                 ).fetchall()
     con.execute("drop table _og_unreadable_before").fetchall()
+    # not the record's text: logs outlive the night and it holds personal data
     log.warning("%s: %d record(s) cannot be split into the header's fields; quarantined "
-                "(the first: %s)", label, unreadable, first)
+                "(the first at data row %d)", label, unreadable,
+                con.execute("select min(record) from _og_unreadable").fetchall()[0][0])
     return int(unreadable)
 
 
