@@ -516,27 +516,21 @@ def _check_and_keep(con: duckdb.DuckDBPyConnection, label: str, table: str, fiel
     if not unreadable:
         _number_rows(con, table)
         return 0
-    first = _describe_record(label, *con.execute(
-        "select record, message, text from _og_unreadable order by record limit 1").fetchall()[0])
-    not_utf8 = con.execute("select record, message, text from _og_unreadable "
-                           "where error_type = 'INVALID ENCODING' order by record limit 1").fetchall()
-    if not_utf8:
-        raise _NotUtf8Error(_describe_record(label, *not_utf8[0]))
+    first = _first_unreadable(con)
+    if not_utf8 := _first_unreadable(con, "error_type = 'INVALID ENCODING'"):
+        raise _NotUtf8Error(_describe_record(label, *not_utf8))
     # a quote left open inside one line spoils that record; over the line's end, every
     # record after it
-    open_quote = con.execute("select record, message, text from _og_unreadable where error_type = "
-                             "'UNQUOTED VALUE' and contains(text, chr(10)) order by record limit 1"
-                             ).fetchall()
-    if open_quote:
-        raise InputError(f"{_describe_record(label, *open_quote[0])}: the quote left open "
+    if open_quote := _first_unreadable(con, "error_type = 'UNQUOTED VALUE' and contains(text, chr(10))"):
+        raise InputError(f"{_describe_record(label, *open_quote)}: the quote left open "
                          "swallowed the records after it")
     total = unreadable + con.execute(f"select count(*) from raw.{table}").fetchall()[0][0]
     at_least = "at least " if unreadable >= MAX_REJECTS_KEPT else ""  # more were not kept
     if at_least or unreadable > max(MAX_UNREADABLE_RECORDS, MAX_UNREADABLE_SHARE * total):
         raise InputError(
             f"{at_least}{unreadable} of {total} records cannot be split into the header's {fields} "
-            f"fields, the first: {first} (exported with another delimiter, or a header that "
-            "does not match the rows?)")
+            f"fields, the first: {_describe_record(label, *first)} (exported with another "
+            "delimiter, or a header that does not match the rows?)")
     con.execute(
         "insert into raw.unreadable_records select $table, $file, record, column_name, "
         # DuckDB stops counting a record's fields at the first one too many
@@ -566,9 +560,16 @@ def _check_and_keep(con: duckdb.DuckDBPyConnection, label: str, table: str, fiel
     con.execute("drop table _og_unreadable_before").fetchall()
     # not the record's text: logs outlive the night and it holds personal data
     log.warning("%s: %d record(s) cannot be split into the header's fields; quarantined "
-                "(the first at data row %d)", label, unreadable,
-                con.execute("select min(record) from _og_unreadable").fetchall()[0][0])
+                "(the first at data row %d)", label, unreadable, first[0])
     return int(unreadable)
+
+
+def _first_unreadable(con: duckdb.DuckDBPyConnection, where: str = "true") -> tuple | None:
+    """(record, message, text) of the first record set aside that meets `where` (a fixed
+    condition on _og_unreadable's columns), or None."""
+    rows = con.execute(f"select record, message, text from _og_unreadable where {where} "
+                       "order by record limit 1").fetchall()
+    return rows[0] if rows else None
 
 
 def _describe_record(label: str, record: int, message: str, text: str) -> str:

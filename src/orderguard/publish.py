@@ -428,7 +428,7 @@ def staging_folder(out_dir: Path, run_id: str) -> Path:
 
 
 FORGOTTEN = ".forgotten-"  # a folder being removed: never put back, never read
-_NIGHT_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
+NIGHT_FOLDER = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"  # nights/<date>, as a glob
 
 
 def folders_to_forget(out_dir: Path, kept_from: str, named: set[str], keep_days: int,
@@ -441,9 +441,9 @@ def folders_to_forget(out_dir: Path, kept_from: str, named: set[str], keep_days:
     10M orders) stays for good, while the warehouse stops growing after --keep-days."""
     latest = out_dir / "latest"
     shown = Path(os.readlink(latest)).name if latest.is_symlink() else None
-    nights = [folder for folder in sorted((out_dir / "nights").glob("*"))
-              if folder.is_dir() and _NIGHT_NAME.fullmatch(folder.name)
-              and folder.name < kept_from and folder.name not in named and folder.name != shown]
+    nights = [folder for folder in sorted((out_dir / "nights").glob(NIGHT_FOLDER))
+              if folder.is_dir() and folder.name < kept_from and folder.name not in named
+              and folder.name != shown]
     refused = [folder for folder in sorted((out_dir / "refused").glob("*"))
                if folder.is_dir() and not folder.name.startswith(".")
                and now - folder.stat().st_mtime > keep_days * 86400]

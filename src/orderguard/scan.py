@@ -759,9 +759,6 @@ def add_published(con, sent: pl.DataFrame) -> None:
         con.unregister("sent_to_support")
 
 
-NIGHT_FOLDER = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
-
-
 def listed_in(path: Path) -> pl.DataFrame | None:
     """grain: one row per order of one night's flagged_orders.csv (its folder names the
     night), with the reason codes it was listed with; None for a file without order ids."""
@@ -778,7 +775,7 @@ def listed_in(path: Path) -> pl.DataFrame | None:
 def published_before(out_dir: Path) -> pl.DataFrame:
     """grain: one row per order_id in any nights/<date>/flagged_orders.csv under `out_dir`:
     the first night it was listed and the reason codes it was listed with then."""
-    frames = [f for path in sorted((out_dir / "nights").glob(f"{NIGHT_FOLDER}/flagged_orders.csv"))
+    frames = [f for path in sorted((out_dir / "nights").glob(f"{publish.NIGHT_FOLDER}/flagged_orders.csv"))
               if (f := listed_in(path)) is not None]
     if not frames:
         return pl.DataFrame(schema={"order_id": pl.String, "night": pl.String,
@@ -804,7 +801,7 @@ def adopt_unrecorded_nights(con, out_dir: Path, night: str) -> list[str]:
     recorded = {run_id for run_id, _ in runs}
     first = min(run_date for _, run_date in runs)
     adopted = []
-    for path in sorted((out_dir / "nights").glob(f"{NIGHT_FOLDER}/run.json")):
+    for path in sorted((out_dir / "nights").glob(f"{publish.NIGHT_FOLDER}/run.json")):
         folder = path.parent
         if not first < folder.name < night:
             continue
@@ -832,8 +829,8 @@ def folders_to_forget(con, opts: ScanOptions, night: str) -> dict[str, list[Path
     the night is published."""
     named = {row[0] for row in con.execute("select distinct night from ops.published_flags").fetchall()}
     kept_from = history.nights_back(night, opts.keep_days).date().isoformat()
-    return publish.folders_to_forget(Path(opts.out_dir), kept_from, named | {night},
-                                     opts.keep_days, time.time())
+    return publish.folders_to_forget(Path(opts.out_dir), kept_from, named, opts.keep_days,
+                                     time.time())
 
 
 def record_published_flags(con, night: str, flagged: pl.DataFrame, keep_days: int) -> None:
