@@ -572,9 +572,21 @@ def _first_unreadable(con: duckdb.DuckDBPyConnection, where: str = "true") -> tu
     return rows[0] if rows else None
 
 
+def record_shape(text: str, limit: int = 120) -> str:
+    """A record's start with its values blotted out, punctuation and spaces as written
+    (a digit -> 9, a letter of any script -> x): enough to see a semicolon export or a stray
+    quote, nothing of the buyer's name, phone or address for a refusal's message to carry
+    into logs, which outlive the night."""
+    return "the record's shape starts " + repr(_DIGIT.sub("9", _LETTER.sub("x", text[:limit])))
+
+
+_DIGIT = re.compile(r"\d")  # of any script
+_LETTER = re.compile(r"[^\W\d_]")  # of any script: Chinese characters are letters here
+
+
 def _describe_record(label: str, record: int, message: str, text: str) -> str:
     return (f"{label}: cannot read the CSV at line {record + 1} (data row {record}): "
-            f"{' '.join(message.split())[:300]}; the record starts {text[:120]!r}")
+            f"{' '.join(message.split())[:300]}; {record_shape(text)}")
 
 
 def _scratch_prefix(con: duckdb.DuckDBPyConnection,
@@ -613,7 +625,7 @@ def _describe_csv_error(label: str, exc: Exception) -> str:
     reason_text = re.split(r"\n\s*(?:Possible (?:fixes|Solution)|file = )", reason_text)[0]
     reason_text = re.sub(r"^[\w ]*Error: ", "", reason_text.strip())
     reason_text = " ".join(reason_text.split())[:300]
-    record = f"; the record starts {original.group(1)[:120]!r}" if original else ""
+    record = f"; {record_shape(original.group(1))}" if original else ""
     return f"{label}: cannot read the CSV{where}: {reason_text}{record}"
 
 
