@@ -70,9 +70,17 @@ def test_a_farms_building_neighbour_buying_its_camouflage_product_stays_out_of_t
     candidates = graphs.co_buying_rings(scan, graphs.GraphSettings())
     merged = graphs.merge_rings(candidates)
     assert [r.members for r in merged] == [(*farm, "F6", "N1")]  # the merge alone takes him in
+    merged_evidence = merged[0].evidence, merged[0].evidence_zh
     rings = graphs.drop_coarse_joiners(merged, candidates, identifiers)
     assert [r.members for r in rings] == [(*farm, "F6")]
     assert rings[0].ring_id == graphs.ring_id_for("brushing", (*farm, "F6"))
+    # support reads the evidence: the building's group counted the neighbour ("7 of 10
+    # accounts sharing one building"), so the ring without him quotes only its room's
+    assert "sharing one building" in merged_evidence[0] and "楼栋" in merged_evidence[1]
+    room = sorted((c for c in candidates if c.meta.get("id_type") == "addr_strict"),
+                  key=lambda c: -c.strength)
+    assert rings[0].evidence == "; ".join(c.evidence for c in room)
+    assert rings[0].evidence_zh == "；".join(c.evidence_zh for c in room)
 
 
 def test_a_ring_seen_only_through_a_building_keeps_its_strongest_candidate():

@@ -723,7 +723,7 @@ def _merge_pass(rings: list[Ring]) -> list[Ring]:
     """One pass of merge_rings over rings of one kind, strongest first."""
     # the evidence breaks the last ties, so the order candidates arrive in never decides
     # which of them a merged ring quotes (a rerun quoted other products for 15 of 5,988)
-    pool = sorted(rings, key=lambda r: (-r.strength, r.members, r.evidence, r.evidence_zh))
+    pool = sorted(rings, key=_pool_order)
     groups: list[Ring] = []
     group_members: list[set[str]] = []
     groups_of: dict[str, list[int]] = {}  # account -> the groups holding it, oldest first
@@ -738,18 +738,27 @@ def _merge_pass(rings: list[Ring]) -> list[Ring]:
             for m in members:
                 groups_of.setdefault(m, []).append(len(groups) - 1)
             continue
-        group = groups[target]
         for m in members - group_members[target]:
             groups_of.setdefault(m, []).append(target)
         group_members[target] |= members
-        group.members = tuple(sorted(group_members[target]))
-        group.shops = tuple(sorted(set(group.shops) | set(ring.shops)))
-        group.products = tuple(sorted(set(group.products) | set(ring.products)))
-        group.strength = max(group.strength, ring.strength)
-        if ring.evidence not in group.evidence and group.evidence.count(";") < 3:
-            group.evidence += "; " + ring.evidence
-            group.evidence_zh += "；" + ring.evidence_zh
+        groups[target].members = tuple(sorted(group_members[target]))
+        _absorb(groups[target], ring)
     return groups
+
+
+def _pool_order(ring: Ring) -> tuple:
+    return -ring.strength, ring.members, ring.evidence, ring.evidence_zh
+
+
+def _absorb(group: Ring, ring: Ring) -> None:
+    """What a merged ring takes from a candidate besides its members: shops, products, the
+    strongest strength and up to four pieces of evidence."""
+    group.shops = tuple(sorted(set(group.shops) | set(ring.shops)))
+    group.products = tuple(sorted(set(group.products) | set(ring.products)))
+    group.strength = max(group.strength, ring.strength)
+    if ring.evidence not in group.evidence and group.evidence.count(";") < 3:
+        group.evidence += "; " + ring.evidence
+        group.evidence_zh += "；" + ring.evidence_zh
 
 
 # identifiers many unrelated households hold (a building, an IP network, a 7-digit phone
@@ -810,8 +819,16 @@ def drop_coarse_joiners(rings: list[Ring], candidates: list[Ring],
             rest -= linked
             held |= set().union(*(fine[m] for m in linked))
         if rest:
-            rings[i].members = tuple(sorted(kept))
-            rings[i].ring_id = ring_id_for(rings[i].kind, rings[i].members)
+            # the ring quotes, and takes its products, shops and strength from, only the
+            # candidates it still holds whole: a building group that brought a dropped
+            # neighbour in counted him in its evidence
+            whole = sorted((c for c in cands if set(c.members) <= kept), key=_pool_order)
+            pruned = Ring(**{**whole[0].__dict__, "meta": dict(whole[0].meta)})
+            for cand in whole[1:]:
+                _absorb(pruned, cand)
+            pruned.members = tuple(sorted(kept))
+            pruned.ring_id = ring_id_for(pruned.kind, pruned.members)
+            rings[i] = pruned
             changed = True
     if changed:
         rings.sort(key=_ring_order)
