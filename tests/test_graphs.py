@@ -83,6 +83,22 @@ def test_a_farms_building_neighbour_buying_its_camouflage_product_stays_out_of_t
     assert rings[0].evidence_zh == "；".join(c.evidence_zh for c in room)
 
 
+def test_the_rings_read_every_fine_identifier_and_no_coarse_one():
+    """A farm shipping to one receiver (name and phone) is linked by it: an account that
+    shares only that with the farm stays in the ring, so the receiver must reach
+    drop_coarse_joiners (it was never loaded)."""
+    con = duckdb.connect()
+    con.execute("create schema intermediate")
+    con.execute("create table intermediate.account_identifiers as select * from (values "
+                "('A', 'receiver', 'r1'), ('A', 'device', 'd1'), ('A', 'addr_building', 'b1'), "
+                "('A', 'ip_net', 'n1'), ('A', 'phone_range', 'p1'), ('A', 'ip', 'i1'), "
+                "('A', 'addr_strict', 's1'), ('A', 'payer', 'y1'), ('A', 'phone', 'p9')) "
+                "t(account_id, id_type, id_value)")
+    read = set(graphs.ring_identifiers(con)["id_type"])
+    assert read == {*graphs.FINE_ID_TYPES, "ip"}
+    assert not read & graphs.COARSE_ID_TYPES
+
+
 def test_a_ring_seen_only_through_a_building_keeps_its_strongest_candidate():
     """With no fine identifier or behaviour candidate, the strongest building candidate is the
     ring; weaker ones on other products add only accounts linked to it by a fine identifier."""

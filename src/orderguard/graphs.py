@@ -768,6 +768,15 @@ COARSE_ID_TYPES = frozenset({"addr_building", "ip_net", "phone_range"})
 FINE_ID_TYPES = ("addr_strict", "device", "payer", "phone", "receiver")
 
 
+def ring_identifiers(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """grain: one row per (account_id, id_type, id_value) of the fine types and IPs: what
+    identity rings quote and what keeps an account in a brushing ring (drop_coarse_joiners).
+    Listed from FINE_ID_TYPES, so a fine type is never missing here (the receiver was)."""
+    return warehouse.query(
+        con, "select account_id, id_type, id_value from intermediate.account_identifiers "
+        "where list_contains($types, id_type)", {"types": [*FINE_ID_TYPES, "ip"]})
+
+
 def drop_coarse_joiners(rings: list[Ring], candidates: list[Ring],
                         identifiers: pl.DataFrame) -> list[Ring]:
     """Brushing rings without the accounts that joined only as a farm's neighbours.
@@ -1186,10 +1195,7 @@ def detect_rings(con: duckdb.DuckDBPyConnection, settings: GraphSettings,
     `components` is `identity_components` of `linking_pairs` (the caller reuses it)."""
     q = lambda sql: warehouse.query(con, sql)  # noqa: E731
     accounts = q("select * from intermediate.account_features")
-    identifiers = q(
-        "select account_id, id_type, id_value from intermediate.account_identifiers "
-        "where id_type in ('device','payer','phone','ip','addr_strict')"
-    )
+    identifiers = ring_identifiers(con)
     scan = q("select * from intermediate.group_product_scan")
     relations = referral_relations(con, settings.deep_chain_depth)
     links = warehouse.query(
