@@ -336,6 +336,19 @@ def test_identity_group_concentrating_on_a_niche_product_is_a_ring():
     assert len(rings) == 1 and rings[0].members == tuple(f"A{i}" for i in range(6))
 
 
+def test_an_identity_ring_names_what_its_accounts_share_in_words():
+    """rings.csv is read by risk leads: "1 device, 2 IPs, 6 phones", not the stored type
+    names ("1 device, 2 ip, 6 phone")."""
+    components, accounts, identifiers = identity_group(1.0, 0.01)
+    identifiers = pl.concat([identifiers, pl.DataFrame({
+        "account_id": [f"A{i}" for i in range(6)] * 2,
+        "id_type": ["ip"] * 6 + ["phone"] * 6,
+        "id_value": ["i1", "i2"] * 3 + [f"p{i}" for i in range(6)]})])
+    ring, = graphs.identity_rings(components, accounts, identifiers, graphs.GraphSettings())
+    assert ring.evidence.startswith("6 accounts on 1 device, 2 IPs, 6 phones; 100% of their orders")
+    assert ring.evidence_zh.startswith("6 个账号共用 1 个设备、2 个IP、6 个手机号")
+
+
 def test_concentration_in_a_one_product_shop_is_no_behaviour_in_common():
     # every buyer of a shop that sells one thing buys "the same product"
     assert graphs.identity_rings(*identity_group(1.0, 1.0), graphs.GraphSettings()) == []
