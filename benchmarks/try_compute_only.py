@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_scale import floor  # noqa: E402  the floor exactly as the scale bench measures it
 
-from orderguard import config, features, health, warehouse  # noqa: E402
+from orderguard import config, features, health, scan, warehouse  # noqa: E402
 from orderguard.graphs import GraphSettings  # noqa: E402
+from orderguard.rules import load_rules  # noqa: E402
 
 PUBLISH_MARTS = ("order_scores", "late_flags", "rings", "ring_totals", "flagged_accounts")
 
@@ -47,13 +48,9 @@ def models(con, run: dict) -> list[tuple[str, str, dict]]:
     feature = features.feature_params(con, GraphSettings())
     listed = [("intermediate", m, feature) for m in features.INTERMEDIATE_MODELS
               if m not in features.VIEW_MODELS]
-    marts = {"run_id": run["run_id"], "programme_path": None, "night": run["run_date"],
-             "flag_threshold": run["scoring"]["flag_threshold"],
-             "ring_member_score": 0.75}  # near the scan's (from rules.toml's scale): no cost in it
+    marts = scan.mart_params(run["run_id"], None, run, load_rules(None))
     listed += [("marts", m, marts) for m in PUBLISH_MARTS]
-    programme = {**health.programme_params(health.load_programme(None)),
-                 "commissions_given": health.commissions_given(con), **marts}
-    listed += [("marts", m, programme) for m in health.HEALTH_MODELS]
+    listed += [("marts", m, health.health_params(con, marts)) for m in health.HEALTH_MODELS]
     return listed
 
 

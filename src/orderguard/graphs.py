@@ -744,7 +744,7 @@ def _merge_pass(rings: list[Ring]) -> list[Ring]:
         target = next((g for g in sorted(overlaps)
                        if overlaps[g] >= 0.5 * min(len(group_members[g]), len(members))), None)
         if target is None:
-            groups.append(Ring(**{**ring.__dict__, "meta": dict(ring.meta)}))
+            groups.append(_copy(ring))
             group_members.append(members)
             for m in members:
                 groups_of.setdefault(m, []).append(len(groups) - 1)
@@ -755,6 +755,11 @@ def _merge_pass(rings: list[Ring]) -> list[Ring]:
         groups[target].members = tuple(sorted(group_members[target]))
         _absorb(groups[target], ring)
     return groups
+
+
+def _copy(ring: Ring) -> Ring:
+    """A candidate as the start of a merged ring (its meta its own, not the candidate's)."""
+    return Ring(**{**ring.__dict__, "meta": dict(ring.meta)})
 
 
 def _pool_order(ring: Ring) -> tuple:
@@ -843,7 +848,7 @@ def drop_coarse_joiners(rings: list[Ring], candidates: list[Ring],
             # candidates it still holds whole: a building group that brought a dropped
             # neighbour in counted him in its evidence
             whole = sorted((c for c in cands if set(c.members) <= kept), key=_pool_order)
-            pruned = Ring(**{**whole[0].__dict__, "meta": dict(whole[0].meta)})
+            pruned = _copy(whole[0])
             for cand in whole[1:]:
                 _absorb(pruned, cand)
             pruned.members = tuple(sorted(kept))

@@ -190,12 +190,20 @@ def commissions_given(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(warehouse.scalar(con, "select count(*) > 0 from raw.commissions"))
 
 
+def health_params(con: duckdb.DuckDBPyConnection, params: dict[str, Any],
+                  programme: Programme | None = None) -> dict[str, Any]:
+    """The health marts' SQL parameters: the programme's (`programme`, else programme_path's,
+    else the package's), whether commissions came as a file, then `params`, which override."""
+    programme = programme or load_programme(params.get("programme_path"))
+    return {**programme_params(programme), "commissions_given": commissions_given(con), **params}
+
+
 def build_health_marts(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> dict:
     """Materialise the distribution-health marts. `params` needs run_id; it may carry
     programme_path (another programme.toml) and any programme parameter to override."""
     programme = load_programme(params.get("programme_path"))
-    given = commissions_given(con)
-    sql_params = {**programme_params(programme), "commissions_given": given, **params}
+    sql_params = health_params(con, params, programme)
+    given = sql_params["commissions_given"]
     counts = {name: warehouse.build_model(con, "marts", name, sql_params) for name in HEALTH_MODELS}
     grades = dict(
         warehouse.query(

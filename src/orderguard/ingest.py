@@ -516,7 +516,6 @@ def _check_and_keep(con: duckdb.DuckDBPyConnection, label: str, table: str, fiel
     if not unreadable:
         _number_rows(con, table)
         return 0
-    first = _first_unreadable(con)
     if not_utf8 := _first_unreadable(con, "error_type = 'INVALID ENCODING'"):
         raise _NotUtf8Error(_describe_record(label, *not_utf8))
     # a quote left open inside one line spoils that record; over the line's end, every
@@ -524,6 +523,7 @@ def _check_and_keep(con: duckdb.DuckDBPyConnection, label: str, table: str, fiel
     if open_quote := _first_unreadable(con, "error_type = 'UNQUOTED VALUE' and contains(text, chr(10))"):
         raise InputError(f"{_describe_record(label, *open_quote)}: the quote left open "
                          "swallowed the records after it")
+    first = _first_unreadable(con)
     total = unreadable + con.execute(f"select count(*) from raw.{table}").fetchall()[0][0]
     at_least = "at least " if unreadable >= MAX_REJECTS_KEPT else ""  # more were not kept
     if at_least or unreadable > max(MAX_UNREADABLE_RECORDS, MAX_UNREADABLE_SHARE * total):
@@ -572,6 +572,10 @@ def _first_unreadable(con: duckdb.DuckDBPyConnection, where: str = "true") -> tu
     return rows[0] if rows else None
 
 
+_DIGIT = re.compile(r"\d")  # of any script
+_LETTER = re.compile(r"[^\W\d_]")  # of any script: Chinese characters are letters here
+
+
 def record_shape(text: str, limit: int = 120) -> str:
     """A record's start with its values blotted out, punctuation and spaces as written
     (a digit -> 9, a letter of any script -> x): enough to see a semicolon export or a stray
@@ -580,12 +584,14 @@ def record_shape(text: str, limit: int = 120) -> str:
     return "the record's shape starts " + repr(_DIGIT.sub("9", _LETTER.sub("x", text[:limit])))
 
 
-_DIGIT = re.compile(r"\d")  # of any script
-_LETTER = re.compile(r"[^\W\d_]")  # of any script: Chinese characters are letters here
+
+def _at_line(line: int) -> str:
+    """Where a CSV problem is, as the file's line (the header is line 1) and data row."""
+    return f" at line {line} (data row {line - 1})"
 
 
 def _describe_record(label: str, record: int, message: str, text: str) -> str:
-    return (f"{label}: cannot read the CSV at line {record + 1} (data row {record}): "
+    return (f"{label}: cannot read the CSV{_at_line(record + 1)}: "
             f"{' '.join(message.split())[:300]}; {record_shape(text)}")
 
 
@@ -613,8 +619,7 @@ def _describe_csv_error(label: str, exc: Exception) -> str:
     where = ""
     line = re.search(r"CSV Error on Line: (\d+)", message)
     if line:
-        number = int(line.group(1))
-        where = f" at line {number} (data row {number - 1})"
+        where = _at_line(int(line.group(1)))
     # "Original Line: <record>\n<reason>"; for a CRLF file DuckDB puts the record on the
     # line after the label, which would otherwise read as the reason
     original = (re.search(r"Original Line:[ \t]*\r?\n([^\n]*)(?=\n[^\n]*\w)", message)

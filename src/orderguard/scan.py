@@ -350,18 +350,23 @@ def stage_score(opts: ScanOptions, ruleset: RuleSet, run_date: str) -> dict:
     return asdict(result)
 
 
-def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
-    """Build the marts, write every output into a temp folder, then swap it in."""
-    run_date = opts.run_date or run["run_date"]
-    params = {
-        "run_id": opts.run_id,
-        "programme_path": opts.programme_path,
+def mart_params(run_id: str, programme_path: Path | None, run: dict, ruleset: RuleSet) -> dict:
+    """The marts' SQL parameters for a scored night (`run` holds its run_date and scoring)."""
+    return {
+        "run_id": run_id,
+        "programme_path": programme_path,
         "night": run["run_date"],
         "flag_threshold": run["scoring"]["flag_threshold"],
         "ring_member_score": float(
             1 - pow(2.718281828459045, -3.5 / ruleset.scoring.get("scale", 2.5))
         ),
     }
+
+
+def stage_publish(opts: ScanOptions, ruleset: RuleSet, run: dict) -> dict:
+    """Build the marts, write every output into a temp folder, then swap it in."""
+    run_date = opts.run_date or run["run_date"]
+    params = mart_params(opts.run_id, opts.programme_path, run, ruleset)
     staged = None
     try:
         with (warehouse.connect(opts.db_path, memory_limit=config.DUCKDB_MEMORY_BESIDE_PYTHON) as con,
